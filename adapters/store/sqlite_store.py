@@ -1,0 +1,127 @@
+"""The embedded event store: one SQLite file (WAL, synchronous=FULL)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
+
+from domain.ports import NewRecord, Recorded, WriteConflict
+from ledger.chain import GENESIS, extend
+
+EVENTS = "quipu_events"
+CHAIN = "quipu_event_chain"
+_CHUNK = 500
+
+
+class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
+    """eventsourcing's SQLite application recorder plus a hash-chain row per event."""
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [
+            *super().construct_create_table_statements(),
+            f"CREATE TABLE IF NOT EXISTS {CHAIN} ("
+            "position INTEGER PRIMARY KEY, "
+            "notification_id INTEGER NOT NULL UNIQUE, "
+            "event_id BLOB NOT NULL UNIQUE, "
+            "recorded_at_us INTEGER NOT NULL, "
+            "body_sha256 BLOB NOT NULL, "
+            "chain_sha256 BLOB NOT NULL)",
+        ]
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        notification_ids = super()._insert_events(c, stored_events)
+        assert notification_ids is not None
+        # The inserts above took SQLite's write lock, so the head read here is the head
+        # this batch extends: no other writer can commit in between.
+        c.execute(f"SELECT position, chain_sha256, recorded_at_us FROM {CHAIN} ORDER BY position DESC LIMIT 1")
+        row = c.fetchone()
+        head = (row[0], bytes(row[1]), row[2]) if row else (0, GENESIS, 0)
+        records: Sequence[NewRecord] = kwargs["records"]
+        links = extend(*head, [(r.event_id, r.body_sha256) for r in records], time.time_ns() // 1000)
+        c.executemany(
+            f"INSERT INTO {CHAIN} VALUES (?,?,?,?,?,?)",
+            [
+                (ln.position, nid, ln.event_id.bytes, ln.recorded_at_us, ln.body_sha256, ln.chain_sha256)
+                for ln, nid in zip(links, notification_ids, strict=True)
+            ],
+        )
+        kwargs["positions"].extend(ln.position for ln in links)
+        return notification_ids
+
+
+class SQLiteEventStore:
+    """:class:`domain.ports.EventStore` on one SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.datastore = SQLiteDatastore(str(path), lock_timeout=60, pool_size=4)
+        self.recorder = ChainedSQLiteRecorder(self.datastore, events_table_name=EVENTS)
+        self.recorder.create_table()
+
+    def close(self) -> None:
+        self.datastore.close()
+
+    def known_events(self, event_ids: Sequence[UUID]) -> dict[UUID, tuple[int, bytes]]:
+        out: dict[UUID, tuple[int, bytes]] = {}
+        with self.datastore.transaction(commit=False) as c:
+            for i in range(0, len(event_ids), _CHUNK):
+                chunk = [e.bytes for e in event_ids[i : i + _CHUNK]]
+                marks = ",".join("?" * len(chunk))
+                c.execute(f"SELECT event_id, position, body_sha256 FROM {CHAIN} WHERE event_id IN ({marks})", chunk)
+                for row in c.fetchall():
+                    out[UUID(bytes=bytes(row[0]))] = (row[1], bytes(row[2]))
+        return out
+
+    def stream_bodies(self, stream_ids: Sequence[UUID]) -> dict[UUID, list[tuple[int, bytes]]]:
+        out: dict[UUID, list[tuple[int, bytes]]] = {}
+        with self.datastore.transaction(commit=False) as c:
+            for i in range(0, len(stream_ids), _CHUNK):
+                chunk = [s.hex for s in stream_ids[i : i + _CHUNK]]
+                marks = ",".join("?" * len(chunk))
+                c.execute(
+                    f"SELECT originator_id, originator_version, state FROM {EVENTS} "
+                    f"WHERE originator_id IN ({marks}) ORDER BY originator_id, originator_version",
+                    chunk,
+                )
+                for row in c.fetchall():
+                    out.setdefault(UUID(row[0]), []).append((row[1], bytes(row[2])))
+        return out
+
+    def append(self, records: Sequence[NewRecord]) -> list[int]:
+        stored = [StoredEvent(r.stream_id, r.version, r.topic, r.body) for r in records]
+        positions: list[int] = []
+        try:
+            self.recorder.insert_events(stored, records=records, positions=positions)
+        except IntegrityError as exc:
+            raise WriteConflict(str(exc)) from exc
+        return positions
+
+    def read(self, after: int, limit: int, to_position: int | None = None) -> list[Recorded]:
+        upper = to_position if to_position is not None else 2**62
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT c.position, c.event_id, e.originator_id, e.originator_version, e.topic, e.state, "
+                f"c.recorded_at_us, c.body_sha256, c.chain_sha256 "
+                f"FROM {CHAIN} c JOIN {EVENTS} e ON e.rowid = c.notification_id "
+                f"WHERE c.position > ? AND c.position <= ? ORDER BY c.position LIMIT ?",
+                (after, upper, limit),
+            )
+            return [
+                Recorded(r[0], UUID(bytes=bytes(r[1])), UUID(r[2]), r[3], r[4], bytes(r[5]), r[6], bytes(r[7]), bytes(r[8]))
+                for r in c.fetchall()
+            ]
+
+    def head(self) -> int:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT MAX(position) FROM {CHAIN}")
+            row = c.fetchone()
+            return int(row[0] or 0)

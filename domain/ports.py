@@ -1,0 +1,74 @@
+"""The event store port: what the application service needs from any store.
+
+Adapters implement it on SQLite and PostgreSQL (``adapters.store``). The port speaks in
+stream UUIDs, versions and canonical bytes; it knows nothing of event types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+from uuid import UUID
+
+from ledger.errors import QuipuError
+
+
+@dataclass(frozen=True, slots=True)
+class NewRecord:
+    """An event ready to append: its stream slot, its canonical bytes and their hash."""
+
+    stream_id: UUID
+    version: int
+    topic: str
+    body: bytes
+    event_id: UUID
+    body_sha256: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """An event as the log holds it, with its position and chain link."""
+
+    position: int
+    """1-based, gap-free, in commit order."""
+    event_id: UUID
+    stream_id: UUID
+    version: int
+    topic: str
+    body: bytes
+    recorded_at_us: int
+    """When the ledger recorded it: microseconds since 1970-01-01 UTC."""
+    body_sha256: bytes
+    chain_sha256: bytes
+
+
+class WriteConflict(QuipuError):
+    """Another writer appended to one of the same streams (or the same event id) first.
+
+    Nothing of the batch was written; the caller reloads state and decides again.
+    """
+
+
+class EventStore(Protocol):
+    """An append-only, hash-chained event log with streams guarded by version."""
+
+    def known_events(self, event_ids: Sequence[UUID]) -> dict[UUID, tuple[int, bytes]]:
+        """For the ids already stored: (position, body SHA-256)."""
+        ...
+
+    def stream_bodies(self, stream_ids: Sequence[UUID]) -> dict[UUID, list[tuple[int, bytes]]]:
+        """Each stream's (version, body) pairs in version order; absent streams are omitted."""
+        ...
+
+    def append(self, records: Sequence[NewRecord]) -> list[int]:
+        """Append atomically and return the positions; raise :class:`WriteConflict`."""
+        ...
+
+    def read(self, after: int, limit: int, to_position: int | None = None) -> Sequence[Recorded]:
+        """Up to ``limit`` events with position > ``after`` (and ≤ ``to_position``), in order."""
+        ...
+
+    def head(self) -> int:
+        """The position of the last recorded event (0 when empty)."""
+        ...

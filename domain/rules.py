@@ -1,0 +1,350 @@
+"""Write-side rules: the consistency boundaries and what each refuses.
+
+Every event belongs to exactly one *stream*, the consistency boundary whose state its rules
+need. The store guards each stream with optimistic concurrency (the event's version in
+its stream is unique), so two writers can never both pass a rule against the same state:
+
+========================  ==========================  ===================================
+stream                    events                      rules
+========================  ==========================  ===================================
+``order:<order_id>``      order.placed / cancelled    placed once; cancelled once, after
+``payment:<payment_id>``  payment.*, refund.issued,   captures ≤ authorisation; refunds +
+                          chargeback.*                chargebacks ≤ captures; same seller,
+                                                      psp and currency; ids never reused
+``fee:<fee_id>``          fee.charged                 once
+``wallet:<seller>:<CCY>`` funds.released, payout.*    payouts ≤ available; lifecycle order
+``adjustment:<id>``       adjustment.posted           once
+========================  ==========================  ===================================
+
+``evolve(state, event)`` is both the rule check (it raises :class:`RuleViolation`) and the
+fold that rebuilds a stream's state from its stored events.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Final
+
+from domain.adjustments import AdjustmentPosted
+from domain.envelope import Amount, Envelope
+from domain.fees import FeeCharged, FundsReleased
+from domain.orders import OrderCancelled, OrderPlaced
+from domain.payments import (
+    ChargebackOpened,
+    ChargebackResolved,
+    PaymentAuthorized,
+    PaymentCaptured,
+    PaymentFailed,
+    RefundIssued,
+)
+from domain.payouts import PayoutFailed, PayoutRequested, PayoutSent
+from ledger.errors import QuipuError
+from ledger.money import format_amount
+
+#: Namespace of the UUIDs that name streams in the event store.
+STREAM_NAMESPACE: Final = uuid.UUID("5b0f8a4e-5d0c-4a53-9a3e-71a1c0a1f001")
+
+
+class RuleViolation(QuipuError, ValueError):
+    """An event the current state of its stream does not allow; names the field and why."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+def stream_name(event: Envelope) -> str:
+    """The consistency boundary an event belongs to."""
+    p: Any = event.payload
+    if isinstance(event, (OrderPlaced, OrderCancelled)):
+        return f"order:{p.order_id}"
+    if isinstance(event, (FundsReleased, PayoutRequested, PayoutSent, PayoutFailed)):
+        return f"wallet:{p.seller_id}:{p.amount.currency}"
+    if isinstance(event, FeeCharged):
+        return f"fee:{p.fee_id}"
+    if isinstance(event, AdjustmentPosted):
+        return f"adjustment:{p.adjustment_id}"
+    return f"payment:{p.payment_id}"
+
+
+def stream_id(name: str) -> uuid.UUID:
+    """The UUID the event store files a stream under."""
+    return uuid.uuid5(STREAM_NAMESPACE, name)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderState:
+    """What an order's rules need."""
+
+    placed: bool = False
+    cancelled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentState:
+    """What a payment's rules need; amounts in minor units of ``currency``."""
+
+    authorized: bool = False
+    failed: bool = False
+    seller_id: str = ""
+    psp: str = ""
+    currency: str = ""
+    authorized_minor: int = 0
+    captured_minor: int = 0
+    returned_minor: int = 0
+    """Refunded plus charged back (open or lost): what can no longer be refunded."""
+    refund_ids: frozenset[str] = frozenset()
+    chargebacks: tuple[tuple[str, int, str], ...] = ()
+    """(chargeback id, amount in minor units, ``open``/``won``/``lost``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OnceState:
+    """Streams that hold a single event (fees, adjustments)."""
+
+    done: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WalletState:
+    """A seller's wallet in one currency: available funds and their payouts."""
+
+    available_minor: int = 0
+    release_ids: frozenset[str] = frozenset()
+    payouts: tuple[tuple[str, int, str], ...] = ()
+    """(payout id, amount in minor units, ``requested``/``sent``/``failed``)."""
+
+    def payout(self, payout_id: str) -> tuple[int, str] | None:
+        for pid, amount, status in self.payouts:
+            if pid == payout_id:
+                return amount, status
+        return None
+
+
+State = OrderState | PaymentState | OnceState | WalletState
+
+
+def initial_state(name: str) -> State:
+    """The empty state of a stream, chosen by the stream's kind."""
+    kind = name.split(":", 1)[0]
+    if kind == "order":
+        return OrderState()
+    if kind == "payment":
+        return PaymentState()
+    if kind == "wallet":
+        return WalletState()
+    return OnceState()
+
+
+def _money(amount: Amount) -> str:
+    return f"{amount.amount} {amount.currency}"
+
+
+def _minor(minor: int, ccy: str) -> str:
+    return f"{format_amount(minor, ccy)} {ccy}"
+
+
+def _same_parties(state: PaymentState, seller_id: str, psp: str, amount: Amount) -> None:
+    if seller_id != state.seller_id:
+        raise RuleViolation("payload.seller_id", f"{seller_id} is not the payment's seller {state.seller_id}")
+    if psp != state.psp:
+        raise RuleViolation("payload.psp", f"{psp} is not the payment's processor {state.psp}")
+    if amount.currency != state.currency:
+        raise RuleViolation(
+            "payload.amount.currency", f"{amount.currency} is not the payment's currency {state.currency}"
+        )
+
+
+def _order_placed(s: OrderState, e: OrderPlaced) -> OrderState:
+    if s.placed:
+        raise RuleViolation("payload.order_id", f"order {e.payload.order_id} was already placed")
+    return replace(s, placed=True)
+
+
+def _order_cancelled(s: OrderState, e: OrderCancelled) -> OrderState:
+    if not s.placed:
+        raise RuleViolation("payload.order_id", f"order {e.payload.order_id} was never placed")
+    if s.cancelled:
+        raise RuleViolation("payload.order_id", f"order {e.payload.order_id} is already cancelled")
+    return replace(s, cancelled=True)
+
+
+def _authorized(s: PaymentState, e: PaymentAuthorized) -> PaymentState:
+    p = e.payload
+    if s.authorized or s.failed:
+        raise RuleViolation("payload.payment_id", f"payment {p.payment_id} was already authorized or failed")
+    return replace(
+        s,
+        authorized=True,
+        seller_id=p.seller_id,
+        psp=p.psp,
+        currency=p.amount.currency,
+        authorized_minor=p.amount.minor,
+    )
+
+
+def _require_authorized(s: PaymentState, payment_id: str) -> None:
+    if not s.authorized:
+        raise RuleViolation("payload.payment_id", f"payment {payment_id} was never authorized")
+
+
+def _captured(s: PaymentState, e: PaymentCaptured) -> PaymentState:
+    p = e.payload
+    _require_authorized(s, p.payment_id)
+    if s.failed:
+        raise RuleViolation("payload.payment_id", f"payment {p.payment_id} failed and cannot be captured")
+    _same_parties(s, p.seller_id, p.psp, p.amount)
+    left = s.authorized_minor - s.captured_minor
+    if p.amount.minor > left:
+        raise RuleViolation(
+            "payload.amount",
+            f"capture of {_money(p.amount)} exceeds the {_minor(left, s.currency)} still authorized",
+        )
+    return replace(s, captured_minor=s.captured_minor + p.amount.minor)
+
+
+def _failed(s: PaymentState, e: PaymentFailed) -> PaymentState:
+    if s.failed:
+        raise RuleViolation("payload.payment_id", f"payment {e.payload.payment_id} already failed")
+    if s.captured_minor > 0:
+        raise RuleViolation("payload.payment_id", f"payment {e.payload.payment_id} was already captured")
+    return replace(s, failed=True)
+
+
+def _refundable(s: PaymentState) -> int:
+    return s.captured_minor - s.returned_minor
+
+
+def _refund(s: PaymentState, e: RefundIssued) -> PaymentState:
+    p = e.payload
+    _require_authorized(s, p.payment_id)
+    _same_parties(s, p.seller_id, p.psp, p.amount)
+    if p.refund_id in s.refund_ids:
+        raise RuleViolation("payload.refund_id", f"refund {p.refund_id} was already issued")
+    if p.amount.minor > _refundable(s):
+        raise RuleViolation(
+            "payload.amount",
+            f"refund of {_money(p.amount)} exceeds the {_minor(_refundable(s), s.currency)} captured and not yet returned",
+        )
+    return replace(s, returned_minor=s.returned_minor + p.amount.minor, refund_ids=s.refund_ids | {p.refund_id})
+
+
+def _chargeback_opened(s: PaymentState, e: ChargebackOpened) -> PaymentState:
+    p = e.payload
+    _require_authorized(s, p.payment_id)
+    _same_parties(s, p.seller_id, p.psp, p.amount)
+    if any(cid == p.chargeback_id for cid, _, _ in s.chargebacks):
+        raise RuleViolation("payload.chargeback_id", f"chargeback {p.chargeback_id} was already opened")
+    if p.amount.minor > _refundable(s):
+        raise RuleViolation(
+            "payload.amount",
+            f"chargeback of {_money(p.amount)} exceeds the {_minor(_refundable(s), s.currency)} captured and not yet returned",
+        )
+    return replace(
+        s,
+        returned_minor=s.returned_minor + p.amount.minor,
+        chargebacks=(*s.chargebacks, (p.chargeback_id, p.amount.minor, "open")),
+    )
+
+
+def _chargeback_resolved(s: PaymentState, e: ChargebackResolved) -> PaymentState:
+    p = e.payload
+    if s.authorized:
+        _same_parties(s, p.seller_id, p.psp, p.amount)
+    for i, (cid, amount, status) in enumerate(s.chargebacks):
+        if cid == p.chargeback_id:
+            if status != "open":
+                raise RuleViolation("payload.chargeback_id", f"chargeback {cid} is already {status}")
+            if amount != p.amount.minor:
+                raise RuleViolation("payload.amount", f"{_money(p.amount)} is not the disputed amount")
+            returned = s.returned_minor - amount if p.outcome == "won" else s.returned_minor
+            cbs = (*s.chargebacks[:i], (cid, amount, p.outcome), *s.chargebacks[i + 1 :])
+            return replace(s, chargebacks=cbs, returned_minor=returned)
+    raise RuleViolation("payload.chargeback_id", f"chargeback {p.chargeback_id} was never opened")
+
+
+def _once(field_name: str) -> Callable[[OnceState, Any], OnceState]:
+    def rule(s: OnceState, e: Any) -> OnceState:
+        if s.done:
+            value = getattr(e.payload, field_name.rsplit(".", 1)[-1])
+            raise RuleViolation(field_name, f"{value} was already booked")
+        return OnceState(done=True)
+
+    return rule
+
+
+def _released(s: WalletState, e: FundsReleased) -> WalletState:
+    p = e.payload
+    if p.release_id in s.release_ids:
+        raise RuleViolation("payload.release_id", f"release {p.release_id} was already booked")
+    return replace(s, available_minor=s.available_minor + p.amount.minor, release_ids=s.release_ids | {p.release_id})
+
+
+def _payout_requested(s: WalletState, e: PayoutRequested) -> WalletState:
+    p = e.payload
+    if s.payout(p.payout_id) is not None:
+        raise RuleViolation("payload.payout_id", f"payout {p.payout_id} was already requested")
+    if p.amount.minor > s.available_minor:
+        raise RuleViolation(
+            "payload.amount",
+            f"payout of {_money(p.amount)} exceeds seller {p.seller_id}'s available "
+            f"{_minor(s.available_minor, p.amount.currency)}",
+        )
+    return replace(
+        s,
+        available_minor=s.available_minor - p.amount.minor,
+        payouts=(*s.payouts, (p.payout_id, p.amount.minor, "requested")),
+    )
+
+
+def _payout_step(expected: str, new_status: str) -> Callable[[WalletState, Any], WalletState]:
+    def rule(s: WalletState, e: Any) -> WalletState:
+        p = e.payload
+        found = s.payout(p.payout_id)
+        if found is None:
+            raise RuleViolation("payload.payout_id", f"payout {p.payout_id} was never requested")
+        amount, status = found
+        if status != expected:
+            raise RuleViolation("payload.payout_id", f"payout {p.payout_id} is {status}, not {expected}")
+        if amount != p.amount.minor:
+            raise RuleViolation("payload.amount", f"{_money(p.amount)} is not the requested amount")
+        payouts = tuple((pid, a, new_status if pid == p.payout_id else st) for pid, a, st in s.payouts)
+        back = amount if new_status == "failed" else 0
+        return replace(s, payouts=payouts, available_minor=s.available_minor + back)
+
+    return rule
+
+
+_RULES: Final[dict[type[Envelope], Callable[[Any, Any], State]]] = {
+    OrderPlaced: _order_placed,
+    OrderCancelled: _order_cancelled,
+    PaymentAuthorized: _authorized,
+    PaymentCaptured: _captured,
+    PaymentFailed: _failed,
+    RefundIssued: _refund,
+    ChargebackOpened: _chargeback_opened,
+    ChargebackResolved: _chargeback_resolved,
+    FeeCharged: _once("payload.fee_id"),
+    AdjustmentPosted: _once("payload.adjustment_id"),
+    FundsReleased: _released,
+    PayoutRequested: _payout_requested,
+    PayoutSent: _payout_step("requested", "sent"),
+    PayoutFailed: _payout_step("sent", "failed"),
+}
+
+
+def evolve(state: State, event: Envelope) -> State:
+    """The stream's state after ``event``, or :class:`RuleViolation` if the state refuses it."""
+    return _RULES[type(event)](state, event)
+
+
+@dataclass(slots=True)
+class StreamSnapshot:
+    """A stream's state as of its latest stored version (0 for a new stream)."""
+
+    name: str
+    version: int = 0
+    state: State = field(default_factory=OrderState)

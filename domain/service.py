@@ -1,0 +1,199 @@
+"""The application service: validate, decide and append once.
+
+Every way in (``quipu post``, the HTTP API, the Kafka worker) calls :meth:`LedgerService.post`.
+
+**Batch semantics.** A batch is decided event by event, in order, each seeing the effects
+of the accepted events before it; the accepted events are then appended in one
+transaction. The result is reported per event (appended, duplicate, conflict, rejected),
+so one bad event does not block the rest; the accepted ones are all-or-nothing together.
+If another writer got to one of the same streams first, nothing is written and the batch
+is decided again against the fresh state (:data:`MAX_ATTEMPTS` times).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Final
+from uuid import UUID
+
+from domain.catalog import InvalidEvent, canonical_bytes, decode_stored, parse_event
+from domain.envelope import Envelope
+from domain.ports import EventStore, NewRecord, WriteConflict
+from domain.posting_rules import entry_for
+from domain.rules import RuleViolation, State, evolve, initial_state, stream_id, stream_name
+from ledger.chain import body_hash
+from ledger.errors import QuipuError, UnbalancedEntryError
+
+MAX_ATTEMPTS: Final = 8
+#: The most events one call may post; larger inputs are split by the caller.
+MAX_BATCH: Final = 10_000
+
+
+class Outcome(str, Enum):
+    """What happened to one posted event."""
+
+    APPENDED = "appended"
+    DUPLICATE = "duplicate"
+    CONFLICT = "conflict"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class PostResult:
+    """The fate of the event at ``index`` in the posted batch."""
+
+    index: int
+    outcome: Outcome
+    event_id: str | None
+    position: int | None = None
+    """Where it is in the log (the original's position for a duplicate)."""
+    reason: str | None = None
+    """For conflicts and rejections: the field at fault and why."""
+
+
+class BatchTooLarge(QuipuError, ValueError):
+    """More events in one call than :data:`MAX_BATCH`."""
+
+
+@dataclass(slots=True)
+class _Parsed:
+    index: int
+    event: Envelope
+    body: bytes
+    digest: bytes
+    stream: str
+    sid: UUID
+
+
+class LedgerService:
+    """Decides and appends events against an :class:`EventStore`.
+
+    Stream states are cached (LRU) between batches; a write conflict drops the cached
+    states of the batch's streams, so the cache can never make a stale decision stick.
+    """
+
+    def __init__(self, store: EventStore, cache_streams: int = 200_000) -> None:
+        self.store = store
+        self._cache: OrderedDict[UUID, tuple[int, State]] = OrderedDict()
+        self._cache_max = cache_streams
+
+    def post(self, raws: Sequence[bytes | str | dict[str, Any]]) -> list[PostResult]:
+        """Validate, decide and append a batch; one result per input, in input order."""
+        if len(raws) > MAX_BATCH:
+            raise BatchTooLarge(f"batch of {len(raws)} events exceeds the limit of {MAX_BATCH}")
+        results: dict[int, PostResult] = {}
+        parsed: list[_Parsed] = []
+        for i, raw in enumerate(raws):
+            try:
+                event = parse_event(raw)
+            except InvalidEvent as exc:
+                results[i] = PostResult(i, Outcome.REJECTED, _raw_id(raw), reason=str(exc))
+                continue
+            body = canonical_bytes(event)
+            name = stream_name(event)
+            parsed.append(_Parsed(i, event, body, body_hash(body), name, stream_id(name)))
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                results.update(self._decide_and_append(parsed))
+                break
+            except WriteConflict:
+                for p in parsed:
+                    self._cache.pop(p.sid, None)
+                if attempt == MAX_ATTEMPTS - 1:
+                    raise
+        return [results[i] for i in range(len(raws))]
+
+    def _decide_and_append(self, parsed: list[_Parsed]) -> dict[int, PostResult]:
+        results: dict[int, PostResult] = {}
+        known = self.store.known_events([p.event.event_id for p in parsed]) if parsed else {}
+        states = self._load([p.sid for p in parsed])
+        batch_ids: dict[UUID, tuple[int, bytes]] = {}
+        accepted: list[tuple[_Parsed, NewRecord]] = []
+        for p in parsed:
+            eid = p.event.event_id
+            seen = known.get(eid) or batch_ids.get(eid)
+            if seen is not None:
+                results[p.index] = _seen(p, seen)
+                continue
+            version, state = states.get(p.sid, (0, initial_state(p.stream)))
+            try:
+                new_state = evolve(state, p.event)
+                entry_for(p.event)
+            except (RuleViolation, UnbalancedEntryError) as exc:
+                results[p.index] = PostResult(p.index, Outcome.REJECTED, str(eid), reason=_reason(exc))
+                continue
+            states[p.sid] = (version + 1, new_state)
+            batch_ids[eid] = (-1 - len(accepted), p.digest)
+            record = NewRecord(p.sid, version + 1, p.event.type, p.body, eid, p.digest)
+            accepted.append((p, record))
+        positions = self.store.append([r for _, r in accepted]) if accepted else []
+        for (p, _), position in zip(accepted, positions, strict=True):
+            results[p.index] = PostResult(p.index, Outcome.APPENDED, str(p.event.event_id), position)
+        # Duplicates of events accepted in this same batch learn their position now.
+        for i, r in list(results.items()):
+            if r.outcome is Outcome.DUPLICATE and r.position is not None and r.position < 0:
+                results[i] = PostResult(i, r.outcome, r.event_id, positions[-1 - r.position])
+        for sid, vs in states.items():
+            self._remember(sid, vs)
+        return results
+
+    def _load(self, sids: list[UUID]) -> dict[UUID, tuple[int, State]]:
+        states: dict[UUID, tuple[int, State]] = {}
+        missing = []
+        for sid in dict.fromkeys(sids):
+            cached = self._cache.get(sid)
+            if cached is not None:
+                states[sid] = cached
+            else:
+                missing.append(sid)
+        if missing:
+            for sid, rows in self.store.stream_bodies(missing).items():
+                state: State | None = None
+                version = 0
+                for version, body in rows:
+                    event = decode_stored(body)
+                    state = evolve(state if state is not None else initial_state(stream_name(event)), event)
+                assert state is not None
+                states[sid] = (version, state)
+        return states
+
+    def _remember(self, sid: UUID, vs: tuple[int, State]) -> None:
+        self._cache[sid] = vs
+        self._cache.move_to_end(sid)
+        while len(self._cache) > self._cache_max:
+            self._cache.popitem(last=False)
+
+    def forget(self) -> None:
+        """Drop every cached stream state (after a restore, say)."""
+        self._cache.clear()
+
+
+def _seen(p: _Parsed, seen: tuple[int, bytes]) -> PostResult:
+    # A negative position stands for "accepted earlier in this batch" until it is appended.
+    position, digest = seen
+    eid = str(p.event.event_id)
+    if digest == p.digest:
+        return PostResult(p.index, Outcome.DUPLICATE, eid, position)
+    return PostResult(
+        p.index,
+        Outcome.CONFLICT,
+        eid,
+        position if position > 0 else None,
+        reason=f"event_id: {eid} was already recorded with a different body",
+    )
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, UnbalancedEntryError):
+        return f"payload: {exc}"
+    return str(exc)
+
+
+def _raw_id(raw: object) -> str | None:
+    if isinstance(raw, dict):
+        value = raw.get("event_id")
+        return value if isinstance(value, str) else None
+    return None
