@@ -97,7 +97,7 @@ class LedgerService:
             parsed.append(_Parsed(i, event, body, body_hash(body), name, stream_id(name)))
         for attempt in range(MAX_ATTEMPTS):
             try:
-                results.update(self._decide_and_append(parsed))
+                results.update(self._decide_and_append(parsed, trust_cache=attempt == 0))
                 break
             except WriteConflict:
                 for p in parsed:
@@ -106,10 +106,10 @@ class LedgerService:
                     raise
         return [results[i] for i in range(len(raws))]
 
-    def _decide_and_append(self, parsed: list[_Parsed]) -> dict[int, PostResult]:
+    def _decide_and_append(self, parsed: list[_Parsed], trust_cache: bool) -> dict[int, PostResult]:
         results: dict[int, PostResult] = {}
         known = self.store.known_events([p.event.event_id for p in parsed]) if parsed else {}
-        states = self._load([p.sid for p in parsed])
+        states, cached = self._load([p.sid for p in parsed], trust_cache)
         batch_ids: dict[UUID, tuple[int, bytes]] = {}
         accepted: list[tuple[_Parsed, NewRecord]] = []
         for p in parsed:
@@ -122,7 +122,14 @@ class LedgerService:
             try:
                 new_state = evolve(state, p.event)
                 entry_for(p.event)
-            except (RuleViolation, UnbalancedEntryError) as exc:
+            except RuleViolation as exc:
+                if p.sid in cached:
+                    # Another process may have moved this stream on since we cached it:
+                    # never refuse on a stale state. Decide the batch again from the store.
+                    raise WriteConflict(f"stream {p.stream} may be stale") from None
+                results[p.index] = PostResult(p.index, Outcome.REJECTED, str(eid), reason=_reason(exc))
+                continue
+            except UnbalancedEntryError as exc:
                 results[p.index] = PostResult(p.index, Outcome.REJECTED, str(eid), reason=_reason(exc))
                 continue
             states[p.sid] = (version + 1, new_state)
@@ -140,13 +147,15 @@ class LedgerService:
             self._remember(sid, vs)
         return results
 
-    def _load(self, sids: list[UUID]) -> dict[UUID, tuple[int, State]]:
+    def _load(self, sids: list[UUID], trust_cache: bool) -> tuple[dict[UUID, tuple[int, State]], set[UUID]]:
         states: dict[UUID, tuple[int, State]] = {}
+        cached: set[UUID] = set()
         missing = []
         for sid in dict.fromkeys(sids):
-            cached = self._cache.get(sid)
-            if cached is not None:
-                states[sid] = cached
+            hit = self._cache.get(sid) if trust_cache else None
+            if hit is not None:
+                states[sid] = hit
+                cached.add(sid)
             else:
                 missing.append(sid)
         if missing:
@@ -158,7 +167,7 @@ class LedgerService:
                     state = evolve(state if state is not None else initial_state(stream_name(event)), event)
                 assert state is not None
                 states[sid] = (version, state)
-        return states
+        return states, cached
 
     def _remember(self, sid: UUID, vs: tuple[int, State]) -> None:
         self._cache[sid] = vs

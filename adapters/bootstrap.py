@@ -1,0 +1,88 @@
+"""The composition root: a database URL in, concrete stores and services out.
+
+``sqlite:///path/to/file.db`` (the default, ``./quipu-data/quipu.db``) keeps the log and the
+views in one file; ``postgresql://user:pass@host:port/db?schema=name`` keeps them in one
+schema. ``--database`` beats ``QUIPU_DATABASE_URL`` beats the default.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from adapters.store.pg_url import DatabaseUrlError, parse_pg_url
+from adapters.store.postgres_store import PostgresEventStore
+from adapters.store.sqlite_store import SQLiteEventStore
+from adapters.views.postgres_views import PostgresViewStore
+from adapters.views.sqlite_views import SQLiteViewStore
+from domain.service import LedgerService
+from projections.core import core_projections
+from projections.runner import ProjectionRunner
+
+DEFAULT_URL: Final = "sqlite:///quipu-data/quipu.db"
+
+
+def database_url(explicit: str | None = None) -> str:
+    """The URL in force: the explicit one, else ``QUIPU_DATABASE_URL``, else the default."""
+    return explicit or os.environ.get("QUIPU_DATABASE_URL") or DEFAULT_URL
+
+
+def sqlite_path(url: str) -> Path:
+    """The file of a ``sqlite:///`` URL (three slashes: relative; four: absolute)."""
+    rest = url[len("sqlite:///") :]
+    if not rest or rest.startswith(":memory:"):
+        raise DatabaseUrlError("an in-memory SQLite ledger would lose every event; give a file path")
+    return Path(rest)
+
+
+@dataclass
+class Ledger:
+    """Everything one ledger needs, wired together."""
+
+    url: str
+    store: SQLiteEventStore | PostgresEventStore
+    views: SQLiteViewStore | PostgresViewStore
+    service: LedgerService = field(init=False)
+    runner: ProjectionRunner = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.service = LedgerService(self.store)
+        self.runner = ProjectionRunner(self.store, self.views, core_projections())
+
+    @property
+    def dialect(self) -> str:
+        return "postgresql" if isinstance(self.views, PostgresViewStore) else "sqlite"
+
+    def close(self) -> None:
+        self.views.close()
+        self.store.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def open_ledger(url: str | None = None, migrate: bool = True) -> Ledger:
+    """Open (creating if needed) the ledger at ``url`` and bring its views' schema up to date."""
+    resolved = database_url(url)
+    views: SQLiteViewStore | PostgresViewStore
+    store: SQLiteEventStore | PostgresEventStore
+    if resolved.startswith("sqlite:///"):
+        path = sqlite_path(resolved)
+        store = SQLiteEventStore(path)
+        views = SQLiteViewStore(path)
+    elif resolved.startswith(("postgresql://", "postgres://")):
+        target = parse_pg_url(resolved)
+        store = PostgresEventStore(target)
+        views = PostgresViewStore(target)
+    else:
+        raise DatabaseUrlError(
+            f"database URL {resolved!r} must start with sqlite:/// or postgresql://"
+        )
+    if migrate:
+        views.upgrade()
+    return Ledger(resolved, store, views)

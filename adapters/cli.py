@@ -1,0 +1,207 @@
+"""The ``quipu`` command line: thin commands over the application service and projections."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Optional
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from adapters.bootstrap import Ledger, open_ledger
+from adapters.jsonl import post_lines
+from adapters.reports import Format, balance_rows, render, trial_balance_rows
+from domain.catalog import json_schemas
+from domain.integrity import verify_chain
+from ledger.errors import QuipuError
+
+app = typer.Typer(help="Quipu: an event-sourced ledger and settlement engine.", no_args_is_help=True)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+DatabaseOpt = Annotated[
+    Optional[str],
+    typer.Option("--database", help="sqlite:///file.db or postgresql://… (default: QUIPU_DATABASE_URL or ./quipu-data/quipu.db)"),
+]
+FormatOpt = Annotated[Format, typer.Option("--format", help="table, json or csv")]
+
+
+def progress_bar() -> Progress:
+    """A Rich progress bar on stderr, so stdout stays clean for JSON and CSV."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
+
+
+@contextmanager
+def ledger_for(database: str | None) -> Iterator[Ledger]:
+    """Open the ledger, turning Quipu's own errors into one clear line and exit status 2."""
+    try:
+        with open_ledger(database) as ledger:
+            yield ledger
+    except QuipuError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def post(
+    file: Annotated[str, typer.Argument(help="JSONL file of events, or - for stdin")],
+    database: DatabaseOpt = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="events per transaction")] = 1000,
+) -> None:
+    """Validate and append events; exit 0 only when nothing was rejected."""
+    with ledger_for(database) as ledger:
+        if file == "-":
+            source = sys.stdin.buffer
+            total = None
+        else:
+            path = Path(file)
+            if not path.is_file():
+                err.print(f"[red]error:[/red] {file}: no such file")
+                raise typer.Exit(2)
+            total = sum(1 for line in path.open("rb") if line.strip())
+            source = path.open("rb")
+        with progress_bar() as bar:
+            task = bar.add_task("posting", total=total)
+            summary = post_lines(ledger.service, source, batch_size, lambda n: bar.advance(task, n))
+        for number, outcome, reason in summary.problems:
+            err.print(f"line {number}: {outcome}: {reason}", markup=False)
+        out.print(
+            f"appended {summary.appended}, duplicates {summary.duplicates}, "
+            f"rejected {summary.rejected}, conflicts {summary.conflicts}"
+        )
+        if not summary.ok:
+            raise typer.Exit(1)
+
+
+@app.command()
+def project(
+    database: DatabaseOpt = None,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="empty the views and fold the log from 0")] = False,
+    check: Annotated[bool, typer.Option("--check", help="prove a rebuild from 0 equals the kept views")] = False,
+    to_position: Annotated[Optional[int], typer.Option("--to-position", min=0, help="stop at this position")] = None,
+) -> None:
+    """Bring the projections up to date (journal, balances, trial balance)."""
+    from adapters.check import check_rebuild
+
+    with ledger_for(database) as ledger:
+        with progress_bar() as bar:
+            task = bar.add_task("projecting", total=ledger.store.head())
+
+            def moved(pos: int, head: int) -> None:
+                bar.update(task, completed=pos, total=head)
+
+            run = ledger.runner.rebuild if rebuild else ledger.runner.run
+            report = run(to_position, moved)
+        out.print(f"projected {report.events} events: positions {report.start} → {report.end}")
+        if check:
+            rows = check_rebuild(ledger, progress_bar)
+            render(rows, Format.table, "rebuild check", out)
+            if not all(r["equal"] for r in rows):
+                raise typer.Exit(1)
+
+
+@app.command()
+def balances(
+    database: DatabaseOpt = None,
+    account: Annotated[Optional[str], typer.Option("--account", help="glob, e.g. 'seller:*:available:BRL'")] = None,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="log position, or ISO time with offset")] = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Account balances on each account's normal side."""
+    with ledger_for(database) as ledger:
+        try:
+            rows = balance_rows(ledger, account, as_of)
+        except QuipuError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+        render(rows, fmt, "balances", out)
+
+
+@app.command("trial-balance")
+def trial_balance(database: DatabaseOpt = None, fmt: FormatOpt = Format.table) -> None:
+    """Debits, credits and net per currency (net is zero in a sound ledger)."""
+    with ledger_for(database) as ledger:
+        render(trial_balance_rows(ledger), fmt, "trial balance", out)
+
+
+@app.command()
+def verify(database: DatabaseOpt = None) -> None:
+    """Walk the hash chain; name the first broken link (exit 1) or confirm it holds."""
+    with ledger_for(database) as ledger:
+        with progress_bar() as bar:
+            task = bar.add_task("verifying", total=ledger.store.head())
+            report = verify_chain(ledger.store, progress=lambda pos, head: bar.update(task, completed=pos))
+        if report.broken is None:
+            out.print(f"chain verified: {report.events} events, head {report.head_hash}")
+            return
+        b = report.broken
+        out.print(
+            f"chain BROKEN at position {b.position}"
+            + (f" (event {b.event_id})" if b.event_id else "")
+            + f": {b.reason}; positions 1..{report.events} verify"
+        )
+        raise typer.Exit(1)
+
+
+@app.command()
+def schema(
+    event_type: Annotated[Optional[str], typer.Option("--type", help="one event type, e.g. payment.captured")] = None,
+) -> None:
+    """Print the JSON Schema of every event type (or of one)."""
+    schemas = json_schemas()
+    if event_type is not None:
+        if event_type not in schemas:
+            err.print(f"[red]error:[/red] --type: unknown event type {event_type!r}")
+            raise typer.Exit(2)
+        schemas = {event_type: schemas[event_type]}
+    out.file.write(orjson.dumps(schemas, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+@db_app.command("upgrade")
+def db_upgrade(database: DatabaseOpt = None) -> None:
+    """Apply pending migrations to the projection tables."""
+    try:
+        ledger = open_ledger(database, migrate=False)
+    except QuipuError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    with ledger:
+        done = ledger.views.upgrade()
+    out.print("applied: " + ", ".join(done) if done else "schema is up to date")
+
+
+@app.command()
+def demo(
+    database: DatabaseOpt = None,
+    seed: Annotated[int, typer.Option(help="same seed, same month")] = 7,
+    events: Annotated[int, typer.Option("--events", min=100, max=5_000_000, help="approximate volume")] = 30_000,
+    export: Annotated[Optional[Path], typer.Option("--export", help="also write the events as JSONL")] = None,
+) -> None:
+    """Simulate a month of marketplace activity, post it, project it and report."""
+    from adapters.demo_cli import run_demo
+
+    run_demo(database, seed, events, export, out, err, progress_bar)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""``quipu demo``: generate, post, project, and show what the ledger now knows."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from adapters.bootstrap import open_ledger
+from adapters.demo import LOCALES, generate, iter_jsonl
+from adapters.jsonl import post_lines
+from adapters.reports import Format, balance_rows, render, trial_balance_rows
+from ledger.errors import QuipuError
+from ledger.money import format_money
+
+
+def run_demo(
+    database: str | None,
+    seed: int,
+    events: int,
+    export: Path | None,
+    out: Console,
+    err: Console,
+    progress_bar: Callable[[], Progress],
+) -> None:
+    """The main job on the embedded default: a simulated month, end to end."""
+    import typer
+
+    started = time.perf_counter()
+    generated = generate(seed, events)
+    out.print(f"generated {len(generated)} events for October 2026 (seed {seed})")
+    if export is not None:
+        with export.open("wb") as fh:
+            fh.writelines(iter_jsonl(generated))
+        out.print(f"exported them to {export}")
+    try:
+        ledger = open_ledger(database)
+    except QuipuError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    with ledger:
+        t0 = time.perf_counter()
+        with progress_bar() as bar:
+            task = bar.add_task("posting", total=len(generated))
+            summary = post_lines(ledger.service, iter_jsonl(generated), 1000, lambda n: bar.advance(task, n))
+        posted_s = time.perf_counter() - t0
+        out.print(
+            f"posted to {ledger.url}: appended {summary.appended}, duplicates {summary.duplicates}, "
+            f"rejected {summary.rejected}, conflicts {summary.conflicts} "
+            f"({len(generated) / posted_s:,.0f} events/s)"
+        )
+        for number, outcome, reason in summary.problems[:10]:
+            err.print(f"event {number}: {outcome}: {reason}", markup=False)
+        t0 = time.perf_counter()
+        with progress_bar() as bar:
+            task = bar.add_task("projecting", total=ledger.store.head())
+            report = ledger.runner.run(progress=lambda pos, head: bar.update(task, completed=pos, total=head))
+        out.print(f"projected {report.events} events in {time.perf_counter() - t0:.1f} s")
+        render(trial_balance_rows(ledger), Format.table, "trial balance (net is zero in every currency)", out)
+        _largest(ledger_rows=balance_rows(ledger, "seller:*"), out=out)
+        out.print(f"done in {time.perf_counter() - started:.1f} s; try `quipu verify` and `quipu project --check`")
+        if not summary.ok:
+            raise typer.Exit(1)
+
+
+def _largest(ledger_rows: list[dict[str, str]], out: Console, per_currency: int = 3) -> None:
+    table = Table(title="largest seller balances, in each currency's locale")
+    for col in ("account", "balance", "locale"):
+        table.add_column(col, justify="right" if col == "balance" else "left")
+    by_ccy: dict[str, list[dict[str, str]]] = {}
+    for row in ledger_rows:
+        by_ccy.setdefault(row["currency"], []).append(row)
+    for ccy in sorted(by_ccy):
+        locale = LOCALES.get(ccy, "en_US")
+        top = sorted(by_ccy[ccy], key=lambda r: -abs(Decimal(r["balance"])))[:per_currency]
+        for row in top:
+            table.add_row(row["account"], format_money(Decimal(row["balance"]), ccy, locale), locale)
+    out.print(table)

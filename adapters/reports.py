@@ -1,0 +1,127 @@
+"""Report rows and their renderings: a Rich table, JSON, CSV.
+
+Rows are flat dicts whose amounts are decimal strings next to a ``currency`` field, so a
+script can rely on ``--format json`` (one JSON array) and ``--format csv``.
+"""
+
+from __future__ import annotations
+
+import csv
+import fnmatch
+import io
+from collections.abc import Sequence
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.table import Table as RichTable
+
+from adapters.bootstrap import Ledger
+from ledger.accounts import Side, normal_side_of
+from ledger.errors import QuipuError
+from ledger.money import format_amount
+
+Row = dict[str, Any]
+
+
+class Format(str, Enum):
+    """Output formats every report takes."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class ReportError(QuipuError, ValueError):
+    """A report that cannot be produced as asked (e.g. an as-of beyond the projected log)."""
+
+
+def trial_balance_rows(ledger: Ledger) -> list[Row]:
+    """One row per currency: debits, credits and their net (zero in a sound ledger)."""
+    rows = ledger.views.query("SELECT currency, debits_minor, credits_minor FROM trial_balance ORDER BY currency")
+    return [
+        {
+            "currency": ccy,
+            "debits": format_amount(d, ccy),
+            "credits": format_amount(c, ccy),
+            "net": format_amount(d - c, ccy),
+        }
+        for ccy, d, c in rows
+    ]
+
+
+def parse_as_of(value: str) -> tuple[str, int]:
+    """``("position", n)`` for an integer, ``("time", µs)`` for an ISO 8601 time with offset."""
+    if value.isdigit():
+        return "position", int(value)
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ReportError(f"--as-of: {value!r} is neither a log position nor an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise ReportError(f"--as-of: {value!r} has no UTC offset; write e.g. {value}Z or {value}-03:00")
+    return "time", int(moment.timestamp()) * 1_000_000 + moment.microsecond
+
+
+def balance_rows(ledger: Ledger, pattern: str | None = None, as_of: str | None = None) -> list[Row]:
+    """Balances per account, on each account's normal side, live or as of a position or time."""
+    if as_of is None:
+        raw = ledger.views.query(
+            "SELECT account, currency, debits_minor, credits_minor FROM account_balances ORDER BY account"
+        )
+    else:
+        kind, value = parse_as_of(as_of)
+        journal_at = ledger.runner.positions()["journal"]
+        if kind == "position" and value > journal_at:
+            raise ReportError(
+                f"--as-of: position {value} is beyond the journal's projected position {journal_at}; "
+                "run `quipu project` first"
+            )
+        column = "position" if kind == "position" else "occurred_at_us"
+        raw = ledger.views.query(
+            f"SELECT account, currency, SUM(debit_minor), SUM(credit_minor) FROM journal_postings "
+            f"WHERE {column} <= ? GROUP BY account, currency ORDER BY account",
+            (value,),
+        )
+    out = []
+    for account, ccy, d, c in raw:
+        if pattern and not fnmatch.fnmatchcase(account, pattern):
+            continue
+        d, c = int(d), int(c)
+        balance = d - c if normal_side_of(account) is Side.DEBIT else c - d
+        out.append(
+            {
+                "account": account,
+                "currency": ccy,
+                "debits": format_amount(d, ccy),
+                "credits": format_amount(c, ccy),
+                "balance": format_amount(balance, ccy),
+                "normal_side": normal_side_of(account).value,
+            }
+        )
+    return out
+
+
+def render(rows: Sequence[Row], fmt: Format, title: str, console: Console) -> None:
+    """Print rows in the chosen format (tables to the console, JSON and CSV to stdout)."""
+    if fmt is Format.json:
+        console.file.write(orjson.dumps(list(rows), option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    if fmt is Format.csv:
+        buf = io.StringIO()
+        if rows:
+            writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+        console.file.write(buf.getvalue())
+        return
+    table = RichTable(title=title)
+    columns = list(rows[0]) if rows else ["(no rows)"]
+    for col in columns:
+        numeric = col in {"debits", "credits", "net", "balance", "amount", "position", "events"}
+        table.add_column(col, justify="right" if numeric else "left")
+    for row in rows:
+        table.add_row(*(str(row[c]) for c in columns))
+    console.print(table)

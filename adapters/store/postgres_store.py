@@ -1,0 +1,165 @@
+"""The production event store: PostgreSQL through eventsourcing's recorder and psycopg 3."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+from adapters.store.pg_url import PgTarget
+from domain.ports import NewRecord, Recorded, WriteConflict
+from ledger.chain import GENESIS, extend
+
+EVENTS = "quipu_events"
+CHAIN = "quipu_event_chain"
+
+
+class ChainedPostgresRecorder(PostgresApplicationRecorder):
+    """eventsourcing's PostgreSQL application recorder plus a hash-chain row per event.
+
+    The library locks the events table (EXCLUSIVE) before inserting, which serialises
+    writers; the chain rows are computed under that lock, so each batch extends exactly
+    the head the previous commit left (ADR 0003).
+    """
+
+    def __init__(self, datastore: PostgresDatastore) -> None:
+        super().__init__(datastore, events_table_name=EVENTS)
+        schema = Identifier(datastore.schema)
+        chain = Identifier(CHAIN)
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.{chain} ("
+                "position bigint PRIMARY KEY, "
+                "notification_id bigint NOT NULL UNIQUE, "
+                "event_id uuid NOT NULL UNIQUE, "
+                "recorded_at_us bigint NOT NULL, "
+                "body_sha256 bytea NOT NULL, "
+                "chain_sha256 bytea NOT NULL)"
+            ).format(schema=schema, chain=chain)
+        )
+        self.head_statement = SQL(
+            "SELECT position, chain_sha256, recorded_at_us FROM {schema}.{chain} ORDER BY position DESC LIMIT 1"
+        ).format(schema=schema, chain=chain)
+        self.insert_chain_statement = SQL(
+            "INSERT INTO {schema}.{chain} "
+            "(position, notification_id, event_id, recorded_at_us, body_sha256, chain_sha256) "
+            "SELECT x.position, e.notification_id, x.event_id, x.recorded_at_us, x.body_sha256, x.chain_sha256 "
+            "FROM unnest(%s::bigint[], %s::uuid[], %s::bigint[], %s::uuid[], %s::bigint[], %s::bytea[], "
+            "%s::bytea[]) AS x(position, originator_id, originator_version, event_id, recorded_at_us, "
+            "body_sha256, chain_sha256) "
+            "JOIN {schema}.{events} e ON e.originator_id = x.originator_id "
+            "AND e.originator_version = x.originator_version"
+        ).format(schema=schema, chain=chain, events=Identifier(EVENTS))
+
+    def _fetch_ids_after_insert_events(
+        self, curs: psycopg.Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        records: Sequence[NewRecord] = kwargs["records"]
+        curs.execute(self.head_statement, prepare=True)
+        row = curs.fetchone()
+        head = (row["position"], bytes(row["chain_sha256"]), row["recorded_at_us"]) if row else (0, GENESIS, 0)
+        links = extend(*head, [(r.event_id, r.body_sha256) for r in records], time.time_ns() // 1000)
+        curs.execute(
+            self.insert_chain_statement,
+            (
+                [ln.position for ln in links],
+                [r.stream_id for r in records],
+                [r.version for r in records],
+                [ln.event_id for ln in links],
+                [ln.recorded_at_us for ln in links],
+                [ln.body_sha256 for ln in links],
+                [ln.chain_sha256 for ln in links],
+            ),
+            prepare=True,
+        )
+        with curs.connection.pipeline() as pipeline:
+            pipeline.sync()  # surface a unique violation here, inside the library's handler
+        if curs.rowcount != len(records):  # pragma: no cover - a broken invariant, not input
+            raise RuntimeError(f"chained {curs.rowcount} of {len(records)} events")
+        kwargs["positions"].extend(ln.position for ln in links)
+        return ids
+
+
+class PostgresEventStore:
+    """:class:`domain.ports.EventStore` on PostgreSQL (one schema per ledger)."""
+
+    def __init__(self, target: PgTarget, pool_size: int = 2) -> None:
+        self.target = target
+        with psycopg.connect(target.conninfo, autocommit=True) as conn:
+            conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(target.schema)))
+        self.datastore = PostgresDatastore(
+            dbname=target.dbname,
+            host=target.host,
+            port=target.port,
+            user=target.user,
+            password=target.password,
+            schema=target.schema,
+            pool_size=pool_size,
+            max_overflow=4,
+            lock_timeout=60,
+        )
+        self.recorder = ChainedPostgresRecorder(self.datastore)
+        self.recorder.create_table()
+        s, c, e = Identifier(target.schema), Identifier(CHAIN), Identifier(EVENTS)
+        self._known = SQL(
+            "SELECT event_id, position, body_sha256 FROM {s}.{c} WHERE event_id = ANY(%s)"
+        ).format(s=s, c=c)
+        self._streams = SQL(
+            "SELECT originator_id, originator_version, state FROM {s}.{e} WHERE originator_id = ANY(%s) "
+            "ORDER BY originator_id, originator_version"
+        ).format(s=s, e=e)
+        self._read = SQL(
+            "SELECT c.position, c.event_id, e.originator_id, e.originator_version, e.topic, e.state, "
+            "c.recorded_at_us, c.body_sha256, c.chain_sha256 "
+            "FROM {s}.{c} c JOIN {s}.{e} e ON e.notification_id = c.notification_id "
+            "WHERE c.position > %s AND c.position <= %s ORDER BY c.position LIMIT %s"
+        ).format(s=s, c=c, e=e)
+        self._head = SQL("SELECT COALESCE(MAX(position), 0) AS head FROM {s}.{c}").format(s=s, c=c)
+
+    def close(self) -> None:
+        self.datastore.close()
+
+    def known_events(self, event_ids: Sequence[UUID]) -> dict[UUID, tuple[int, bytes]]:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._known, (list(event_ids),), prepare=True)
+            return {r["event_id"]: (r["position"], bytes(r["body_sha256"])) for r in curs.fetchall()}
+
+    def stream_bodies(self, stream_ids: Sequence[UUID]) -> dict[UUID, list[tuple[int, bytes]]]:
+        out: dict[UUID, list[tuple[int, bytes]]] = {}
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._streams, (list(stream_ids),), prepare=True)
+            for r in curs.fetchall():
+                out.setdefault(r["originator_id"], []).append((r["originator_version"], bytes(r["state"])))
+        return out
+
+    def append(self, records: Sequence[NewRecord]) -> list[int]:
+        stored = [StoredEvent(r.stream_id, r.version, r.topic, r.body) for r in records]
+        positions: list[int] = []
+        try:
+            self.recorder.insert_events(stored, records=records, positions=positions)
+        except IntegrityError as exc:
+            raise WriteConflict(str(exc)) from exc
+        return positions
+
+    def read(self, after: int, limit: int, to_position: int | None = None) -> list[Recorded]:
+        upper = to_position if to_position is not None else 2**62
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=psycopg.rows.tuple_row) as curs:
+            curs.execute(self._read, (after, upper, limit), prepare=True)
+            return [
+                Recorded(r[0], r[1], r[2], r[3], r[4], bytes(r[5]), r[6], bytes(r[7]), bytes(r[8]))
+                for r in curs.fetchall()
+            ]
+
+    def head(self) -> int:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._head)
+            row = curs.fetchone()
+            return int(row["head"]) if row else 0

@@ -1,0 +1,1 @@
+"""View stores for the projections, on SQLite and PostgreSQL, and the migration runner."""

@@ -1,0 +1,105 @@
+"""Projection tables in the ledger's PostgreSQL schema."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import psycopg
+from psycopg.sql import SQL, Identifier
+
+from adapters.store.pg_url import PgTarget
+from adapters.views.migrate import pending
+from projections.views import Increment, Insert, Projection, Table, Write
+
+
+class PostgresViewStore:
+    """:class:`projections.views.ViewStore` on PostgreSQL; COPY for appends."""
+
+    def __init__(self, target: PgTarget) -> None:
+        self.target = target
+        self.conn = psycopg.connect(target.conninfo, options=f"-c search_path={target.schema}")
+        self.conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(target.schema)))
+        self.conn.commit()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def upgrade(self) -> list[str]:
+        """Apply pending migrations; returns their names."""
+        with self.conn.transaction():
+            self.conn.execute(
+                "CREATE TABLE IF NOT EXISTS quipu_schema_migrations (version integer PRIMARY KEY, "
+                "name text NOT NULL, sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            # One upgrader at a time per schema.
+            self.conn.execute("LOCK TABLE quipu_schema_migrations IN EXCLUSIVE MODE")
+            applied = dict(self.conn.execute("SELECT version, sha256 FROM quipu_schema_migrations").fetchall())
+            done = []
+            for m in pending(applied, "postgresql"):
+                self.conn.execute(m.sql.encode())
+                self.conn.execute(
+                    "INSERT INTO quipu_schema_migrations (version, name, sha256) VALUES (%s,%s,%s)",
+                    (m.version, m.name, m.sha256),
+                )
+                done.append(f"{m.version:04d}_{m.name}")
+        return done
+
+    def positions(self, names: Sequence[str]) -> dict[str, int]:
+        rows = dict(self.conn.execute("SELECT name, position FROM projection_positions").fetchall())
+        self.conn.commit()
+        return {n: int(rows.get(n, 0)) for n in names}
+
+    def commit(self, writes: Sequence[Write], positions: dict[str, int]) -> None:
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            for w in writes:
+                if not w.rows:
+                    continue
+                if isinstance(w, Insert):
+                    copy_sql = SQL("COPY {} ({}) FROM STDIN").format(
+                        Identifier(w.table.name), SQL(",").join(map(Identifier, w.table.columns))
+                    )
+                    with cur.copy(copy_sql) as copy:
+                        for row in w.rows:
+                            copy.write_row(row)
+                else:
+                    cols = (*w.table.key, *w.fixed, *w.sums)
+                    sets = SQL(",").join(
+                        SQL("{0} = {1}.{0} + excluded.{0}").format(Identifier(s), Identifier(w.table.name))
+                        for s in w.sums
+                    )
+                    sql = SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}").format(
+                        Identifier(w.table.name),
+                        SQL(",").join(map(Identifier, cols)),
+                        SQL(",").join(SQL("%s") for _ in cols),
+                        SQL(",").join(map(Identifier, w.table.key)),
+                        sets,
+                    )
+                    cur.executemany(sql, w.rows)
+            cur.executemany(
+                "INSERT INTO projection_positions (name, position) VALUES (%s, %s) "
+                "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+                list(positions.items()),
+            )
+
+    def reset(self, projections: Sequence[Projection]) -> None:
+        with self.conn.transaction():
+            for p in projections:
+                for t in p.tables:
+                    self.conn.execute(SQL("TRUNCATE {}").format(Identifier(t.name)))
+                self.conn.execute("DELETE FROM projection_positions WHERE name = %s", (p.name,))
+
+    def scan(self, table: Table) -> Iterator[tuple[Any, ...]]:
+        sql = SQL("SELECT {} FROM {} ORDER BY {}").format(
+            SQL(",").join(map(Identifier, table.columns)),
+            Identifier(table.name),
+            SQL(",").join(map(Identifier, table.key)),
+        )
+        with self.conn.transaction(), self.conn.cursor(name="quipu_scan") as cur:
+            cur.itersize = 5000
+            cur.execute(sql)
+            yield from cur
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.conn.transaction():
+            return list(self.conn.execute(sql.replace("?", "%s").encode(), tuple(params)).fetchall())

@@ -1,0 +1,105 @@
+"""Projection tables in the same SQLite file as the event log."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from adapters.views.migrate import pending
+from projections.views import Increment, Insert, Projection, Table, Write
+
+
+class SQLiteViewStore:
+    """:class:`projections.views.ViewStore` on SQLite (WAL)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.conn = sqlite3.connect(str(path), isolation_level=None, timeout=60, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def upgrade(self) -> list[str]:
+        """Apply pending migrations; returns their names."""
+        c = self.conn
+        c.execute(
+            "CREATE TABLE IF NOT EXISTS quipu_schema_migrations ("
+            "version INTEGER PRIMARY KEY, name TEXT NOT NULL, sha256 TEXT NOT NULL, applied_at TEXT NOT NULL)"
+        )
+        applied = dict(c.execute("SELECT version, sha256 FROM quipu_schema_migrations").fetchall())
+        done = []
+        for m in pending(applied, "sqlite"):
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _statements(m.sql):
+                    c.execute(statement)
+                c.execute(
+                    "INSERT INTO quipu_schema_migrations VALUES (?,?,?,?)",
+                    (m.version, m.name, m.sha256, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())),
+                )
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+            c.execute("COMMIT")
+            done.append(f"{m.version:04d}_{m.name}")
+        return done
+
+    def positions(self, names: Sequence[str]) -> dict[str, int]:
+        rows = dict(self.conn.execute("SELECT name, position FROM projection_positions").fetchall())
+        return {n: int(rows.get(n, 0)) for n in names}
+
+    def commit(self, writes: Sequence[Write], positions: dict[str, int]) -> None:
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            for w in writes:
+                if not w.rows:
+                    continue
+                cols = w.table.columns if isinstance(w, Insert) else (*w.table.key, *w.fixed, *w.sums)
+                marks = ",".join("?" * len(cols))
+                sql = f"INSERT INTO {w.table.name} ({','.join(cols)}) VALUES ({marks})"
+                if isinstance(w, Increment):
+                    sets = ",".join(f"{s} = {s} + excluded.{s}" for s in w.sums)
+                    sql += f" ON CONFLICT ({','.join(w.table.key)}) DO UPDATE SET {sets}"
+                c.executemany(sql, w.rows)
+            c.executemany(
+                "INSERT INTO projection_positions (name, position) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+                list(positions.items()),
+            )
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        c.execute("COMMIT")
+
+    def reset(self, projections: Sequence[Projection]) -> None:
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            for p in projections:
+                for t in p.tables:
+                    c.execute(f"DELETE FROM {t.name}")
+                c.execute("DELETE FROM projection_positions WHERE name = ?", (p.name,))
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        c.execute("COMMIT")
+
+    def scan(self, table: Table) -> Iterator[tuple[Any, ...]]:
+        cur = self.conn.execute(f"SELECT {','.join(table.columns)} FROM {table.name} ORDER BY {','.join(table.key)}")
+        while rows := cur.fetchmany(5000):
+            yield from rows
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return list(self.conn.execute(sql, tuple(params)).fetchall())
+
+
+def _statements(sql: str) -> list[str]:
+    lines = [ln for ln in sql.splitlines() if not ln.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

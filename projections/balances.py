@@ -1,0 +1,61 @@
+"""Account balances and the trial balance, folded from the same entries as the journal."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Final
+
+from ledger.accounts import Side
+from projections.views import Event, Increment, Table, Write
+
+BALANCES: Final = Table(
+    "account_balances",
+    ("account", "currency", "debits_minor", "credits_minor", "postings"),
+    ("account",),
+)
+TRIAL: Final = Table("trial_balance", ("currency", "debits_minor", "credits_minor"), ("currency",))
+
+
+class BalancesProjection:
+    """Debits, credits and posting count per account."""
+
+    name = "balances"
+    tables = (BALANCES,)
+
+    def fold(self, batch: Sequence[Event]) -> list[Write]:
+        acc: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+        currency: dict[str, str] = {}
+        for ev in batch:
+            entry = ev.entry
+            if entry is None:
+                continue
+            for p in entry.postings:
+                row = acc[p.account]
+                row[0 if p.side is Side.DEBIT else 1] += p.amount_minor
+                row[2] += 1
+                currency[p.account] = p.currency
+        rows = [(a, currency[a], d, c, n) for a, (d, c, n) in sorted(acc.items())]
+        return [Increment(BALANCES, ("currency",), ("debits_minor", "credits_minor", "postings"), rows)]
+
+
+class TrialBalanceProjection:
+    """Total debits and credits per currency: equal at every position of the log."""
+
+    name = "trial_balance"
+    tables = (TRIAL,)
+
+    def fold(self, batch: Sequence[Event]) -> list[Write]:
+        acc: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for ev in batch:
+            entry = ev.entry
+            if entry is None:
+                continue
+            for ccy, (d, c) in entry.totals().items():
+                # The second half of the pair: JournalEntry checked this when it was built.
+                assert d == c, f"entry at position {ev.record.position} is unbalanced in {ccy}"
+                acc[ccy][0] += d
+                acc[ccy][1] += c
+        rows = [(ccy, d, c) for ccy, (d, c) in sorted(acc.items())]
+        return [Increment(TRIAL, (), ("debits_minor", "credits_minor"), rows)]
+

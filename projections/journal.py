@@ -1,0 +1,48 @@
+"""The journal: each event's entry and its postings, as the posting rules book them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+from ledger.accounts import Side
+from projections.views import Event, Insert, Table, Write
+
+ENTRIES: Final = Table(
+    "journal_entries",
+    ("position", "event_id", "event_type", "occurred_at_us", "recorded_at_us", "memo"),
+    ("position",),
+)
+POSTINGS: Final = Table(
+    "journal_postings",
+    ("position", "line", "account", "currency", "debit_minor", "credit_minor", "occurred_at_us"),
+    ("position", "line"),
+)
+
+
+def occurred_us(event: Event) -> int:
+    """Business time of an event in microseconds since 1970-01-01 UTC."""
+    ts = event.event.occurred_at
+    return int(ts.timestamp()) * 1_000_000 + ts.microsecond
+
+
+class JournalProjection:
+    """Entries and postings per event."""
+
+    name = "journal"
+    tables = (ENTRIES, POSTINGS)
+
+    def fold(self, batch: Sequence[Event]) -> list[Write]:
+        entries, postings = [], []
+        for ev in batch:
+            rec = ev.record
+            entry = ev.entry
+            if entry is None:
+                continue
+            when = occurred_us(ev)
+            entries.append((rec.position, str(rec.event_id), rec.topic, when, rec.recorded_at_us, entry.memo))
+            for line, p in enumerate(entry.postings, start=1):
+                dr, cr = (p.amount_minor, 0) if p.side is Side.DEBIT else (0, p.amount_minor)
+                postings.append((rec.position, line, p.account, p.currency, dr, cr, when))
+        return [Insert(ENTRIES, entries), Insert(POSTINGS, postings)]
+
