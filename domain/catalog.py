@@ -103,6 +103,19 @@ def _describe(error: ValidationError) -> list[str]:
         msg = e["msg"]
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
+        kind = e["type"]
+        # Money errors are raised for the whole amount object; name the part at fault.
+        if kind == "money_currency":
+            field += ".currency"
+        elif kind == "money_amount":
+            field += ".amount"
+        elif parts and parts[-1] == "amount" and kind == "string_type":
+            got = "JSON number" if isinstance(e.get("input"), (int, float)) else type(e.get("input")).__name__
+            msg = f'must be a decimal string such as "12.34", not a {got}'
+        elif parts and parts[-1] == "amount" and kind == "string_pattern_mismatch":
+            msg = f'{e.get("input")!r} is not a positive decimal string such as "12.34"'
+        elif parts and parts[-1] == "currency" and kind == "string_pattern_mismatch":
+            msg = f"{e.get('input')!r} is not a three-letter upper-case ISO 4217 code"
         problems.append(f"{field}: {msg}")
     return problems
 
@@ -128,6 +141,15 @@ def parse_event(raw: bytes | str | dict[str, Any]) -> Envelope:
         size = len(raw.encode() if isinstance(raw, str) else raw)
         if size > MAX_EVENT_BYTES:
             raise InvalidEvent([f"event: {size} bytes is larger than the limit of {MAX_EVENT_BYTES}"])
+        if not UPCASTERS:
+            # Fast path: pydantic parses and validates the JSON in one pass. Anything it
+            # refuses goes through the slow path below, which words the errors.
+            try:
+                fast: Envelope = _ADAPTER.validate_json(raw)
+            except ValidationError:
+                pass
+            else:
+                return fast
         try:
             doc = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -153,8 +175,13 @@ def parse_event(raw: bytes | str | dict[str, Any]) -> Envelope:
 
 
 def canonical_bytes(event: Envelope) -> bytes:
-    """The bytes stored for an event and covered by the hash chain."""
-    return orjson.dumps(event.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    """The bytes stored for an event and covered by the hash chain.
+
+    Compact JSON, UTF-8, fields in the schema's declared order (pydantic's serialiser,
+    deterministic for a given schema version), amounts normalised to their currency's
+    exponent. The store keeps these exact bytes; the chain hashes them as stored.
+    """
+    return event.__pydantic_serializer__.to_json(event)
 
 
 def decode_stored(state: bytes) -> Envelope:

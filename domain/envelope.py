@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal
 from typing import Annotated, Any, Final, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from ledger.errors import MoneyError
@@ -29,7 +28,9 @@ CountryCode = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
 #: Free text a person wrote (reasons, descriptions).
 Text = Annotated[str, Field(min_length=1, max_length=500)]
 
-_POSITIVE: Final = re.compile(r"(0|[1-9][0-9]{0,17})(\.[0-9]{1,18})?")
+#: A non-negative decimal string: no sign, no exponent, no leading zeros, no spaces.
+AMOUNT_PATTERN: Final = r"^(0|[1-9][0-9]{0,17})(\.[0-9]{1,18})?$"
+_EXPONENTS: dict[str, int] = {}
 _FROZEN: Final = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
 
 
@@ -44,65 +45,40 @@ class Amount(BaseModel):
 
     model_config = _FROZEN
 
-    amount: str
+    amount: Annotated[str, Field(pattern=AMOUNT_PATTERN)]
     """Decimal string, e.g. ``"1234.50"`` (BRL) or ``"1234"`` (CLP)."""
-    currency: str
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
     """ISO 4217 alphabetic code, upper case."""
 
-    @model_validator(mode="before")
-    @classmethod
-    def _normalise(cls, data: Any) -> Any:
-        # The hot path of every event: plain string work, no Decimal. Anything unusual is
-        # passed through to the field validators below, which name the field at fault.
-        if not isinstance(data, dict):
-            return data
-        amount, code = data.get("amount"), data.get("currency")
-        if type(amount) is not str or type(code) is not str or not _POSITIVE.fullmatch(amount):
-            return data
-        try:
-            exp = exponent(code)
-        except MoneyError:
-            return data
-        whole, _, frac = amount.partition(".")
+    @model_validator(mode="after")
+    def _fits_the_currency(self) -> Amount:
+        # The hot path of every event: pydantic-core already checked both patterns; this is
+        # the one Python step, plain string work with no Decimal.
+        exp = _EXPONENTS.get(self.currency)
+        if exp is None:
+            try:
+                exp = _EXPONENTS.setdefault(self.currency, exponent(self.currency))
+            except MoneyError as exc:
+                raise PydanticCustomError("money_currency", "{reason}", {"reason": exc.reason}) from None
+        whole, _, frac = self.amount.partition(".")
         if len(frac) > exp:
             places = "no decimals" if exp == 0 else f"at most {exp} decimals"
             raise PydanticCustomError(
-                "money",
-                "amount {value} has too many decimals for {code}, which takes {places}",
-                {"value": amount, "code": code, "places": places},
+                "money_amount",
+                "{value} has too many decimals for {code}, which takes {places}",
+                {"value": self.amount, "code": self.currency, "places": places},
             )
         minor = int(whole + frac.ljust(exp, "0"))
         if minor <= 0:
-            raise PydanticCustomError("money", "amount must be greater than zero", {})
+            raise PydanticCustomError("money_amount", "must be greater than zero", {})
         if minor > MAX_MINOR:
-            raise PydanticCustomError("money", "amount is beyond the largest accepted amount", {})
-        normal = str(minor) if exp == 0 else f"{minor // 10**exp}.{minor % 10**exp:0{exp}d}"
-        return {**data, "amount": normal}
-
-    @field_validator("amount", mode="before")
-    @classmethod
-    def _amount_is_a_string(cls, value: Any) -> Any:
-        if isinstance(value, bool) or not isinstance(value, str):
-            kind = "JSON number" if isinstance(value, (int, float, Decimal)) else type(value).__name__
-            raise PydanticCustomError(
-                "money_string", 'must be a decimal string such as "12.34", not a {kind}', {"kind": kind}
-            )
-        if not _POSITIVE.fullmatch(value):
-            raise PydanticCustomError(
-                "money_string",
-                '{value} is not a positive decimal string such as "12.34"',
-                {"value": repr(value)},
-            )
-        return value
-
-    @field_validator("currency", mode="before")
-    @classmethod
-    def _known_currency(cls, value: Any) -> Any:
-        try:
-            exponent(value)
-        except MoneyError as exc:
-            raise PydanticCustomError("currency", "{reason}", {"reason": exc.reason}) from None
-        return value
+            raise PydanticCustomError("money_amount", "is beyond the largest accepted amount", {})
+        if len(frac) != exp:
+            # Normalise "12.3" BRL to "12.30" so one amount has one canonical form. The model
+            # is frozen to callers; this is its own validator finishing construction.
+            normal = str(minor) if exp == 0 else f"{minor // 10**exp}.{minor % 10**exp:0{exp}d}"
+            object.__setattr__(self, "amount", normal)
+        return self
 
     @property
     def minor(self) -> int:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from functools import lru_cache
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
@@ -70,6 +71,7 @@ def stream_name(event: Envelope) -> str:
     return f"payment:{p.payment_id}"
 
 
+@lru_cache(maxsize=65_536)
 def stream_id(name: str) -> uuid.UUID:
     """The UUID the event store files a stream under."""
     return uuid.uuid5(STREAM_NAMESPACE, name)
@@ -161,7 +163,7 @@ def _same_parties(state: PaymentState, seller_id: str, psp: str, amount: Amount)
 def _order_placed(s: OrderState, e: OrderPlaced) -> OrderState:
     if s.placed:
         raise RuleViolation("payload.order_id", f"order {e.payload.order_id} was already placed")
-    return replace(s, placed=True)
+    return OrderState(placed=True)
 
 
 def _order_cancelled(s: OrderState, e: OrderCancelled) -> OrderState:
@@ -176,8 +178,7 @@ def _authorized(s: PaymentState, e: PaymentAuthorized) -> PaymentState:
     p = e.payload
     if s.authorized or s.failed:
         raise RuleViolation("payload.payment_id", f"payment {p.payment_id} was already authorized or failed")
-    return replace(
-        s,
+    return PaymentState(
         authorized=True,
         seller_id=p.seller_id,
         psp=p.psp,
@@ -203,7 +204,10 @@ def _captured(s: PaymentState, e: PaymentCaptured) -> PaymentState:
             "payload.amount",
             f"capture of {_money(p.amount)} exceeds the {_minor(left, s.currency)} still authorized",
         )
-    return replace(s, captured_minor=s.captured_minor + p.amount.minor)
+    return PaymentState(
+        True, False, s.seller_id, s.psp, s.currency, s.authorized_minor,
+        s.captured_minor + p.amount.minor, s.returned_minor, s.refund_ids, s.chargebacks,
+    )  # fmt: skip
 
 
 def _failed(s: PaymentState, e: PaymentFailed) -> PaymentState:
@@ -280,7 +284,7 @@ def _released(s: WalletState, e: FundsReleased) -> WalletState:
     p = e.payload
     if p.release_id in s.release_ids:
         raise RuleViolation("payload.release_id", f"release {p.release_id} was already booked")
-    return replace(s, available_minor=s.available_minor + p.amount.minor, release_ids=s.release_ids | {p.release_id})
+    return WalletState(s.available_minor + p.amount.minor, s.release_ids | {p.release_id}, s.payouts)
 
 
 def _payout_requested(s: WalletState, e: PayoutRequested) -> WalletState:

@@ -118,7 +118,8 @@ class LedgerService:
             if seen is not None:
                 results[p.index] = _seen(p, seen)
                 continue
-            version, state = states.get(p.sid, (0, initial_state(p.stream)))
+            known_state = states.get(p.sid)
+            version, state = known_state if known_state is not None else (0, initial_state(p.stream))
             try:
                 new_state = evolve(state, p.event)
                 entry_for(p.event)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from enum import Enum
 from typing import Final
 
@@ -104,6 +105,7 @@ def account(party: Party | str, party_id: str, purpose: str, currency: str) -> A
     return Account(party_enum, party_id, purpose, currency)
 
 
+@lru_cache(maxsize=65_536)
 def parse_account(name: str) -> Account:
     """Parse ``party:party_id:purpose:CCY`` into an :class:`Account`."""
     parts = name.split(":")
@@ -112,6 +114,7 @@ def parse_account(name: str) -> Account:
     return account(*parts)
 
 
+@lru_cache(maxsize=65_536)
 def normal_side_of(name: str) -> Side:
     """The normal side of an account given by name."""
     return NORMAL_SIDE[name.split(":")[2].split(".", 1)[0]]

@@ -16,11 +16,13 @@ even when the bodies themselves are intact.
 from __future__ import annotations
 
 import hashlib
+import struct
 from dataclasses import dataclass
 from typing import Final
 from uuid import UUID
 
 GENESIS: Final = bytes(32)
+_PACK: Final = struct.Struct(">Q").pack
 
 
 def body_hash(canonical: bytes) -> bytes:
@@ -32,12 +34,9 @@ def link_hash(
     previous: bytes, position: int, event_id: UUID, recorded_at_us: int, body_sha256: bytes
 ) -> bytes:
     """The chain hash of the event at ``position`` given the previous link's hash."""
-    h = hashlib.sha256(previous)
-    h.update(position.to_bytes(8, "big"))
-    h.update(event_id.bytes)
-    h.update(recorded_at_us.to_bytes(8, "big"))
-    h.update(body_sha256)
-    return h.digest()
+    return hashlib.sha256(
+        previous + _PACK(position) + event_id.bytes + _PACK(recorded_at_us) + body_sha256
+    ).digest()
 
 
 @dataclass(frozen=True, slots=True)

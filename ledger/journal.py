@@ -53,17 +53,17 @@ class JournalEntry:
 
 def check_balanced(postings: tuple[Posting, ...]) -> None:
     """Raise :class:`UnbalancedEntryError` unless the postings balance per currency."""
-    net: dict[str, int] = defaultdict(int)
+    net: dict[str, int] = {}
     for i, p in enumerate(postings):
         if p.amount_minor <= 0:
             raise UnbalancedEntryError(f"posting {i} on {p.account}: amount must be positive")
-        acct = parse_account(p.account)
-        if acct.currency != p.currency:
+        if parse_account(p.account).currency != p.currency:
             raise UnbalancedEntryError(
                 f"posting {i} on {p.account}: currency {p.currency} is not the account's "
-                f"{acct.currency}"
+                f"{parse_account(p.account).currency}"
             )
-        net[p.currency] += p.signed_minor
+        signed = p.amount_minor if p.side is Side.DEBIT else -p.amount_minor
+        net[p.currency] = net.get(p.currency, 0) + signed
     unbalanced = {c: n for c, n in net.items() if n != 0}
     if unbalanced:
         detail = ", ".join(

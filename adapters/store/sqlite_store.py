@@ -37,8 +37,17 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        notification_ids = super()._insert_events(c, stored_events)
-        assert notification_ids is not None
+        # One executemany instead of the library's row-by-row inserts (it needs each
+        # lastrowid). Under the write lock SQLite gives new rows max(rowid)+1 in order, so
+        # the batch's notification ids are the last n rowids.
+        c.executemany(
+            self.insert_events_statement,
+            [(s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
+              s.originator_version, s.topic, s.state) for s in stored_events],
+        )  # fmt: skip
+        c.execute(f"SELECT MAX(rowid) FROM {EVENTS}")
+        last = int(c.fetchone()[0])
+        notification_ids = list(range(last - len(stored_events) + 1, last + 1))
         # The inserts above took SQLite's write lock, so the head read here is the head
         # this batch extends: no other writer can commit in between.
         c.execute(f"SELECT position, chain_sha256, recorded_at_us FROM {CHAIN} ORDER BY position DESC LIMIT 1")
