@@ -79,6 +79,8 @@ _ADAPTER: Final = TypeAdapter(AnyEvent)
 #: next version's shape. Stored bytes are never rewritten; upcasting happens on read.
 UPCASTERS: Final[dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]]] = {}
 
+_METHOD_KINDS: Final = frozenset({"card", "pix", "boleto", "oxxo", "account_money"})
+
 #: Largest accepted event document, in bytes (a limit on everything).
 MAX_EVENT_BYTES: Final = 64 * 1024
 
@@ -95,10 +97,13 @@ def _describe(error: ValidationError) -> list[str]:
     problems = []
     for e in error.errors(include_url=False):
         loc = e["loc"]
-        # Drop the discriminator tag pydantic inserts (``payload.method.card.last4``).
-        parts = [str(p) for p in loc if not (isinstance(p, str) and p in EVENT_TYPES)]
-        if len(loc) > 2 and loc[-2] == "method":
-            parts = parts[:-1]
+        # Drop the discriminator tags pydantic inserts into locations: the event type at
+        # the top (``payment.captured.payload.psp``) and the method kind after ``method``.
+        parts = [
+            str(p)
+            for i, p in enumerate(loc)
+            if not (i == 0 and p in EVENT_TYPES) and not (i > 0 and loc[i - 1] == "method" and p in _METHOD_KINDS)
+        ]
         field = ".".join(parts) or "event"
         msg = e["msg"]
         if msg.startswith("Value error, "):

@@ -1,0 +1,140 @@
+"""Appending on SQLite and PostgreSQL: idempotency, conflicts, write-side rules, nothing half-written."""
+
+from __future__ import annotations
+
+import copy
+
+from adapters.bootstrap import Ledger
+from domain.service import Outcome
+from tests.factories import adjustment, authorized, captured, chargeback, ev, fee, payout, refunded, released
+
+
+def outcomes(ledger: Ledger, events: list[dict[str, object]]) -> list[str]:
+    return [r.outcome.value for r in ledger.service.post(events)]
+
+
+def test_positions_are_gap_free_and_in_commit_order(ledger: Ledger) -> None:
+    first = ledger.service.post([authorized("p1", "100.00"), captured("p1", "60.00")])
+    second = ledger.service.post([fee("f1", "1.00")])
+    assert [r.position for r in first + second] == [1, 2, 3]
+    assert [r.position for r in ledger.store.read(0, 10)] == [1, 2, 3]
+    assert ledger.store.head() == 3
+
+
+def test_same_event_twice_is_recorded_once_and_reported_as_duplicate(ledger: Ledger) -> None:
+    a = authorized("p1", "100.00")
+    assert outcomes(ledger, [a]) == ["appended"]
+    again = ledger.service.post([a])
+    assert again[0].outcome is Outcome.DUPLICATE and again[0].position == 1
+    # A fresh service (another process, no cache) agrees.
+    from domain.service import LedgerService
+
+    assert LedgerService(ledger.store).post([a])[0].outcome is Outcome.DUPLICATE
+    assert ledger.store.head() == 1
+
+
+def test_same_id_with_another_body_is_a_conflict_naming_the_id(ledger: Ledger) -> None:
+    a = authorized("p1", "100.00")
+    ledger.service.post([a])
+    changed = copy.deepcopy(a)
+    changed["payload"]["amount"]["amount"] = "100.01"
+    result = ledger.service.post([changed])[0]
+    assert result.outcome is Outcome.CONFLICT
+    assert result.reason == f"event_id: {a['event_id']} was already recorded with a different body"
+    assert ledger.store.head() == 1
+
+
+def test_duplicates_and_conflicts_inside_one_batch(ledger: Ledger) -> None:
+    a = authorized("p1", "100.00")
+    changed = copy.deepcopy(a)
+    changed["source"] = "elsewhere"
+    results = ledger.service.post([a, a, changed])
+    assert [r.outcome.value for r in results] == ["appended", "duplicate", "conflict"]
+    assert results[1].position == results[0].position == 1
+
+
+def test_a_normalised_amount_is_the_same_body(ledger: Ledger) -> None:
+    a = authorized("p1", "100.5")
+    b = copy.deepcopy(a)
+    b["payload"]["amount"]["amount"] = "100.50"
+    assert outcomes(ledger, [a, b]) == ["appended", "duplicate"]
+
+
+def test_captures_never_exceed_the_authorization(ledger: Ledger) -> None:
+    results = ledger.service.post([authorized("p1", "100.00"), captured("p1", "60.00"), captured("p1", "40.01")])
+    assert [r.outcome.value for r in results] == ["appended", "appended", "rejected"]
+    assert results[2].reason == "payload.amount: capture of 40.01 BRL exceeds the 40.00 BRL still authorized"
+    assert outcomes(ledger, [captured("p1", "40.00")]) == ["appended"]
+
+
+def test_refunds_and_chargebacks_never_exceed_what_was_captured(ledger: Ledger) -> None:
+    ledger.service.post([authorized("p1", "100.00"), captured("p1", "80.00")])
+    results = ledger.service.post(
+        [refunded("p1", "r1", "50.00"), refunded("p1", "r2", "30.01"), chargeback("p1", "c1", "30.00"),
+         refunded("p1", "r1", "0.01")]  # fmt: skip
+    )
+    assert [r.outcome.value for r in results] == ["appended", "rejected", "appended", "rejected"]
+    assert "refund of 30.01 BRL exceeds the 30.00 BRL captured" in (results[1].reason or "")
+    assert results[3].reason == "payload.refund_id: refund r1 was already issued"
+
+
+def test_events_must_match_their_payment(ledger: Ledger) -> None:
+    ledger.service.post([authorized("p1", "100.00")])
+    wrong_seller = captured("p1", "10.00", seller="S9")
+    wrong_ccy = captured("p1", "10.00", ccy="MXN")
+    never = captured("p404", "10.00")
+    results = ledger.service.post([wrong_seller, wrong_ccy, never])
+    assert results[0].reason == "payload.seller_id: S9 is not the payment's seller S1"
+    assert results[1].reason == "payload.amount.currency: MXN is not the payment's currency BRL"
+    assert results[2].reason == "payload.payment_id: payment p404 was never authorized"
+    assert ledger.store.head() == 1
+
+
+def test_payouts_never_exceed_available_funds(ledger: Ledger) -> None:
+    results = ledger.service.post(
+        [released("L1", "50.00"), payout("W1", "30.00"), payout("W2", "20.01"), payout("W3", "20.00")]
+    )
+    assert [r.outcome.value for r in results] == ["appended", "appended", "rejected", "appended"]
+    assert results[2].reason == "payload.amount: payout of 20.01 BRL exceeds seller S1's available 20.00 BRL"
+
+
+def test_payout_lifecycle_is_enforced(ledger: Ledger) -> None:
+    ledger.service.post([released("L1", "50.00"), payout("W1", "50.00")])
+    base = {"payout_id": "W1", "seller_id": "S1", "amount": {"amount": "50.00", "currency": "BRL"}}
+    failed_first = ev("payout.failed", {**base, "reason": "closed"})
+    sent = ev("payout.sent", {**base, "bank_reference": "B1"})
+    failed = ev("payout.failed", {**base, "reason": "closed"})
+    results = ledger.service.post([failed_first, sent, failed, payout("W2", "50.00")])
+    assert [r.outcome.value for r in results] == ["rejected", "appended", "appended", "appended"]
+    assert results[0].reason == "payload.payout_id: payout W1 is requested, not sent"
+
+
+def test_an_unbalanced_adjustment_is_refused_at_append(ledger: Ledger) -> None:
+    bad = adjustment("a1", [("seller:S1:available:BRL", "debit", "10.00", "BRL"),
+                            ("platform:main:adjustments:MXN", "credit", "10.00", "MXN")])  # fmt: skip
+    result = ledger.service.post([bad])[0]
+    assert result.outcome is Outcome.REJECTED
+    assert "entry does not balance" in (result.reason or "")
+    assert ledger.store.head() == 0
+
+
+def test_a_bad_event_writes_nothing_and_does_not_block_the_rest(ledger: Ledger) -> None:
+    bad = captured("p1", "10.00")
+    bad["payload"]["amount"]["amount"] = 10.0
+    results = ledger.service.post([authorized("p1", "100.00"), bad, fee("f1", "1.00")])
+    assert [r.outcome.value for r in results] == ["appended", "rejected", "appended"]
+    assert results[1].reason is not None and "payload.amount.amount: must be a decimal string" in results[1].reason
+    assert [r.topic for r in ledger.store.read(0, 10)] == ["payment.authorized", "fee.charged"]
+
+
+def test_a_stale_cache_never_causes_a_wrong_rejection(ledger: Ledger) -> None:
+    from domain.service import LedgerService
+
+    a = LedgerService(ledger.store)
+    b = LedgerService(ledger.store)
+    a.post([authorized("p1", "100.00"), captured("p1", "60.00")])
+    b.post([captured("p1", "40.00")])
+    # ``a`` still caches 60 captured; the refund of 100 is valid against the store.
+    assert a.post([refunded("p1", "r1", "100.00")])[0].outcome is Outcome.APPENDED
+    # ``a`` cached stale state for a stream ``b`` then moved on: a write conflict, retried.
+    assert b.post([refunded("p1", "r2", "0.01")])[0].outcome is Outcome.REJECTED

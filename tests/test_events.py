@@ -1,0 +1,125 @@
+"""Event validation: every bad input is refused with an error naming the field and why."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import pytest
+
+from domain.catalog import EVENT_TYPES, MAX_EVENT_BYTES, InvalidEvent, canonical_bytes, json_schemas, parse_event
+from tests.factories import adjustment, authorized, captured
+
+Mutation = Callable[[dict[str, Any]], None]
+
+
+def _set(path: str, value: Any) -> Mutation:
+    def mutate(doc: dict[str, Any]) -> None:
+        *parents, leaf = path.split(".")
+        node = doc
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+
+    return mutate
+
+
+def _drop(path: str) -> Mutation:
+    def mutate(doc: dict[str, Any]) -> None:
+        *parents, leaf = path.split(".")
+        node = doc
+        for p in parents:
+            node = node[p]
+        del node[leaf]
+
+    return mutate
+
+
+BAD: list[tuple[str, Mutation, str]] = [
+    ("json number", _set("payload.amount.amount", 10.5), "payload.amount.amount: must be a decimal string"),
+    ("json integer", _set("payload.amount.amount", 10), "payload.amount.amount: must be a decimal string"),
+    ("too many decimals", _set("payload.amount.amount", "1.234"), "payload.amount.amount: 1.234 has too many decimals"),
+    ("negative", _set("payload.amount.amount", "-5.00"), "payload.amount.amount: '-5.00' is not a positive"),
+    ("zero", _set("payload.amount.amount", "0.00"), "payload.amount.amount: must be greater than zero"),
+    ("exponent notation", _set("payload.amount.amount", "1e3"), "payload.amount.amount: '1e3'"),
+    ("unknown currency", _set("payload.amount.currency", "XYZ"), "payload.amount.currency: unknown currency 'XYZ'"),
+    ("lower-case currency", _set("payload.amount.currency", "brl"), "payload.amount.currency: 'brl' is not"),
+    ("naive time", _set("occurred_at", "2026-10-01T10:00:00"), "occurred_at: Input should have timezone info"),
+    ("not a time", _set("occurred_at", "yesterday"), "occurred_at:"),
+    ("bad event id", _set("event_id", "42"), "event_id:"),
+    ("missing field", _drop("payload.psp"), "payload.psp: Field required"),
+    ("unknown field", _set("payload.colour", "red"), "payload.colour: Extra inputs are not permitted"),
+    ("unknown type", _set("type", "payment.teleported"), "type: unknown event type 'payment.teleported'"),
+    ("future version", _set("schema_version", 9), "schema_version: payment.captured has no version 9"),
+    ("empty source", _set("source", ""), "source:"),
+    ("bad id characters", _set("payload.payment_id", "p 1;DROP"), "payload.payment_id:"),
+]
+
+
+@pytest.mark.parametrize(("name", "mutate", "message"), BAD, ids=[b[0] for b in BAD])
+def test_bad_input_names_the_field_and_the_reason(name: str, mutate: Mutation, message: str) -> None:
+    doc = captured("p1", "10.00")
+    mutate(doc)
+    for raw in (doc, orjson.dumps(doc)):
+        with pytest.raises(InvalidEvent) as info:
+            parse_event(raw)
+        assert message in str(info.value), str(info.value)
+
+
+def test_zero_exponent_currency_takes_no_decimals() -> None:
+    with pytest.raises(InvalidEvent, match="payload.amount.amount: 100.5 has too many decimals for CLP"):
+        parse_event(captured("p1", "100.5", "CLP"))
+    assert parse_event(captured("p1", "100", "CLP")).payload.amount.minor == 100  # type: ignore[attr-defined]
+
+
+def test_not_json_and_not_an_object_and_too_large_are_refused() -> None:
+    with pytest.raises(InvalidEvent, match="event: not valid JSON"):
+        parse_event(b"{nope")
+    with pytest.raises(InvalidEvent, match="event: must be a JSON object"):
+        parse_event(b"[1, 2]")
+    huge = b'{"x":"' + b"a" * MAX_EVENT_BYTES + b'"}'
+    with pytest.raises(InvalidEvent, match="larger than the limit"):
+        parse_event(huge)
+
+
+def test_card_number_cannot_be_smuggled_in_as_a_token() -> None:
+    doc = authorized("p1", "10.00")
+    doc["payload"]["method"] = {"kind": "card", "brand": "visa", "token": "4111111111111111", "last4": "1111"}
+    with pytest.raises(InvalidEvent, match="payload.method.token"):
+        parse_event(doc)
+
+
+def test_adjustment_needs_a_reason_an_author_and_known_accounts() -> None:
+    good = adjustment("a1", [("seller:S1:available:BRL", "debit", "1.00", "BRL"),
+                             ("platform:main:adjustments:BRL", "credit", "1.00", "BRL")])  # fmt: skip
+    parse_event(good)
+    for path, message in [("payload.reason", "payload.reason:"), ("payload.author", "payload.author:")]:
+        doc = copy.deepcopy(good)
+        _set(path, "")(doc)
+        with pytest.raises(InvalidEvent, match=message):
+            parse_event(doc)
+    doc = copy.deepcopy(good)
+    doc["payload"]["lines"][0]["account"] = "seller:S1:piggybank:BRL"
+    with pytest.raises(InvalidEvent, match="payload.lines.0.account: purpose 'piggybank' is not in the chart"):
+        parse_event(doc)
+
+
+def test_canonical_bytes_normalise_amounts_and_are_stable() -> None:
+    a = captured("p1", "10.5")
+    b = copy.deepcopy(a)
+    b["payload"]["amount"]["amount"] = "10.50"
+    assert canonical_bytes(parse_event(a)) == canonical_bytes(parse_event(b))
+    assert b'"amount":"10.50"' in canonical_bytes(parse_event(a))
+    # Re-parsing the canonical bytes gives the same bytes.
+    once = canonical_bytes(parse_event(a))
+    assert canonical_bytes(parse_event(once)) == once
+
+
+def test_every_event_type_has_a_json_schema() -> None:
+    schemas = json_schemas()
+    assert set(schemas) == set(EVENT_TYPES)
+    for name, schema in schemas.items():
+        assert schema["properties"]["type"]["const"] == name
+        assert "payload" in schema["required"]
