@@ -125,7 +125,7 @@ class SQLiteEventStore:
                 (after, upper, limit),
             )
             return [
-                Recorded(r[0], UUID(bytes=bytes(r[1])), UUID(r[2]), r[3], r[4], bytes(r[5]), r[6], bytes(r[7]), bytes(r[8]))
+                Recorded(r[0], UUID(bytes=bytes(r[1])), UUID(r[2]), r[3], r[4], _blob(r[5]), r[6], bytes(r[7]), bytes(r[8]))
                 for r in c.fetchall()
             ]
 
@@ -134,3 +134,9 @@ class SQLiteEventStore:
             c.execute(f"SELECT MAX(position) FROM {CHAIN}")
             row = c.fetchone()
             return int(row[0] or 0)
+
+
+def _blob(value: object) -> bytes:
+    # SQLite is dynamically typed: a tampered row may hold TEXT where a BLOB was written.
+    # Read it as its UTF-8 bytes so the verifier reports it instead of crashing.
+    return value if isinstance(value, bytes) else str(value).encode()

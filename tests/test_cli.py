@@ -1,0 +1,149 @@
+"""The `quipu` command line, end to end through real processes and real databases."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.factories import authorized, captured
+
+QUIPU = [sys.executable, "-m", "adapters.cli"]
+
+
+def quipu(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run(
+        [*QUIPU, *args], input=stdin.decode() if stdin else None, capture_output=True, text=True, env=env, timeout=600
+    )
+
+
+def test_demo_export_then_post_twice_gives_the_same_zero_trial_balance(ledger_url: str, tmp_path: Path) -> None:
+    demo_db = f"sqlite:///{tmp_path}/demo.db"
+    export = tmp_path / "month.jsonl"
+    run = quipu("demo", "--database", demo_db, "--events", "3000", "--seed", "11", "--export", str(export))
+    assert run.returncode == 0, run.stderr
+    lines = [ln for ln in export.read_bytes().splitlines() if ln.strip()]
+    first = quipu("post", str(export), "--database", ledger_url)
+    assert first.returncode == 0, first.stderr
+    assert f"appended {len(lines)}, duplicates 0, rejected 0" in first.stdout
+    second = quipu("post", str(export), "--database", ledger_url)
+    assert second.returncode == 0, second.stderr
+    assert f"appended 0, duplicates {len(lines)}, rejected 0" in second.stdout
+    assert quipu("project", "--database", ledger_url).returncode == 0
+    trial = json.loads(quipu("trial-balance", "--database", ledger_url, "--format", "json").stdout)
+    demo_trial = json.loads(quipu("trial-balance", "--database", demo_db, "--format", "json").stdout)
+    assert trial == demo_trial
+    assert {row["currency"] for row in trial} == {"ARS", "BRL", "CLP", "COP", "MXN"}
+    assert all(row["net"] in ("0", "0.00") and row["debits"] == row["credits"] for row in trial)
+    check = quipu("project", "--check", "--database", ledger_url)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "False" not in check.stdout
+    verify = quipu("verify", "--database", ledger_url)
+    assert verify.returncode == 0 and f"chain verified: {len(lines)} events" in verify.stdout
+
+
+def test_the_demo_is_deterministic_for_a_seed(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    for path, db in ((a, "a.db"), (b, "b.db")):
+        assert quipu("demo", "--database", f"sqlite:///{tmp_path}/{db}", "--events", "800", "--export", str(path)).returncode == 0
+    assert a.read_bytes() == b.read_bytes()
+    c = tmp_path / "c.jsonl"
+    quipu("demo", "--database", f"sqlite:///{tmp_path}/c.db", "--events", "800", "--seed", "8", "--export", str(c))
+    assert c.read_bytes() != a.read_bytes()
+
+
+def test_post_reports_each_rejected_line_and_exits_non_zero(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/l.db"
+    bad = captured("p1", "10.00")
+    bad["payload"]["amount"]["amount"] = 10
+    body = b"\n".join([orjson.dumps(authorized("p1", "100.00")), b"", b"{not json", orjson.dumps(bad)]) + b"\n"
+    run = quipu("post", "-", "--database", db, stdin=body)
+    assert run.returncode == 1
+    assert "appended 1, duplicates 0, rejected 2" in run.stdout
+    assert "line 3: rejected: event: not valid JSON" in run.stderr
+    assert 'line 4: rejected: payload.amount.amount: must be a decimal string such as "12.34", not a JSON number' in run.stderr
+
+
+def test_verify_exits_one_and_names_the_broken_link(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "l.db"
+    db = f"sqlite:///{path}"
+    events = b"\n".join(orjson.dumps(authorized(f"p{i}", "10.00")) for i in range(5))
+    assert quipu("post", "-", "--database", db, stdin=events).returncode == 0
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE quipu_events SET state = replace(state, '10.00', '99.00') WHERE rowid = 3")
+    conn.commit()
+    conn.close()
+    run = quipu("verify", "--database", db)
+    assert run.returncode == 1
+    assert "chain BROKEN at position 3" in run.stdout and "body altered" in run.stdout
+
+
+def test_balances_as_of_position_and_time_and_formats(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/l.db"
+    early = authorized("p1", "100.00")
+    cap1 = captured("p1", "60.00")
+    cap2 = captured("p1", "40.00")
+    cap2["occurred_at"] = "2026-10-05T12:00:00-03:00"
+    body = b"\n".join(orjson.dumps(e) for e in (early, cap1, cap2))
+    assert quipu("post", "-", "--database", db, stdin=body).returncode == 0
+    assert quipu("project", "--database", db).returncode == 0
+    live = json.loads(quipu("balances", "--database", db, "--format", "json", "--account", "seller:*").stdout)
+    assert live == [{"account": "seller:S1:pending:BRL", "currency": "BRL", "debits": "0.00", "credits": "100.00",
+                     "balance": "100.00", "normal_side": "credit"}]  # fmt: skip
+    at2 = json.loads(quipu("balances", "--database", db, "--format", "json", "--as-of", "2").stdout)
+    assert {r["account"]: r["balance"] for r in at2} == {"psp:cielo:receivable:BRL": "60.00", "seller:S1:pending:BRL": "60.00"}
+    at_time = json.loads(quipu("balances", "--database", db, "--format", "json", "--as-of", "2026-10-02T00:00:00Z").stdout)
+    assert {r["balance"] for r in at_time} == {"60.00"}
+    csv_out = quipu("trial-balance", "--database", db, "--format", "csv").stdout.splitlines()
+    assert csv_out == ["currency,debits,credits,net", "BRL,100.00,100.00,0.00"]
+    beyond = quipu("balances", "--database", db, "--as-of", "99")
+    assert beyond.returncode == 2 and "beyond the journal's projected position 3" in beyond.stderr
+    naive = quipu("balances", "--database", db, "--as-of", "2026-10-02T00:00:00")
+    assert naive.returncode == 2 and "has no UTC offset" in naive.stderr
+
+
+def test_project_resumes_and_stops_at_a_position(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/l.db"
+    body = b"\n".join(orjson.dumps(e) for e in (authorized("p1", "100.00"), captured("p1", "60.00"), captured("p1", "40.00")))
+    quipu("post", "-", "--database", db, stdin=body)
+    first = quipu("project", "--database", db, "--to-position", "2")
+    assert "positions 0 → 2" in first.stdout
+    second = quipu("project", "--database", db)
+    assert "projected 1 events: positions 2 → 3" in second.stdout
+    third = quipu("project", "--database", db)
+    assert "projected 0 events: positions 3 → 3" in third.stdout
+
+
+def test_schema_prints_every_event_type(tmp_path: Path) -> None:
+    from domain.catalog import EVENT_TYPES
+
+    schemas = json.loads(quipu("schema").stdout)
+    assert set(schemas) == set(EVENT_TYPES)
+    one = quipu("schema", "--type", "payment.teleported")
+    assert one.returncode == 2 and "unknown event type" in one.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mysql://x", "must start with sqlite:/// or postgresql://"),
+        ("sqlite:///:memory:", "in-memory SQLite ledger would lose every event"),
+        ("postgresql://u@127.0.0.1:1/db", "has no password"),
+    ],
+)
+def test_bad_database_urls_are_clear_errors(url: str, message: str) -> None:
+    env_pw = os.environ.pop("PGPASSWORD", None)
+    try:
+        run = quipu("trial-balance", "--database", url)
+    finally:
+        if env_pw is not None:
+            os.environ["PGPASSWORD"] = env_pw
+    assert run.returncode == 2 and message in run.stderr
