@@ -80,9 +80,7 @@ def open_ledger(url: str | None = None, migrate: bool = True) -> Ledger:
         store = PostgresEventStore(target)
         views = PostgresViewStore(target)
     else:
-        raise DatabaseUrlError(
-            f"database URL {resolved!r} must start with sqlite:/// or postgresql://"
-        )
+        raise DatabaseUrlError(f"database URL {resolved!r} must start with sqlite:/// or postgresql://")
     if migrate:
         views.upgrade()
     return Ledger(resolved, store, views)

@@ -30,12 +30,13 @@ def check_rebuild(ledger: Ledger, progress_bar: Callable[[], Progress]) -> list[
     scratch: SQLiteViewStore | PostgresViewStore
     cleanup: Callable[[], None]
     if isinstance(ledger.views, PostgresViewStore):
-        schema = f"{ledger.views.target.schema}_check_{os.getpid()}"
-        scratch = PostgresViewStore(ledger.views.target.with_schema(schema))
+        live_target = ledger.views.target
+        schema = f"{live_target.schema}_check_{os.getpid()}"
+        scratch = PostgresViewStore(live_target.with_schema(schema))
 
         def cleanup() -> None:
             scratch.close()
-            with psycopg.connect(ledger.views.target.conninfo, autocommit=True) as conn:
+            with psycopg.connect(live_target.conninfo, autocommit=True) as conn:
                 conn.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(schema)))
 
     else:

@@ -29,7 +29,9 @@ err = Console(stderr=True, highlight=False)
 
 DatabaseOpt = Annotated[
     Optional[str],
-    typer.Option("--database", help="sqlite:///file.db or postgresql://… (default: QUIPU_DATABASE_URL or ./quipu-data/quipu.db)"),
+    typer.Option(
+        "--database", help="sqlite:///file.db or postgresql://… (default: QUIPU_DATABASE_URL or ./quipu-data/quipu.db)"
+    ),
 ]
 FormatOpt = Annotated[Format, typer.Option("--format", help="table, json or csv")]
 

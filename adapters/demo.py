@@ -36,7 +36,9 @@ class SiteProfile:
 SITES: Final[dict[str, SiteProfile]] = {
     "MX": SiteProfile("MXN", "America/Mexico_City", ("card", "card", "oxxo", "account_money"), 150, 9_000, "adyen"),
     "BR": SiteProfile("BRL", "America/Sao_Paulo", ("card", "card", "pix", "pix", "boleto"), 25, 3_000, "cielo"),
-    "AR": SiteProfile("ARS", "America/Argentina/Buenos_Aires", ("card", "account_money"), 5_000, 900_000, "mercadopago"),
+    "AR": SiteProfile(
+        "ARS", "America/Argentina/Buenos_Aires", ("card", "account_money"), 5_000, 900_000, "mercadopago"
+    ),
     "CO": SiteProfile("COP", "America/Bogota", ("card", "account_money"), 30_000, 3_000_000, "payu"),
     "CL": SiteProfile("CLP", "America/Santiago", ("card", "account_money"), 5_000, 700_000, "transbank"),
 }  # fmt: skip
@@ -81,8 +83,8 @@ def generate(seed: int = 7, events: int = 30_000) -> list[dict[str, Any]]:
     orders = max(1, int(events / EVENTS_PER_ORDER))
     sellers: dict[str, list[tuple[str, str | None]]] = {}
     for site in SITES:
-        local = [(f"{site}-S{seed}-{i:03d}", None) for i in range(1, 13)]
-        cross = [(f"CN-S{seed}-{i:03d}", "CN") for i in range(1, 5)]
+        local: list[tuple[str, str | None]] = [(f"{site}-S{seed}-{i:03d}", None) for i in range(1, 13)]
+        cross: list[tuple[str, str | None]] = [(f"CN-S{seed}-{i:03d}", "CN") for i in range(1, 5)]
         sellers[site] = local + cross
     # Releases per seller and currency, (when, minor) — payouts are planned from these.
     releases: dict[tuple[str, str], list[tuple[datetime, int]]] = defaultdict(list)
@@ -107,37 +109,96 @@ def generate(seed: int = 7, events: int = 30_000) -> list[dict[str, Any]]:
         method = _method(g, rng.choice(prof.methods), n)
         t += timedelta(seconds=rng.randrange(5, 120))
         base = {"payment_id": payment_id, "seller_id": seller_id, "psp": prof.psp}
-        g.emit(t, "payment.authorized", {**base, "order_id": order_id, "amount": g.amount(total, ccy), "method": method}, prof.psp)
+        g.emit(
+            t,
+            "payment.authorized",
+            {**base, "order_id": order_id, "amount": g.amount(total, ccy), "method": method},
+            prof.psp,
+        )
         kind = method["kind"]
         fails = rng.random() < (0.15 if kind in ("boleto", "oxxo") else 0.04)
-        delay = {"boleto": timedelta(days=rng.randint(1, 3)), "oxxo": timedelta(days=1)}.get(kind, timedelta(seconds=30))
+        delay = {"boleto": timedelta(days=rng.randint(1, 3)), "oxxo": timedelta(days=1)}.get(
+            kind, timedelta(seconds=30)
+        )
         t += delay
         if fails:
-            g.emit(t, "payment.failed", {"payment_id": payment_id, "reason": "expired" if kind in ("boleto", "oxxo") else "declined"}, prof.psp)
-            g.emit(t + timedelta(minutes=5), "order.cancelled", {"order_id": order_id, "reason": "payment failed"}, "checkout-api")
+            g.emit(
+                t,
+                "payment.failed",
+                {"payment_id": payment_id, "reason": "expired" if kind in ("boleto", "oxxo") else "declined"},
+                prof.psp,
+            )
+            g.emit(
+                t + timedelta(minutes=5),
+                "order.cancelled",
+                {"order_id": order_id, "reason": "payment failed"},
+                "checkout-api",
+            )
             continue
         g.emit(t, "payment.captured", {**base, "amount": g.amount(total, ccy)}, prof.psp)
         commission = total * rng.choice((11, 13, 16)) // 100
         processing = max(1, total * 3 // 100)
-        g.emit(t, "fee.charged", {"fee_id": f"{payment_id}-F1", "seller_id": seller_id, "kind": "commission", "amount": g.amount(commission, ccy), "payment_id": payment_id}, "billing")
-        g.emit(t, "fee.charged", {"fee_id": f"{payment_id}-F2", "seller_id": seller_id, "kind": "processing", "amount": g.amount(processing, ccy), "payment_id": payment_id}, "billing")
+        g.emit(
+            t,
+            "fee.charged",
+            {
+                "fee_id": f"{payment_id}-F1",
+                "seller_id": seller_id,
+                "kind": "commission",
+                "amount": g.amount(commission, ccy),
+                "payment_id": payment_id,
+            },
+            "billing",
+        )
+        g.emit(
+            t,
+            "fee.charged",
+            {
+                "fee_id": f"{payment_id}-F2",
+                "seller_id": seller_id,
+                "kind": "processing",
+                "amount": g.amount(processing, ccy),
+                "payment_id": payment_id,
+            },
+            "billing",
+        )
         net = total - commission - processing
         returned = 0
         roll = rng.random()
         if roll < 0.06:
             refund = total if rng.random() < 0.5 else max(1, total // rng.randint(2, 5))
             returned = refund
-            g.emit(t + timedelta(hours=rng.randint(2, 60)), "refund.issued", {**base, "refund_id": f"{payment_id}-R1", "amount": g.amount(refund, ccy)}, prof.psp)
+            g.emit(
+                t + timedelta(hours=rng.randint(2, 60)),
+                "refund.issued",
+                {**base, "refund_id": f"{payment_id}-R1", "amount": g.amount(refund, ccy)},
+                prof.psp,
+            )
         elif roll < 0.075 and kind == "card":
             opened = t + timedelta(days=rng.randint(3, 20))
             cb = {**base, "chargeback_id": f"{payment_id}-C1", "amount": g.amount(total, ccy)}
-            g.emit(opened, "chargeback.opened", {**cb, "reason_code": rng.choice(("10.4", "13.1", "4837", "4853"))}, prof.psp)
-            g.emit(opened + timedelta(days=rng.randint(5, 25)), "chargeback.resolved", {**cb, "outcome": rng.choice(("won", "lost", "lost"))}, prof.psp)
+            g.emit(
+                opened,
+                "chargeback.opened",
+                {**cb, "reason_code": rng.choice(("10.4", "13.1", "4837", "4853"))},
+                prof.psp,
+            )
+            g.emit(
+                opened + timedelta(days=rng.randint(5, 25)),
+                "chargeback.resolved",
+                {**cb, "outcome": rng.choice(("won", "lost", "lost"))},
+                prof.psp,
+            )
         release_at = t + timedelta(days=2)
         if returned < total and net - returned > 0:
             release = net - returned if returned else net
             if release > 0:
-                g.emit(release_at, "funds.released", {"release_id": f"{payment_id}-L1", "seller_id": seller_id, "amount": g.amount(release, ccy)}, "settlement")
+                g.emit(
+                    release_at,
+                    "funds.released",
+                    {"release_id": f"{payment_id}-L1", "seller_id": seller_id, "amount": g.amount(release, ccy)},
+                    "settlement",
+                )
                 releases[(seller_id, ccy)].append((release_at, release))
     _plan_payouts(g, releases)
     g.out.sort(key=lambda item: (item[0], item[1]))
@@ -165,7 +226,9 @@ def _plan_payouts(g: _Gen, releases: dict[tuple[str, str], list[tuple[datetime, 
     """Every Monday 10:00 (UTC-3), each seller pays out what was released before then."""
     rng = g.rng
     zone = ZoneInfo("America/Sao_Paulo")
-    mondays = [datetime(2026, 10, d, 10, tzinfo=zone) for d in (5, 12, 19, 26)] + [datetime(2026, 11, 2, 10, tzinfo=zone)]
+    mondays = [datetime(2026, 10, d, 10, tzinfo=zone) for d in (5, 12, 19, 26)] + [
+        datetime(2026, 11, 2, 10, tzinfo=zone)
+    ]
     for (seller_id, ccy), items in sorted(releases.items()):
         items.sort()
         available, i = 0, 0
@@ -180,10 +243,17 @@ def _plan_payouts(g: _Gen, releases: dict[tuple[str, str], list[tuple[datetime, 
             rail = {"BRL": "pix", "MXN": "spei"}.get(ccy, "bank_transfer")
             base = {"payout_id": payout_id, "seller_id": seller_id, "amount": amount}
             g.emit(monday, "payout.requested", {**base, "rail": rail, "destination": f"acct-{seller_id}"}, "payouts")
-            g.emit(monday + timedelta(hours=3), "payout.sent", {**base, "bank_reference": f"BR{g.uid()[:12]}"}, "payouts")
+            g.emit(
+                monday + timedelta(hours=3), "payout.sent", {**base, "bank_reference": f"BR{g.uid()[:12]}"}, "payouts"
+            )
             if rng.random() < 0.04:
                 # A bounced payout: the funds return and go out with next week's payout.
-                g.emit(monday + timedelta(days=2), "payout.failed", {**base, "reason": "beneficiary account closed"}, "payouts")
+                g.emit(
+                    monday + timedelta(days=2),
+                    "payout.failed",
+                    {**base, "reason": "beneficiary account closed"},
+                    "payouts",
+                )
             else:
                 available = 0
 

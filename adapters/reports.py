@@ -86,10 +86,10 @@ def balance_rows(ledger: Ledger, pattern: str | None = None, as_of: str | None =
             (value,),
         )
     out = []
-    for account, ccy, d, c in raw:
+    for account, ccy, d_raw, c_raw in raw:
         if pattern and not fnmatch.fnmatchcase(account, pattern):
             continue
-        d, c = int(d), int(c)
+        d, c = int(d_raw), int(c_raw)
         balance = d - c if normal_side_of(account) is Side.DEBIT else c - d
         out.append(
             {

@@ -11,8 +11,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 
 from domain.envelope import Amount, Envelope, Ident, Payload, Text
-from ledger.errors import AccountNameError
 from ledger.accounts import parse_account
+from ledger.errors import AccountNameError
 
 
 class AdjustmentLine(Payload):

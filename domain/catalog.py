@@ -66,9 +66,7 @@ AnyEvent = Annotated[
     Field(discriminator="type"),
 ]
 
-EVENT_TYPES: Final[dict[str, type[Envelope]]] = {
-    cls.model_fields["type"].default: cls for cls in EVENT_CLASSES
-}
+EVENT_TYPES: Final[dict[str, type[Envelope]]] = {cls.model_fields["type"].default: cls for cls in EVENT_CLASSES}
 CURRENT_VERSION: Final[dict[str, int]] = {
     name: cls.model_fields["schema_version"].default for name, cls in EVENT_TYPES.items()
 }
@@ -169,9 +167,7 @@ def parse_event(raw: bytes | str | dict[str, Any]) -> Envelope:
         raise InvalidEvent([f"type: unknown event type {kind!r}; known types: {known}"])
     version = doc.get("schema_version")
     if isinstance(kind, str) and isinstance(version, int) and version > CURRENT_VERSION[kind]:
-        raise InvalidEvent(
-            [f"schema_version: {kind} has no version {version} (current is {CURRENT_VERSION[kind]})"]
-        )
+        raise InvalidEvent([f"schema_version: {kind} has no version {version} (current is {CURRENT_VERSION[kind]})"])
     try:
         event: Envelope = _ADAPTER.validate_python(_upcast(dict(doc)))
     except ValidationError as exc:

@@ -46,7 +46,9 @@ def verify_chain(
                 return _broken(expected - 1, previous, r.position, eid, "recorded time goes backwards")
             link = link_hash(previous, r.position, r.event_id, r.recorded_at_us, r.body_sha256)
             if link != r.chain_sha256:
-                return _broken(expected - 1, previous, r.position, eid, "chain hash does not follow from the previous link")
+                return _broken(
+                    expected - 1, previous, r.position, eid, "chain hash does not follow from the previous link"
+                )
             previous, last_recorded, expected = link, r.recorded_at_us, expected + 1
         if progress is not None:
             progress(expected - 1, head)

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from functools import lru_cache
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any, Final
 
 from domain.adjustments import AdjustmentPosted
@@ -231,7 +231,8 @@ def _refund(s: PaymentState, e: RefundIssued) -> PaymentState:
     if p.amount.minor > _refundable(s):
         raise RuleViolation(
             "payload.amount",
-            f"refund of {_money(p.amount)} exceeds the {_minor(_refundable(s), s.currency)} captured and not yet returned",
+            f"refund of {_money(p.amount)} exceeds the {_minor(_refundable(s), s.currency)} "
+            "captured and not yet returned",
         )
     return replace(s, returned_minor=s.returned_minor + p.amount.minor, refund_ids=s.refund_ids | {p.refund_id})
 
@@ -245,7 +246,8 @@ def _chargeback_opened(s: PaymentState, e: ChargebackOpened) -> PaymentState:
     if p.amount.minor > _refundable(s):
         raise RuleViolation(
             "payload.amount",
-            f"chargeback of {_money(p.amount)} exceeds the {_minor(_refundable(s), s.currency)} captured and not yet returned",
+            f"chargeback of {_money(p.amount)} exceeds the {_minor(_refundable(s), s.currency)} "
+            "captured and not yet returned",
         )
     return replace(
         s,

@@ -162,12 +162,11 @@ class LedgerService:
         if missing:
             for sid, rows in self.store.stream_bodies(missing).items():
                 state: State | None = None
-                version = 0
-                for version, body in rows:
+                for _, body in rows:
                     event = decode_stored(body)
                     state = evolve(state if state is not None else initial_state(stream_name(event)), event)
                 assert state is not None
-                states[sid] = (version, state)
+                states[sid] = (rows[-1][0], state)
         return states, cached
 
     def _remember(self, sid: UUID, vs: tuple[int, State]) -> None:

@@ -30,13 +30,9 @@ def body_hash(canonical: bytes) -> bytes:
     return hashlib.sha256(canonical).digest()
 
 
-def link_hash(
-    previous: bytes, position: int, event_id: UUID, recorded_at_us: int, body_sha256: bytes
-) -> bytes:
+def link_hash(previous: bytes, position: int, event_id: UUID, recorded_at_us: int, body_sha256: bytes) -> bytes:
     """The chain hash of the event at ``position`` given the previous link's hash."""
-    return hashlib.sha256(
-        previous + _PACK(position) + event_id.bytes + _PACK(recorded_at_us) + body_sha256
-    ).digest()
+    return hashlib.sha256(previous + _PACK(position) + event_id.bytes + _PACK(recorded_at_us) + body_sha256).digest()
 
 
 @dataclass(frozen=True, slots=True)

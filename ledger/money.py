@@ -74,14 +74,12 @@ def parse_amount(value: object, code: str, field: str = "amount") -> Decimal:
     Refuses JSON numbers and floats (they may already have lost a digit), more decimals than
     the currency has, and magnitudes beyond :data:`MAX_MINOR` minor units.
     """
-    if isinstance(value, bool) or isinstance(value, (int, float, Decimal)):
-        raise MoneyError(
-            field, f"must be a decimal string such as \"12.34\", not a {type(value).__name__}"
-        )
+    if isinstance(value, (bool, int, float, Decimal)):
+        raise MoneyError(field, f'must be a decimal string such as "12.34", not a {type(value).__name__}')
     if not isinstance(value, str):
-        raise MoneyError(field, "must be a decimal string such as \"12.34\"")
+        raise MoneyError(field, 'must be a decimal string such as "12.34"')
     if not _DECIMAL_STRING.fullmatch(value):
-        raise MoneyError(field, f"{value!r} is not a plain decimal string such as \"12.34\"")
+        raise MoneyError(field, f'{value!r} is not a plain decimal string such as "12.34"')
     exp = exponent(code)
     try:
         amount = Decimal(value)

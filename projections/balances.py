@@ -21,7 +21,7 @@ class BalancesProjection:
     """Debits, credits and posting count per account."""
 
     name = "balances"
-    tables = (BALANCES,)
+    tables: tuple[Table, ...] = (BALANCES,)
 
     def fold(self, batch: Sequence[Event]) -> list[Write]:
         acc: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
@@ -43,7 +43,7 @@ class TrialBalanceProjection:
     """Total debits and credits per currency: equal at every position of the log."""
 
     name = "trial_balance"
-    tables = (TRIAL,)
+    tables: tuple[Table, ...] = (TRIAL,)
 
     def fold(self, batch: Sequence[Event]) -> list[Write]:
         acc: dict[str, list[int]] = defaultdict(lambda: [0, 0])
@@ -58,4 +58,3 @@ class TrialBalanceProjection:
                 acc[ccy][1] += c
         rows = [(ccy, d, c) for ccy, (d, c) in sorted(acc.items())]
         return [Increment(TRIAL, (), ("debits_minor", "credits_minor"), rows)]
-

@@ -30,7 +30,7 @@ class JournalProjection:
     """Entries and postings per event."""
 
     name = "journal"
-    tables = (ENTRIES, POSTINGS)
+    tables: tuple[Table, ...] = (ENTRIES, POSTINGS)
 
     def fold(self, batch: Sequence[Event]) -> list[Write]:
         entries, postings = [], []
@@ -45,4 +45,3 @@ class JournalProjection:
                 dr, cr = (p.amount_minor, 0) if p.side is Side.DEBIT else (0, p.amount_minor)
                 postings.append((rec.position, line, p.account, p.currency, dr, cr, when))
         return [Insert(ENTRIES, entries), Insert(POSTINGS, postings)]
-

@@ -53,7 +53,7 @@ Write = Insert | Increment
 class Event:
     """A recorded event with its typed form decoded on first use (and only then)."""
 
-    __slots__ = ("record", "__dict__")
+    __slots__ = ("__dict__", "record")
 
     def __init__(self, record: Recorded) -> None:
         self.record = record

@@ -62,7 +62,9 @@ def payout(pid: str, value: str, ccy: str = CCY, seller: str = "S1") -> dict[str
     })  # fmt: skip
 
 
-def adjustment(aid: str, lines: list[tuple[str, str, str, str]], reason: str = "fix", author: str = "ana") -> dict[str, Any]:
+def adjustment(
+    aid: str, lines: list[tuple[str, str, str, str]], reason: str = "fix", author: str = "ana"
+) -> dict[str, Any]:
     return ev("adjustment.posted", {
         "adjustment_id": aid, "reason": reason, "author": author,
         "lines": [{"account": a, "side": s, "amount": amt(v, c)} for a, s, v, c in lines],

@@ -70,8 +70,12 @@ def test_captures_never_exceed_the_authorization(ledger: Ledger) -> None:
 def test_refunds_and_chargebacks_never_exceed_what_was_captured(ledger: Ledger) -> None:
     ledger.service.post([authorized("p1", "100.00"), captured("p1", "80.00")])
     results = ledger.service.post(
-        [refunded("p1", "r1", "50.00"), refunded("p1", "r2", "30.01"), chargeback("p1", "c1", "30.00"),
-         refunded("p1", "r1", "0.01")]  # fmt: skip
+        [
+            refunded("p1", "r1", "50.00"),
+            refunded("p1", "r2", "30.01"),
+            chargeback("p1", "c1", "30.00"),
+            refunded("p1", "r1", "0.01"),
+        ]
     )
     assert [r.outcome.value for r in results] == ["appended", "rejected", "appended", "rejected"]
     assert "refund of 30.01 BRL exceeds the 30.00 BRL captured" in (results[1].reason or "")

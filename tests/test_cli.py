@@ -19,7 +19,13 @@ QUIPU = [sys.executable, "-m", "adapters.cli"]
 def quipu(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "200"}
     return subprocess.run(
-        [*QUIPU, *args], input=stdin.decode() if stdin else None, capture_output=True, text=True, env=env, timeout=600
+        [*QUIPU, *args],
+        input=stdin.decode() if stdin else None,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
     )
 
 
@@ -51,7 +57,12 @@ def test_demo_export_then_post_twice_gives_the_same_zero_trial_balance(ledger_ur
 def test_the_demo_is_deterministic_for_a_seed(tmp_path: Path) -> None:
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     for path, db in ((a, "a.db"), (b, "b.db")):
-        assert quipu("demo", "--database", f"sqlite:///{tmp_path}/{db}", "--events", "800", "--export", str(path)).returncode == 0
+        assert (
+            quipu(
+                "demo", "--database", f"sqlite:///{tmp_path}/{db}", "--events", "800", "--export", str(path)
+            ).returncode
+            == 0
+        )
     assert a.read_bytes() == b.read_bytes()
     c = tmp_path / "c.jsonl"
     quipu("demo", "--database", f"sqlite:///{tmp_path}/c.db", "--events", "800", "--seed", "8", "--export", str(c))
@@ -67,7 +78,10 @@ def test_post_reports_each_rejected_line_and_exits_non_zero(tmp_path: Path) -> N
     assert run.returncode == 1
     assert "appended 1, duplicates 0, rejected 2" in run.stdout
     assert "line 3: rejected: event: not valid JSON" in run.stderr
-    assert 'line 4: rejected: payload.amount.amount: must be a decimal string such as "12.34", not a JSON number' in run.stderr
+    assert (
+        'line 4: rejected: payload.amount.amount: must be a decimal string such as "12.34", not a JSON number'
+        in run.stderr
+    )
 
 
 def test_verify_exits_one_and_names_the_broken_link(tmp_path: Path) -> None:
@@ -99,8 +113,13 @@ def test_balances_as_of_position_and_time_and_formats(tmp_path: Path) -> None:
     assert live == [{"account": "seller:S1:pending:BRL", "currency": "BRL", "debits": "0.00", "credits": "100.00",
                      "balance": "100.00", "normal_side": "credit"}]  # fmt: skip
     at2 = json.loads(quipu("balances", "--database", db, "--format", "json", "--as-of", "2").stdout)
-    assert {r["account"]: r["balance"] for r in at2} == {"psp:cielo:receivable:BRL": "60.00", "seller:S1:pending:BRL": "60.00"}
-    at_time = json.loads(quipu("balances", "--database", db, "--format", "json", "--as-of", "2026-10-02T00:00:00Z").stdout)
+    assert {r["account"]: r["balance"] for r in at2} == {
+        "psp:cielo:receivable:BRL": "60.00",
+        "seller:S1:pending:BRL": "60.00",
+    }
+    at_time = json.loads(
+        quipu("balances", "--database", db, "--format", "json", "--as-of", "2026-10-02T00:00:00Z").stdout
+    )
     assert {r["balance"] for r in at_time} == {"60.00"}
     csv_out = quipu("trial-balance", "--database", db, "--format", "csv").stdout.splitlines()
     assert csv_out == ["currency,debits,credits,net", "BRL,100.00,100.00,0.00"]
@@ -112,7 +131,9 @@ def test_balances_as_of_position_and_time_and_formats(tmp_path: Path) -> None:
 
 def test_project_resumes_and_stops_at_a_position(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path}/l.db"
-    body = b"\n".join(orjson.dumps(e) for e in (authorized("p1", "100.00"), captured("p1", "60.00"), captured("p1", "40.00")))
+    body = b"\n".join(
+        orjson.dumps(e) for e in (authorized("p1", "100.00"), captured("p1", "60.00"), captured("p1", "40.00"))
+    )
     quipu("post", "-", "--database", db, stdin=body)
     first = quipu("project", "--database", db, "--to-position", "2")
     assert "positions 0 → 2" in first.stdout

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.bootstrap import open_ledger
 from tests.conftest import drop_schema, pg_url_for_new_schema
 from tests.factories import authorized, captured, chargeback, ev, fee, payout, refunded, released
-
-import pytest
 
 CCYS = ["BRL", "CLP", "MXN"]
 
@@ -89,7 +88,9 @@ def _check_prefixes(url: str, events: list[dict[str, Any]], chunk: int) -> None:
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(events=commands(), chunk=st.integers(min_value=1, max_value=7))
-def test_trial_balance_is_zero_after_every_prefix_on_sqlite(tmp_path_factory: Any, events: list[Any], chunk: int) -> None:
+def test_trial_balance_is_zero_after_every_prefix_on_sqlite(
+    tmp_path_factory: Any, events: list[Any], chunk: int
+) -> None:
     path = tmp_path_factory.mktemp("prop") / "l.db"
     _check_prefixes(f"sqlite:///{path}", events, chunk)
 

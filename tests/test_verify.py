@@ -88,13 +88,19 @@ def test_swapped_bodies_are_named(ledger: Ledger) -> None:
 def test_a_rewritten_chain_row_is_named(ledger: Ledger) -> None:
     _fill(ledger)
     with raw_sql(ledger) as conn:
-        conn.execute(_q(ledger, "UPDATE quipu_event_chain SET recorded_at_us = recorded_at_us + 1 WHERE position = ?"), (9,))
+        conn.execute(
+            _q(ledger, "UPDATE quipu_event_chain SET recorded_at_us = recorded_at_us + 1 WHERE position = ?"), (9,)
+        )
     broken = verify_chain(ledger.store).broken
     assert broken is not None and broken.position == 9
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(position=st.integers(min_value=1, max_value=12), offset=st.integers(min_value=0, max_value=10_000), bit=st.integers(0, 7))
+@given(
+    position=st.integers(min_value=1, max_value=12),
+    offset=st.integers(min_value=0, max_value=10_000),
+    bit=st.integers(0, 7),
+)
 def test_any_flipped_bit_in_any_body_is_caught(tmp_path_factory: Any, position: int, offset: int, bit: int) -> None:
     from adapters.bootstrap import open_ledger
 

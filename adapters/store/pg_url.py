@@ -31,9 +31,7 @@ class PgTarget:
         """A libpq connection string (no schema: that is Quipu's, not libpq's)."""
         from psycopg.conninfo import make_conninfo
 
-        return make_conninfo(
-            host=self.host, port=self.port, user=self.user, password=self.password, dbname=self.dbname
-        )
+        return make_conninfo(host=self.host, port=self.port, user=self.user, password=self.password, dbname=self.dbname)
 
     def with_schema(self, schema: str) -> PgTarget:
         """The same server and database, another schema (a scratch rebuild, a test)."""

@@ -65,8 +65,11 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         records: Sequence[NewRecord] = kwargs["records"]
         curs.execute(self.head_statement, prepare=True)
         row = curs.fetchone()
-        head = (row["position"], bytes(row["chain_sha256"]), row["recorded_at_us"]) if row else (0, GENESIS, 0)
-        links = extend(*head, [(r.event_id, r.body_sha256) for r in records], time.time_ns() // 1000)
+        head: tuple[int, bytes, int] = (
+            (int(row["position"]), bytes(row["chain_sha256"]), int(row["recorded_at_us"])) if row else (0, GENESIS, 0)
+        )
+        new = [(r.event_id, r.body_sha256) for r in records]
+        links = extend(head[0], head[1], head[2], new, time.time_ns() // 1000)
         curs.execute(
             self.insert_chain_statement,
             (
@@ -109,9 +112,9 @@ class PostgresEventStore:
         self.recorder = ChainedPostgresRecorder(self.datastore)
         self.recorder.create_table()
         s, c, e = Identifier(target.schema), Identifier(CHAIN), Identifier(EVENTS)
-        self._known = SQL(
-            "SELECT event_id, position, body_sha256 FROM {s}.{c} WHERE event_id = ANY(%s)"
-        ).format(s=s, c=c)
+        self._known = SQL("SELECT event_id, position, body_sha256 FROM {s}.{c} WHERE event_id = ANY(%s)").format(
+            s=s, c=c
+        )
         self._streams = SQL(
             "SELECT originator_id, originator_version, state FROM {s}.{e} WHERE originator_id = ANY(%s) "
             "ORDER BY originator_id, originator_version"

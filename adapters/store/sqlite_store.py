@@ -52,9 +52,10 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         # this batch extends: no other writer can commit in between.
         c.execute(f"SELECT position, chain_sha256, recorded_at_us FROM {CHAIN} ORDER BY position DESC LIMIT 1")
         row = c.fetchone()
-        head = (row[0], bytes(row[1]), row[2]) if row else (0, GENESIS, 0)
+        head: tuple[int, bytes, int] = (int(row[0]), bytes(row[1]), int(row[2])) if row else (0, GENESIS, 0)
         records: Sequence[NewRecord] = kwargs["records"]
-        links = extend(*head, [(r.event_id, r.body_sha256) for r in records], time.time_ns() // 1000)
+        new = [(r.event_id, r.body_sha256) for r in records]
+        links = extend(head[0], head[1], head[2], new, time.time_ns() // 1000)
         c.executemany(
             f"INSERT INTO {CHAIN} VALUES (?,?,?,?,?,?)",
             [
@@ -125,7 +126,9 @@ class SQLiteEventStore:
                 (after, upper, limit),
             )
             return [
-                Recorded(r[0], UUID(bytes=bytes(r[1])), UUID(r[2]), r[3], r[4], _blob(r[5]), r[6], bytes(r[7]), bytes(r[8]))
+                Recorded(
+                    r[0], UUID(bytes=bytes(r[1])), UUID(r[2]), r[3], r[4], _blob(r[5]), r[6], bytes(r[7]), bytes(r[8])
+                )
                 for r in c.fetchall()
             ]
 

@@ -58,8 +58,7 @@ def pending(applied: dict[int, str], dialect: Dialect) -> list[Migration]:
             todo.append(m)
         elif recorded != m.sha256:
             raise MigrationError(
-                f"migration {m.version:04d}_{m.name} was edited after it was applied; "
-                "add a new migration instead"
+                f"migration {m.version:04d}_{m.name} was edited after it was applied; add a new migration instead"
             )
     return todo
 

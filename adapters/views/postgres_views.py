@@ -10,7 +10,7 @@ from psycopg.sql import SQL, Identifier
 
 from adapters.store.pg_url import PgTarget
 from adapters.views.migrate import pending
-from projections.views import Increment, Insert, Projection, Table, Write
+from projections.views import Insert, Projection, Table, Write
 
 
 class PostgresViewStore:
@@ -34,7 +34,9 @@ class PostgresViewStore:
             )
             # One upgrader at a time per schema.
             self.conn.execute("LOCK TABLE quipu_schema_migrations IN EXCLUSIVE MODE")
-            applied = dict(self.conn.execute("SELECT version, sha256 FROM quipu_schema_migrations").fetchall())
+            applied: dict[int, str] = dict(
+                self.conn.execute("SELECT version, sha256 FROM quipu_schema_migrations").fetchall()
+            )
             done = []
             for m in pending(applied, "postgresql"):
                 self.conn.execute(m.sql.encode())
@@ -46,7 +48,7 @@ class PostgresViewStore:
         return done
 
     def positions(self, names: Sequence[str]) -> dict[str, int]:
-        rows = dict(self.conn.execute("SELECT name, position FROM projection_positions").fetchall())
+        rows: dict[str, int] = dict(self.conn.execute("SELECT name, position FROM projection_positions").fetchall())
         self.conn.commit()
         return {n: int(rows.get(n, 0)) for n in names}
 
