@@ -108,8 +108,10 @@ class LedgerService:
 
     def _decide_and_append(self, parsed: list[_Parsed], trust_cache: bool) -> dict[int, PostResult]:
         results: dict[int, PostResult] = {}
-        known = self.store.known_events([p.event.event_id for p in parsed]) if parsed else {}
+        # States first, then known ids: an event another writer committed in between is then
+        # seen as known (a duplicate), never as an effect already in the state (a refusal).
         states, cached = self._load([p.sid for p in parsed], trust_cache)
+        known = self.store.known_events([p.event.event_id for p in parsed]) if parsed else {}
         batch_ids: dict[UUID, tuple[int, bytes]] = {}
         accepted: list[tuple[_Parsed, NewRecord]] = []
         for p in parsed:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
@@ -91,13 +93,30 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         return ids
 
 
+@contextmanager
+def schema_lock(target: PgTarget) -> Iterator[psycopg.Connection[Any]]:
+    """A session-level advisory lock per schema, held while a ledger's DDL runs."""
+    key = int.from_bytes(hashlib.sha256(f"quipu-ddl:{target.schema}".encode()).digest()[:8], "big", signed=True)
+    with psycopg.connect(target.conninfo, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+        try:
+            yield conn
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+
 class PostgresEventStore:
     """:class:`domain.ports.EventStore` on PostgreSQL (one schema per ledger)."""
 
     def __init__(self, target: PgTarget, pool_size: int = 2) -> None:
         self.target = target
-        with psycopg.connect(target.conninfo, autocommit=True) as conn:
+        # Several processes may open the same new ledger at once; DDL such as CREATE OR
+        # REPLACE FUNCTION then fails with "tuple concurrently updated". One at a time.
+        with schema_lock(target) as conn:
             conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(target.schema)))
+            self._open(target, pool_size)
+
+    def _open(self, target: PgTarget, pool_size: int) -> None:
         self.datastore = PostgresDatastore(
             dbname=target.dbname,
             host=target.host,

@@ -27,27 +27,22 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
             *super().construct_create_table_statements(),
             f"CREATE TABLE IF NOT EXISTS {CHAIN} ("
             "position INTEGER PRIMARY KEY, "
-            "notification_id INTEGER NOT NULL UNIQUE, "
+            "stream_id TEXT NOT NULL, "
+            "version INTEGER NOT NULL, "
             "event_id BLOB NOT NULL UNIQUE, "
             "recorded_at_us INTEGER NOT NULL, "
             "body_sha256 BLOB NOT NULL, "
-            "chain_sha256 BLOB NOT NULL)",
+            "chain_sha256 BLOB NOT NULL, "
+            "UNIQUE (stream_id, version))",
         ]
 
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        # One executemany instead of the library's row-by-row inserts (it needs each
-        # lastrowid). Under the write lock SQLite gives new rows max(rowid)+1 in order, so
-        # the batch's notification ids are the last n rowids.
-        c.executemany(
-            self.insert_events_statement,
-            [(s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
-              s.originator_version, s.topic, s.state) for s in stored_events],
-        )  # fmt: skip
-        c.execute(f"SELECT MAX(rowid) FROM {EVENTS}")
-        last = int(c.fetchone()[0])
-        notification_ids = list(range(last - len(stored_events) + 1, last + 1))
+        # One executemany instead of the library's row-by-row inserts: the chain links each
+        # event by its stream and version (the table's key), not by rowid, which VACUUM may
+        # renumber, so no per-row lastrowid is needed.
+        c.executemany(self.insert_events_statement, [_row(s) for s in stored_events])
         # The inserts above took SQLite's write lock, so the head read here is the head
         # this batch extends: no other writer can commit in between.
         c.execute(f"SELECT position, chain_sha256, recorded_at_us FROM {CHAIN} ORDER BY position DESC LIMIT 1")
@@ -57,14 +52,15 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         new = [(r.event_id, r.body_sha256) for r in records]
         links = extend(head[0], head[1], head[2], new, time.time_ns() // 1000)
         c.executemany(
-            f"INSERT INTO {CHAIN} VALUES (?,?,?,?,?,?)",
+            f"INSERT INTO {CHAIN} VALUES (?,?,?,?,?,?,?)",
             [
-                (ln.position, nid, ln.event_id.bytes, ln.recorded_at_us, ln.body_sha256, ln.chain_sha256)
-                for ln, nid in zip(links, notification_ids, strict=True)
+                (ln.position, r.stream_id.hex, r.version, ln.event_id.bytes, ln.recorded_at_us, ln.body_sha256,
+                 ln.chain_sha256)
+                for ln, r in zip(links, records, strict=True)
             ],
-        )
+        )  # fmt: skip
         kwargs["positions"].extend(ln.position for ln in links)
-        return notification_ids
+        return None
 
 
 class SQLiteEventStore:
@@ -121,7 +117,7 @@ class SQLiteEventStore:
             c.execute(
                 f"SELECT c.position, c.event_id, e.originator_id, e.originator_version, e.topic, e.state, "
                 f"c.recorded_at_us, c.body_sha256, c.chain_sha256 "
-                f"FROM {CHAIN} c JOIN {EVENTS} e ON e.rowid = c.notification_id "
+                f"FROM {CHAIN} c JOIN {EVENTS} e ON e.originator_id = c.stream_id AND e.originator_version = c.version "
                 f"WHERE c.position > ? AND c.position <= ? ORDER BY c.position LIMIT ?",
                 (after, upper, limit),
             )
@@ -137,6 +133,11 @@ class SQLiteEventStore:
             c.execute(f"SELECT MAX(position) FROM {CHAIN}")
             row = c.fetchone()
             return int(row[0] or 0)
+
+
+def _row(s: StoredEvent) -> tuple[str, int, str, bytes]:
+    oid = s.originator_id.hex if isinstance(s.originator_id, UUID) else str(s.originator_id)
+    return oid, s.originator_version, s.topic, s.state
 
 
 def _blob(value: object) -> bytes:

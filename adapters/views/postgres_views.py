@@ -9,6 +9,7 @@ import psycopg
 from psycopg.sql import SQL, Identifier
 
 from adapters.store.pg_url import PgTarget
+from adapters.store.postgres_store import schema_lock
 from adapters.views.migrate import pending
 from projections.views import Insert, Projection, Table, Write
 
@@ -18,16 +19,16 @@ class PostgresViewStore:
 
     def __init__(self, target: PgTarget) -> None:
         self.target = target
+        with schema_lock(target) as conn:
+            conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(target.schema)))
         self.conn = psycopg.connect(target.conninfo, options=f"-c search_path={target.schema}")
-        self.conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(target.schema)))
-        self.conn.commit()
 
     def close(self) -> None:
         self.conn.close()
 
     def upgrade(self) -> list[str]:
-        """Apply pending migrations; returns their names."""
-        with self.conn.transaction():
+        """Apply pending migrations (all in one transaction); returns their names."""
+        with schema_lock(self.target), self.conn.transaction():
             self.conn.execute(
                 "CREATE TABLE IF NOT EXISTS quipu_schema_migrations (version integer PRIMARY KEY, "
                 "name text NOT NULL, sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"

@@ -32,23 +32,28 @@ class SQLiteViewStore:
             "CREATE TABLE IF NOT EXISTS quipu_schema_migrations ("
             "version INTEGER PRIMARY KEY, name TEXT NOT NULL, sha256 TEXT NOT NULL, applied_at TEXT NOT NULL)"
         )
-        applied = dict(c.execute("SELECT version, sha256 FROM quipu_schema_migrations").fetchall())
-        done = []
-        for m in pending(applied, "sqlite"):
+        done: list[str] = []
+        while True:
+            # Read what is applied under the write lock, so two upgraders cannot both apply.
             c.execute("BEGIN IMMEDIATE")
             try:
-                for statement in _statements(m.sql):
-                    c.execute(statement)
-                c.execute(
-                    "INSERT INTO quipu_schema_migrations VALUES (?,?,?,?)",
-                    (m.version, m.name, m.sha256, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())),
-                )
+                applied = dict(c.execute("SELECT version, sha256 FROM quipu_schema_migrations").fetchall())
+                todo = pending(applied, "sqlite")
+                if todo:
+                    m = todo[0]
+                    for statement in _statements(m.sql):
+                        c.execute(statement)
+                    c.execute(
+                        "INSERT INTO quipu_schema_migrations VALUES (?,?,?,?)",
+                        (m.version, m.name, m.sha256, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())),
+                    )
             except BaseException:
                 c.execute("ROLLBACK")
                 raise
             c.execute("COMMIT")
-            done.append(f"{m.version:04d}_{m.name}")
-        return done
+            if not todo:
+                return done
+            done.append(f"{todo[0].version:04d}_{todo[0].name}")
 
     def positions(self, names: Sequence[str]) -> dict[str, int]:
         rows = dict(self.conn.execute("SELECT name, position FROM projection_positions").fetchall())

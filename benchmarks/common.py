@@ -1,0 +1,132 @@
+"""Helpers shared by the benchmarks: backends, scratch schemas, event slices, output."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import sqlite3
+import subprocess
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import psycopg
+from psycopg.sql import SQL, Identifier
+
+from adapters.demo import generate, iter_jsonl
+from adapters.store.pg_url import parse_pg_url
+
+BACKENDS: Final = ("sqlite", "postgresql")
+DEFAULT_PG_URL: Final = "postgresql://postgres:postgres@127.0.0.1:5432/postgres"
+DEFAULT_RESULTS_DIR: Final = Path("bench-results")
+
+
+def default_pg_url() -> str:
+    """``QUIPU_BENCH_DATABASE_URL``, else ``QUIPU_TEST_DATABASE_URL``, else the local server."""
+    return os.environ.get("QUIPU_BENCH_DATABASE_URL") or os.environ.get("QUIPU_TEST_DATABASE_URL") or DEFAULT_PG_URL
+
+
+def backends(choice: str) -> tuple[str, ...]:
+    """``sqlite``, ``postgresql`` or ``both``."""
+    return BACKENDS if choice == "both" else (choice,)
+
+
+def pg_schema_url(base: str, schema: str) -> str:
+    """``base`` with ``schema=`` set (replacing any schema it already names)."""
+    head, _, query = base.partition("?")
+    params = [p for p in query.split("&") if p and not p.startswith("schema=")]
+    params.append(f"schema={schema}")
+    return f"{head}?{'&'.join(params)}"
+
+
+def new_schema_name(prefix: str) -> str:
+    """A unique scratch schema name."""
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+def drop_schema(base_url: str, schema: str) -> None:
+    """``DROP SCHEMA ... CASCADE`` (no error when it is already gone)."""
+    with psycopg.connect(parse_pg_url(base_url).conninfo, autocommit=True) as conn:
+        conn.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(schema)))
+
+
+def check_pg(base_url: str) -> str | None:
+    """``None`` when the server answers, else why not."""
+    try:
+        with psycopg.connect(parse_pg_url(base_url).conninfo, connect_timeout=5):
+            return None
+    except (psycopg.Error, ValueError) as exc:
+        return str(exc).strip()
+
+
+def demo_lines(seed: int, events: int) -> list[bytes]:
+    """Exactly ``events`` demo events of ``seed``, as JSON lines.
+
+    ``generate`` returns *about* ``events`` events (±10%) in time order, so ask for a few
+    more and cut: a prefix of that order is self-consistent (an event only depends on
+    earlier ones). The cut drops the last hours of the month (mostly the final payouts).
+    """
+    made = generate(seed=seed, events=events + events // 8 + 50)
+    if len(made) < events:  # pragma: no cover - the generator undershot by more than 12%
+        raise RuntimeError(f"generate(seed={seed}) made {len(made)} events, {events} needed")
+    return list(iter_jsonl(made[:events]))
+
+
+def batches(lines: Sequence[bytes], size: int) -> Iterator[Sequence[bytes]]:
+    """``lines`` in consecutive slices of ``size``."""
+    for i in range(0, len(lines), size):
+        yield lines[i : i + size]
+
+
+def write_json(path: Path, doc: dict[str, Any]) -> None:
+    """Write ``doc`` to ``path``, creating its directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """A plain, right-aligned text table."""
+    cells = [[str(h) for h in headers], *[[_cell(v) for v in row] for row in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    for n, row in enumerate(cells):
+        print("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if isinstance(value, float):
+        return f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def machine(pg_url: str | None) -> dict[str, Any]:
+    """What the numbers were measured on."""
+    info: dict[str, Any] = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    try:
+        with open("/proc/meminfo") as f:
+            total_kib = int(next(line for line in f if line.startswith("MemTotal:")).split()[1])
+        info["memory_gib"] = round(total_kib / 2**20, 1)
+    except (OSError, StopIteration, ValueError):
+        pass
+    info["sqlite"] = sqlite3.sqlite_version
+    if pg_url is not None and check_pg(pg_url) is None:
+        with psycopg.connect(parse_pg_url(pg_url).conninfo) as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+            info["postgresql"] = row[0] if row else None
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        info["git_commit"] = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+    return info

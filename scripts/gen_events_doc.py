@@ -1,0 +1,480 @@
+"""Write docs/events.md from the event catalogue, or check that it is up to date.
+
+For every event type in ``domain.catalog.EVENT_TYPES`` (sorted by name) the page shows what
+the event means (the payload's docstring), its payload fields (from the JSON Schema), the
+journal entry it books (from the event class's docstring), one example event and the
+postings the posting rules book for that example.
+
+The examples are one small story (an order paid by card, a fee, a refund, a chargeback, a
+release and a payout that bounces, ...). Before anything is written, each example is parsed
+with ``domain.catalog.parse_event``, decided against its stream with ``domain.rules.evolve``
+in story order, and booked with ``domain.posting_rules.entry_for``, so every example on the
+page is an event ``quipu post`` accepts.
+
+Usage::
+
+    python scripts/gen_events_doc.py            # (re)write docs/events.md
+    python scripts/gen_events_doc.py --check    # exit 1 if docs/events.md is stale
+
+Either way it exits 2, writing nothing, if an example is invalid or an event type has none.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import inspect
+import itertools
+import re
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+ROOT: Final = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # running the file directly, without the editable install
+    sys.path.insert(0, str(ROOT))
+
+import orjson  # noqa: E402
+from pydantic import BaseModel, TypeAdapter  # noqa: E402
+
+from domain.catalog import CURRENT_VERSION, EVENT_TYPES, InvalidEvent, json_schemas, parse_event  # noqa: E402
+from domain.envelope import CountryCode, Envelope, Ident, Site, Text  # noqa: E402
+from domain.posting_rules import entry_for  # noqa: E402
+from domain.rules import RuleViolation, State, evolve, initial_state, stream_name  # noqa: E402
+from ledger.accounts import Side  # noqa: E402
+from ledger.money import format_amount  # noqa: E402
+
+OUTPUT: Final = ROOT / "docs" / "events.md"
+
+# --------------------------------------------------------------------------------------------
+# The example story. Each event is decided in this order against the state its stream has
+# reached; the first example of each type is the one the page shows.
+# --------------------------------------------------------------------------------------------
+
+_SELLER: Final = "S-1001"
+_PSP: Final = "cielo"
+
+
+def _brl(value: str) -> dict[str, str]:
+    return {"amount": value, "currency": "BRL"}
+
+
+def _event(n: int, kind: str, when: str, source: str, payload: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.UUID(int=n, version=4)),
+        "type": kind,
+        "schema_version": CURRENT_VERSION.get(kind, 1),
+        "occurred_at": when,
+        "source": source,
+        "payload": payload,
+    }
+
+
+def story() -> list[dict[str, Any]]:
+    """The example events, in the order they happen."""
+    pay = {"payment_id": "P-1001", "seller_id": _SELLER, "psp": _PSP}
+    wallet = {"seller_id": _SELLER}
+    return [
+        _event(1, "order.placed", "2026-10-01T10:00:00-03:00", "checkout-api", {
+            "order_id": "O-1001", "site": "BR", "buyer_id": "B-2001", "seller_id": _SELLER,
+            "total": _brl("150.00"), "seller_country": "CN",
+        }),
+        _event(2, "payment.authorized", "2026-10-01T10:00:05-03:00", "payments-gateway", {
+            "payment_id": "P-1001", "order_id": "O-1001", "seller_id": _SELLER, "psp": _PSP,
+            "amount": _brl("150.00"),
+            "method": {"kind": "card", "brand": "visa", "installments": 3, "token": "tok_4f9a2c", "last4": "4242"},
+        }),
+        _event(3, "payment.captured", "2026-10-01T10:00:07-03:00", "payments-gateway", {
+            **pay, "amount": _brl("150.00"),
+        }),
+        _event(4, "fee.charged", "2026-10-01T10:00:08-03:00", "fees-service", {
+            "fee_id": "F-1001", "seller_id": _SELLER, "kind": "commission", "amount": _brl("18.00"),
+            "payment_id": "P-1001",
+        }),
+        _event(5, "refund.issued", "2026-10-02T15:30:00-03:00", "payments-gateway", {
+            "refund_id": "R-1001", **pay, "amount": _brl("20.00"),
+        }),
+        _event(6, "chargeback.opened", "2026-10-03T09:00:00-03:00", "payments-gateway", {
+            "chargeback_id": "CB-1001", **pay, "amount": _brl("30.00"), "reason_code": "10.4",
+        }),
+        _event(7, "chargeback.resolved", "2026-10-20T11:00:00-03:00", "payments-gateway", {
+            "chargeback_id": "CB-1001", **pay, "amount": _brl("30.00"), "outcome": "won",
+        }),
+        _event(8, "funds.released", "2026-10-21T00:00:00-03:00", "settlement", {
+            "release_id": "L-1001", **wallet, "amount": _brl("112.00"),
+        }),
+        _event(9, "payout.requested", "2026-10-26T10:00:00-03:00", "payouts-service", {
+            "payout_id": "PO-1001", **wallet, "amount": _brl("112.00"), "rail": "pix",
+            "destination": "bank-account-S-1001-1",
+        }),
+        _event(10, "payout.sent", "2026-10-26T10:05:00-03:00", "payouts-service", {
+            "payout_id": "PO-1001", **wallet, "amount": _brl("112.00"), "bank_reference": "E60701190202610261305",
+        }),
+        _event(11, "payout.failed", "2026-10-26T16:40:00-03:00", "payouts-service", {
+            "payout_id": "PO-1001", **wallet, "amount": _brl("112.00"), "reason": "destination account closed",
+        }),
+        _event(12, "adjustment.posted", "2026-10-31T18:00:00-03:00", "ops:maria", {
+            "adjustment_id": "ADJ-1001",
+            "reason": "Cielo's settlement report paid 0.01 less than captured for P-1001 (rounding)",
+            "author": "ops:maria",
+            "lines": [
+                {"account": "platform:main:rounding:BRL", "side": "debit", "amount": _brl("0.01")},
+                {"account": "psp:cielo:receivable:BRL", "side": "credit", "amount": _brl("0.01")},
+            ],
+        }),
+        _event(13, "order.placed", "2026-10-04T12:00:00-03:00", "checkout-api", {
+            "order_id": "O-1002", "site": "BR", "buyer_id": "B-2002", "seller_id": _SELLER,
+            "total": _brl("89.90"),
+        }),
+        _event(14, "payment.authorized", "2026-10-04T12:00:04-03:00", "payments-gateway", {
+            "payment_id": "P-1002", "order_id": "O-1002", "seller_id": _SELLER, "psp": _PSP,
+            "amount": _brl("89.90"), "method": {"kind": "boleto", "barcode": "2" * 47},
+        }),
+        _event(15, "payment.failed", "2026-10-07T23:59:59-03:00", "payments-gateway", {
+            "payment_id": "P-1002", "reason": "boleto expired unpaid",
+        }),
+        _event(16, "order.cancelled", "2026-10-08T00:05:00-03:00", "checkout-api", {
+            "order_id": "O-1002", "reason": "payment failed: boleto expired unpaid",
+        }),
+    ]  # fmt: skip
+
+
+class ExampleError(Exception):
+    """An example that the ledger would not accept, or an event type without an example."""
+
+
+def checked_examples() -> dict[str, tuple[dict[str, Any], Envelope]]:
+    """Per event type: the example shown (raw) and its parsed form, after checking the story."""
+    states: dict[str, State] = {}
+    shown: dict[str, tuple[dict[str, Any], Envelope]] = {}
+    for raw in story():
+        try:
+            event = parse_event(orjson.dumps(raw))
+        except InvalidEvent as exc:
+            raise ExampleError(f"example {raw['type']} is not a valid event: {exc}") from None
+        if event.schema_version != CURRENT_VERSION[event.type]:
+            raise ExampleError(f"example {event.type} is not of the current schema version")
+        name = stream_name(event)
+        try:
+            states[name] = evolve(states.get(name, initial_state(name)), event)
+        except RuleViolation as exc:
+            raise ExampleError(f"example {event.type} breaks a rule of stream {name}: {exc}") from None
+        entry_for(event)  # raises if it would not balance
+        shown.setdefault(event.type, (raw, event))
+    missing = sorted(set(EVENT_TYPES) - set(shown))
+    if missing:
+        raise ExampleError(f"no example for {', '.join(missing)}: add one to story() in {Path(__file__).name}")
+    return shown
+
+
+# --------------------------------------------------------------------------------------------
+# Field descriptions: the JSON Schema's, or else the attribute docstring in the source.
+# --------------------------------------------------------------------------------------------
+
+
+def _attribute_docstrings(cls: type) -> dict[str, str]:
+    """``field: "docstring"`` pairs written directly under the fields of ``cls``."""
+    try:
+        source = textwrap.dedent(inspect.getsource(cls))
+    except (OSError, TypeError):
+        return {}
+    tree = ast.parse(source)
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    docs: dict[str, str] = {}
+    for node, following in itertools.pairwise(body):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+            and isinstance(following.value.value, str)
+        ):
+            docs[node.target.id] = inspect.cleandoc(following.value.value)
+    return docs
+
+
+def _field_doc(cls: type, name: str) -> str:
+    for klass in cls.__mro__:
+        doc = _attribute_docstrings(klass).get(name)
+        if doc:
+            return doc
+    return ""
+
+
+def _models(cls: type[BaseModel]) -> Iterator[type[BaseModel]]:
+    """``cls`` and every model reachable from its fields' annotations."""
+    seen: set[type[BaseModel]] = set()
+    todo: list[Any] = [cls]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, type) and issubclass(item, BaseModel):
+            if item in seen:
+                continue
+            seen.add(item)
+            yield item
+            todo.extend(f.annotation for f in item.model_fields.values())
+        else:
+            todo.extend(getattr(item, "__args__", ()))
+            todo.extend(getattr(item, "__metadata__", ()))
+            origin = getattr(item, "__origin__", None)
+            if origin is not None:
+                todo.append(origin)
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering.
+# --------------------------------------------------------------------------------------------
+
+_ROLE: Final = re.compile(r":[a-z]+:`~?([^`]+)`")
+_NAMED: Final[list[tuple[str, dict[str, Any], str]]] = [
+    ("identifier", TypeAdapter(Ident).json_schema(), "1–64 characters: letters, digits, `.`, `_`, `-`; "
+     "starts with a letter or digit"),
+    ("site", TypeAdapter(Site).json_schema(), "one of the 18 country sites: "
+     + ", ".join(f"`{s}`" for s in TypeAdapter(Site).json_schema()["enum"])),
+    ("text", TypeAdapter(Text).json_schema(), "free text, 1–500 characters"),
+    ("country code", TypeAdapter(CountryCode).json_schema(), "ISO 3166-1 alpha-2, upper case (`CN`)"),
+]  # fmt: skip
+
+
+def md(text: str) -> str:
+    """reStructuredText inline markup as Markdown: ``x`` and :role:`x` become `x`."""
+    return _ROLE.sub(r"`\1`", text.replace("``", "`"))
+
+
+def cell(text: str) -> str:
+    """Text fit for one Markdown table cell."""
+    return " ".join(md(text).split()).replace("|", "\\|")
+
+
+def anchor(heading: str) -> str:
+    """The anchor GitHub gives a heading."""
+    return re.sub(r"[^a-z0-9 _-]", "", heading.lower()).replace(" ", "-")
+
+
+def _constraint_free(prop: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in prop.items() if k not in ("title", "description", "default")}
+
+
+def type_of(prop: dict[str, Any]) -> str:
+    """A short human name for a JSON Schema property's type."""
+    bare = _constraint_free(prop)
+    for name, schema, _ in _NAMED:
+        if bare == schema:
+            return f"[{name}](#formats)"
+    if "$ref" in prop:
+        target = prop["$ref"].rsplit("/", 1)[-1]
+        return f"[{target}](#{anchor(target)})"
+    if "anyOf" in prop:
+        return " or ".join(type_of(p) for p in prop["anyOf"])
+    if "oneOf" in prop:
+        options = ", ".join(type_of(p) for p in prop["oneOf"])
+        key = prop.get("discriminator", {}).get("propertyName")
+        return f"one of {options}" + (f" (chosen by `{key}`)" if key else "")
+    if "const" in prop:
+        return f"`{orjson.dumps(prop['const']).decode()}`"
+    if "enum" in prop:
+        return "one of " + ", ".join(f"`{v}`" for v in prop["enum"])
+    kind = prop.get("type")
+    if kind == "null":
+        return "null"
+    if kind == "array":
+        items = type_of(prop.get("items", {}))
+        low, high = prop.get("minItems"), prop.get("maxItems")
+        size = f", {low}–{high} items" if low is not None and high is not None else ""
+        return f"list of {items}{size}"
+    if kind == "integer":
+        low, high = prop.get("minimum"), prop.get("maximum")
+        return f"integer {low}–{high}" if low is not None and high is not None else "integer"
+    if kind == "string":
+        fmt = {"uuid": "UUID", "date-time": "date-time with UTC offset"}.get(prop.get("format", ""), "string")
+        parts = [fmt]
+        low, high = prop.get("minLength"), prop.get("maxLength")
+        if low is not None and high is not None:
+            parts.append(f"{low}–{high} chars")
+        if "pattern" in prop:
+            parts.append(f"matching `{prop['pattern']}`")
+        return ", ".join(parts)
+    return str(kind)
+
+
+def _required(name: str, prop: dict[str, Any], required: Sequence[str], tags: frozenset[str]) -> str:
+    if name in required or (name in tags and "const" in prop):
+        return "yes"  # a tag has a default in the schema, but parse_event refuses an object without it
+    if "default" in prop:
+        return f"no (default `{orjson.dumps(prop['default']).decode()}`)"
+    return "no"
+
+
+def _tags(node: Any) -> Iterator[str]:
+    """Every discriminator property name inside a JSON Schema."""
+    if isinstance(node, dict):
+        key = node.get("discriminator", {}).get("propertyName") if isinstance(node.get("discriminator"), dict) else None
+        if key:
+            yield key
+        for value in node.values():
+            yield from _tags(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _tags(value)
+
+
+def fields_table(
+    schema: dict[str, Any],
+    cls: type,
+    tags: frozenset[str],
+    prefix: str = "",
+    overrides: dict[str, tuple[str, str]] | None = None,
+) -> list[str]:
+    """A Markdown table of a JSON Schema object's properties; ``overrides`` give (type, required)."""
+    lines = ["| field | type | required | description |", "|---|---|---|---|"]
+    required = schema.get("required", [])
+    for name, prop in schema["properties"].items():
+        kind, needed = (overrides or {}).get(name, (type_of(prop), _required(name, prop, required, tags)))
+        doc = prop.get("description") or _field_doc(cls, name)
+        lines.append(f"| `{prefix}{name}` | {cell(kind)} | {needed} | {cell(doc)} |")
+    return lines
+
+
+def _books(cls: type[Envelope], kind: str) -> str:
+    doc = inspect.cleandoc(cls.__doc__ or "")
+    head = f"``{kind}``:"
+    if not doc.startswith(head):
+        raise ExampleError(f"{cls.__name__}'s docstring must start with {head} and then say what it books")
+    return " ".join(md(doc[len(head) :]).split())
+
+
+def _entry_table(event: Envelope) -> list[str]:
+    entry = entry_for(event)
+    if entry is None:
+        return ["It books no journal entry."]
+    lines = [f"Memo `{entry.memo}`:", "", "| account | debit | credit |", "|---|--:|--:|"]
+    for p in entry.postings:
+        amount = f"{format_amount(p.amount_minor, p.currency)} {p.currency}"
+        dr, cr = (amount, "") if p.side is Side.DEBIT else ("", amount)
+        lines.append(f"| `{p.account}` | {dr} | {cr} |")
+    return lines
+
+
+def render() -> str:
+    """The whole of docs/events.md."""
+    schemas = json_schemas()
+    examples = checked_examples()
+    classes: dict[str, type[BaseModel]] = {}
+    for cls in EVENT_TYPES.values():
+        for model in _models(cls):
+            classes.setdefault(model.__name__, model)
+    tags = frozenset({"type", *_tags(schemas)})  # ``type`` is the tag of the catalogue's union
+    shared: dict[str, dict[str, Any]] = {}
+    for kind, schema in schemas.items():
+        payload_def = schema["properties"]["payload"]["$ref"].rsplit("/", 1)[-1]
+        for name, definition in schema.get("$defs", {}).items():
+            if name != payload_def and shared.setdefault(name, definition) != definition:
+                raise ExampleError(f"two different schemas are both called {name} (seen in {kind})")
+
+    out = [
+        "# Event catalogue",
+        "",
+        "<!-- Generated by scripts/gen_events_doc.py from domain/catalog.py. Do not edit by hand: change the",
+        "     event classes, then run `python scripts/gen_events_doc.py` (CI runs it with --check). -->",
+        "",
+        "Every event is one JSON object: the envelope below plus a `payload` whose shape the pair",
+        "(`type`, `schema_version`) selects. Unknown fields are refused. Amounts are decimal strings, never JSON",
+        "numbers, with at most the currency's ISO 4217 decimals ([ADR 0001](adr/0001-money-representation.md)).",
+        "`quipu schema` prints the JSON Schema of every type; `quipu post FILE` takes one event per line.",
+        "",
+        "Each example below is checked when this page is generated: it parses, it passes the write-side",
+        "rules of its stream in the order of the story (order `O-1001` paid by card and partly refunded,",
+        "disputed and released; payout `PO-1001` bounced; order `O-1002` abandoned), and it books the entry shown.",
+        "",
+        "## Envelope",
+        "",
+    ]
+    first = next(iter(EVENT_TYPES.values()))
+    out += fields_table(
+        schemas[first.model_fields["type"].default],
+        Envelope,
+        tags,
+        overrides={
+            "type": ("one of the [event types](#event-types)", "yes"),
+            "schema_version": ("integer", "no (default: the type's current version)"),
+            "payload": ("object, see each event type", "yes"),
+        },
+    )
+    out += [
+        "",
+        "## Event types",
+        "",
+        "| type | version | books |",
+        "|---|--:|---|",
+    ]
+    for kind, cls in sorted(EVENT_TYPES.items()):
+        out.append(f"| [`{kind}`](#{anchor(kind)}) | {CURRENT_VERSION[kind]} | {cell(_books(cls, kind))} |")
+    for kind, cls in sorted(EVENT_TYPES.items()):
+        schema = schemas[kind]
+        payload_def = schema["properties"]["payload"]["$ref"].rsplit("/", 1)[-1]
+        payload_schema = schema["$defs"][payload_def]
+        raw, event = examples[kind]
+        out += [
+            "",
+            f"## {kind}",
+            "",
+            md(inspect.cleandoc(classes[payload_def].__doc__ or "")),
+            "",
+            f"- **Schema version:** {CURRENT_VERSION[kind]}",
+            f"- **Stream:** `{stream_name(event)}` in the example ([ADR 0002](adr/0002-aggregate-boundaries.md))",
+            f"- **Books:** {_books(cls, kind)}",
+            "",
+            "### Payload",
+            "",
+        ]
+        out += fields_table(payload_schema, classes[payload_def], tags, prefix="payload.")
+        out += [
+            "",
+            "### Example",
+            "",
+            "```json",
+            orjson.dumps(raw, option=orjson.OPT_INDENT_2).decode(),
+            "```",
+            "",
+        ]
+        out += _entry_table(event)
+    out += [
+        "",
+        "## Shared types",
+    ]
+    for name in sorted(shared):
+        out += ["", f"### {name}", "", md(inspect.cleandoc(shared[name].get("description", ""))), ""]
+        out += fields_table(shared[name], classes[name], tags)
+    out += ["", "## Formats", "", "| format | meaning |", "|---|---|"]
+    out += [f"| {name} | {cell(meaning)} |" for name, _, meaning in _NAMED]
+    return "\n".join(out) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Write the page (exit 0), or with ``--check`` exit 1 when the page on disk is stale."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--check", action="store_true", help="exit 1 if the file differs from what would be written")
+    parser.add_argument("--output", type=Path, default=OUTPUT, help=f"default: {OUTPUT.relative_to(ROOT)}")
+    args = parser.parse_args(argv)
+    target: Path = args.output
+    try:
+        text = render()
+    except ExampleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.check:
+        current = target.read_text(encoding="utf-8") if target.is_file() else None
+        if current != text:
+            print(f"{target} is out of date: run python scripts/gen_events_doc.py", file=sys.stderr)
+            return 1
+        return 0
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
