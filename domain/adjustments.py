@@ -50,6 +50,6 @@ class AdjustmentPostedPayload(Payload):
 class AdjustmentPosted(Envelope):
     """``adjustment.posted``: books its lines as given, if they balance."""
 
-    type: Literal["adjustment.posted"] = "adjustment.posted"
-    schema_version: Literal[1] = 1
+    type: Literal["adjustment.posted"]
+    schema_version: Literal[1]
     payload: AdjustmentPostedPayload

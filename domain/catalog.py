@@ -3,13 +3,13 @@
 ``parse_event`` validates a raw JSON document (bytes or an already-decoded object) and
 returns the typed envelope or an :class:`InvalidEvent` whose message names every field at
 fault. ``canonical_bytes`` is the single serialisation the store keeps and the hash chain
-covers (sorted keys, no whitespace, UTF-8; ADR 0004).
+covers (compact UTF-8 JSON in the schema's field order; ADR 0004).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, Final, Union
+from typing import Annotated, Any, Final, Union, get_args
 
 import orjson
 from pydantic import Field, TypeAdapter, ValidationError
@@ -66,9 +66,11 @@ AnyEvent = Annotated[
     Field(discriminator="type"),
 ]
 
-EVENT_TYPES: Final[dict[str, type[Envelope]]] = {cls.model_fields["type"].default: cls for cls in EVENT_CLASSES}
+EVENT_TYPES: Final[dict[str, type[Envelope]]] = {
+    get_args(cls.model_fields["type"].annotation)[0]: cls for cls in EVENT_CLASSES
+}
 CURRENT_VERSION: Final[dict[str, int]] = {
-    name: cls.model_fields["schema_version"].default for name, cls in EVENT_TYPES.items()
+    name: get_args(cls.model_fields["schema_version"].annotation)[0] for name, cls in EVENT_TYPES.items()
 }
 
 _ADAPTER: Final = TypeAdapter(AnyEvent)
@@ -162,6 +164,8 @@ def parse_event(raw: bytes | str | dict[str, Any]) -> Envelope:
     if not isinstance(doc, dict):
         raise InvalidEvent(["event: must be a JSON object"])
     kind = doc.get("type")
+    if "type" not in doc:
+        raise InvalidEvent([f"type: required; one of {', '.join(sorted(EVENT_TYPES))}"])
     if isinstance(kind, str) and kind not in EVENT_TYPES:
         known = ", ".join(sorted(EVENT_TYPES))
         raise InvalidEvent([f"type: unknown event type {kind!r}; known types: {known}"])

@@ -22,8 +22,8 @@ class FeeChargedPayload(Payload):
 class FeeCharged(Envelope):
     """``fee.charged``: Dr ``seller:<id>:pending``, Cr ``platform:main:fee_revenue.<kind>``."""
 
-    type: Literal["fee.charged"] = "fee.charged"
-    schema_version: Literal[1] = 1
+    type: Literal["fee.charged"]
+    schema_version: Literal[1]
     payload: FeeChargedPayload
 
 
@@ -38,6 +38,6 @@ class FundsReleasedPayload(Payload):
 class FundsReleased(Envelope):
     """``funds.released``: Dr ``seller:<id>:pending``, Cr ``seller:<id>:available``."""
 
-    type: Literal["funds.released"] = "funds.released"
-    schema_version: Literal[1] = 1
+    type: Literal["funds.released"]
+    schema_version: Literal[1]
     payload: FundsReleasedPayload

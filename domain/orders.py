@@ -27,8 +27,8 @@ class OrderPlacedPayload(Payload):
 class OrderPlaced(Envelope):
     """``order.placed``: books nothing; it opens the order's consistency boundary."""
 
-    type: Literal["order.placed"] = "order.placed"
-    schema_version: Literal[1] = 1
+    type: Literal["order.placed"]
+    schema_version: Literal[1]
     payload: OrderPlacedPayload
 
 
@@ -44,6 +44,6 @@ class OrderCancelledPayload(Payload):
 class OrderCancelled(Envelope):
     """``order.cancelled``: books nothing."""
 
-    type: Literal["order.cancelled"] = "order.cancelled"
-    schema_version: Literal[1] = 1
+    type: Literal["order.cancelled"]
+    schema_version: Literal[1]
     payload: OrderCancelledPayload

@@ -17,7 +17,7 @@ from domain.envelope import Amount, Envelope, Ident, Payload, Text
 class Card(Payload):
     """A card payment, possibly in installments (Brazil's *parcelado*)."""
 
-    kind: Literal["card"] = "card"
+    kind: Literal["card"]
     brand: Literal["visa", "mastercard", "amex", "elo", "hipercard", "diners", "other"]
     """Card network."""
     installments: Annotated[int, Field(ge=1, le=24)] = 1
@@ -31,7 +31,7 @@ class Card(Payload):
 class Pix(Payload):
     """Brazil's instant payment."""
 
-    kind: Literal["pix"] = "pix"
+    kind: Literal["pix"]
     end_to_end_id: Annotated[str, Field(min_length=1, max_length=64)]
     """The Pix E2E identifier."""
 
@@ -39,7 +39,7 @@ class Pix(Payload):
 class Boleto(Payload):
     """Brazil's bank slip, paid at a bank or app and confirmed days later."""
 
-    kind: Literal["boleto"] = "boleto"
+    kind: Literal["boleto"]
     barcode: Annotated[str, Field(pattern=r"^[0-9]{44,48}$")]
     """The boleto's barcode digits."""
 
@@ -47,7 +47,7 @@ class Boleto(Payload):
 class Oxxo(Payload):
     """Mexico's cash voucher paid at an OXXO store."""
 
-    kind: Literal["oxxo"] = "oxxo"
+    kind: Literal["oxxo"]
     voucher: Annotated[str, Field(pattern=r"^[0-9]{8,30}$")]
     """The voucher reference."""
 
@@ -55,7 +55,7 @@ class Oxxo(Payload):
 class AccountMoney(Payload):
     """The buyer's own wallet balance."""
 
-    kind: Literal["account_money"] = "account_money"
+    kind: Literal["account_money"]
 
 
 PaymentMethod = Annotated[Union[Card, Pix, Boleto, Oxxo, AccountMoney], Field(discriminator="kind")]
@@ -79,8 +79,8 @@ class PaymentAuthorizedPayload(Payload):
 class PaymentAuthorized(Envelope):
     """``payment.authorized``: books nothing; it sets the ceiling for captures."""
 
-    type: Literal["payment.authorized"] = "payment.authorized"
-    schema_version: Literal[1] = 1
+    type: Literal["payment.authorized"]
+    schema_version: Literal[1]
     payload: PaymentAuthorizedPayload
 
 
@@ -99,8 +99,8 @@ class PaymentCapturedPayload(Payload):
 class PaymentCaptured(Envelope):
     """``payment.captured``: Dr ``psp:<psp>:receivable``, Cr ``seller:<id>:pending``."""
 
-    type: Literal["payment.captured"] = "payment.captured"
-    schema_version: Literal[1] = 1
+    type: Literal["payment.captured"]
+    schema_version: Literal[1]
     payload: PaymentCapturedPayload
 
 
@@ -115,8 +115,8 @@ class PaymentFailedPayload(Payload):
 class PaymentFailed(Envelope):
     """``payment.failed``: books nothing; no capture may follow."""
 
-    type: Literal["payment.failed"] = "payment.failed"
-    schema_version: Literal[1] = 1
+    type: Literal["payment.failed"]
+    schema_version: Literal[1]
     payload: PaymentFailedPayload
 
 
@@ -134,8 +134,8 @@ class RefundIssuedPayload(Payload):
 class RefundIssued(Envelope):
     """``refund.issued``: Dr ``seller:<id>:pending``, Cr ``psp:<psp>:receivable``."""
 
-    type: Literal["refund.issued"] = "refund.issued"
-    schema_version: Literal[1] = 1
+    type: Literal["refund.issued"]
+    schema_version: Literal[1]
     payload: RefundIssuedPayload
 
 
@@ -154,8 +154,8 @@ class ChargebackOpenedPayload(Payload):
 class ChargebackOpened(Envelope):
     """``chargeback.opened``: Dr ``seller:<id>:pending``, Cr ``psp:<psp>:receivable``."""
 
-    type: Literal["chargeback.opened"] = "chargeback.opened"
-    schema_version: Literal[1] = 1
+    type: Literal["chargeback.opened"]
+    schema_version: Literal[1]
     payload: ChargebackOpenedPayload
 
 
@@ -174,6 +174,6 @@ class ChargebackResolvedPayload(Payload):
 class ChargebackResolved(Envelope):
     """``chargeback.resolved``: when won, Dr ``psp receivable``, Cr ``seller pending``."""
 
-    type: Literal["chargeback.resolved"] = "chargeback.resolved"
-    schema_version: Literal[1] = 1
+    type: Literal["chargeback.resolved"]
+    schema_version: Literal[1]
     payload: ChargebackResolvedPayload

@@ -29,8 +29,8 @@ class PayoutRequestedPayload(Payload):
 class PayoutRequested(Envelope):
     """``payout.requested``: Dr ``seller:<id>:available``, Cr ``seller:<id>:payout_reserved``."""
 
-    type: Literal["payout.requested"] = "payout.requested"
-    schema_version: Literal[1] = 1
+    type: Literal["payout.requested"]
+    schema_version: Literal[1]
     payload: PayoutRequestedPayload
 
 
@@ -47,8 +47,8 @@ class PayoutSentPayload(Payload):
 class PayoutSent(Envelope):
     """``payout.sent``: Dr ``seller:<id>:payout_reserved``, Cr ``platform:main:payouts_clearing``."""
 
-    type: Literal["payout.sent"] = "payout.sent"
-    schema_version: Literal[1] = 1
+    type: Literal["payout.sent"]
+    schema_version: Literal[1]
     payload: PayoutSentPayload
 
 
@@ -65,6 +65,6 @@ class PayoutFailedPayload(Payload):
 class PayoutFailed(Envelope):
     """``payout.failed``: Dr ``platform:main:payouts_clearing``, Cr ``seller:<id>:available``."""
 
-    type: Literal["payout.failed"] = "payout.failed"
-    schema_version: Literal[1] = 1
+    type: Literal["payout.failed"]
+    schema_version: Literal[1]
     payload: PayoutFailedPayload

@@ -392,9 +392,9 @@ def render() -> str:
         "## Envelope",
         "",
     ]
-    first = next(iter(EVENT_TYPES.values()))
+    first_type = next(iter(EVENT_TYPES))
     out += fields_table(
-        schemas[first.model_fields["type"].default],
+        schemas[first_type],
         Envelope,
         tags,
         overrides={

@@ -52,6 +52,8 @@ BAD: list[tuple[str, Mutation, str]] = [
     ("missing field", _drop("payload.psp"), "payload.psp: Field required"),
     ("unknown field", _set("payload.colour", "red"), "payload.colour: Extra inputs are not permitted"),
     ("unknown type", _set("type", "payment.teleported"), "type: unknown event type 'payment.teleported'"),
+    ("missing type", _drop("type"), "type: required; one of adjustment.posted"),
+    ("missing version", _drop("schema_version"), "schema_version: Field required"),
     ("future version", _set("schema_version", 9), "schema_version: payment.captured has no version 9"),
     ("empty source", _set("source", ""), "source:"),
     ("bad id characters", _set("payload.payment_id", "p 1;DROP"), "payload.payment_id:"),
