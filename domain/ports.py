@@ -26,21 +26,52 @@ class NewRecord:
     body_sha256: bytes
 
 
-@dataclass(frozen=True, slots=True)
 class Recorded:
-    """An event as the log holds it, with its position and chain link."""
+    """An event as the log holds it, with its position and chain link.
 
-    position: int
-    """1-based, gap-free, in commit order."""
-    event_id: UUID
-    stream_id: UUID
-    version: int
-    topic: str
-    body: bytes
-    recorded_at_us: int
-    """When the ledger recorded it: microseconds since 1970-01-01 UTC."""
-    body_sha256: bytes
-    chain_sha256: bytes
+    Ids arrive as raw bytes and become :class:`UUID` objects only when asked for: a rebuild
+    reads millions of records and never needs them.
+    """
+
+    __slots__ = ("_event_id", "_stream_id", "body", "body_sha256", "chain_sha256", "position", "recorded_at_us",
+                 "topic", "version")  # fmt: skip
+
+    def __init__(
+        self,
+        position: int,
+        event_id: bytes,
+        stream_id: bytes,
+        version: int,
+        topic: str,
+        body: bytes,
+        recorded_at_us: int,
+        body_sha256: bytes,
+        chain_sha256: bytes,
+    ) -> None:
+        self.position = position
+        """1-based, gap-free, in commit order."""
+        self._event_id = event_id
+        self._stream_id = stream_id
+        self.version = version
+        self.topic = topic
+        self.body = body
+        self.recorded_at_us = recorded_at_us
+        """When the ledger recorded it: microseconds since 1970-01-01 UTC."""
+        self.body_sha256 = body_sha256
+        self.chain_sha256 = chain_sha256
+
+    @property
+    def event_id(self) -> UUID:
+        """The event's idempotency key."""
+        return UUID(bytes=self._event_id)
+
+    @property
+    def stream_id(self) -> UUID:
+        """The consistency boundary the event was appended to."""
+        return UUID(bytes=self._stream_id)
+
+    def __repr__(self) -> str:
+        return f"Recorded(position={self.position}, event_id={self.event_id}, topic={self.topic!r})"
 
 
 class WriteConflict(QuipuError):

@@ -1,25 +1,35 @@
 """Posting rules: each event's journal entry, balanced per currency, or none.
 
-Rules are keyed by (event type, schema version): a new version of an event gets a new rule
-and the old rule stays, so replaying old events books exactly what was booked when they
-were appended (ADR 0005). A rule is a pure function of the event alone.
+A rule reads the event's *stored* JSON document — the exact canonical bytes the log holds,
+decoded — not a re-validated model: the write side books the entry from the same bytes the
+projections will read, so the two can never disagree, and a replay needs no pydantic.
+
+Rules are keyed by (event type, schema version) of the stored document. A new version of an
+event gets a new rule and the old rule stays, so replaying old events books exactly what was
+booked when they were appended (ADR 0005). A rule is a pure function of the document.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from domain.adjustments import AdjustmentPosted
+import orjson
+
 from domain.envelope import Envelope
-from domain.fees import FeeCharged, FundsReleased
-from domain.payments import ChargebackOpened, ChargebackResolved, PaymentCaptured, RefundIssued
-from domain.payouts import PayoutFailed, PayoutRequested, PayoutSent
 from ledger.accounts import Side
 from ledger.journal import JournalEntry, Posting, credit, debit
 
 #: The platform's own party id in account names.
 PLATFORM: Final = "platform:main"
+
+#: A decoded stored body (or its payload): trusted, it was validated when it was appended.
+Doc = Mapping[str, Any]
+
+
+def minor_units(amount: Doc) -> int:
+    """Minor units of a stored amount; stored amounts carry exactly their currency's decimals."""
+    return int(amount["amount"].replace(".", ""))
 
 
 def _seller(seller_id: str, purpose: str, ccy: str) -> str:
@@ -30,78 +40,85 @@ def _psp(psp: str, ccy: str) -> str:
     return f"psp:{psp}:receivable:{ccy}"
 
 
-def _transfer(dr: str, cr: str, ccy: str, minor: int, memo: str) -> JournalEntry:
+def _transfer(dr: str, cr: str, amount: Doc, memo: str) -> JournalEntry:
+    ccy, minor = amount["currency"], minor_units(amount)
     return JournalEntry((debit(dr, ccy, minor), credit(cr, ccy, minor)), memo)
 
 
-def _captured(e: PaymentCaptured) -> JournalEntry:
-    p, a = e.payload, e.payload.amount
-    return _transfer(_psp(p.psp, a.currency), _seller(p.seller_id, "pending", a.currency), a.currency, a.minor,
-                     f"capture {p.payment_id}")  # fmt: skip
-
-
-def _refund(e: RefundIssued) -> JournalEntry:
-    p, a = e.payload, e.payload.amount
-    return _transfer(_seller(p.seller_id, "pending", a.currency), _psp(p.psp, a.currency), a.currency, a.minor,
-                     f"refund {p.refund_id} of {p.payment_id}")  # fmt: skip
-
-
-def _chargeback_opened(e: ChargebackOpened) -> JournalEntry:
-    p, a = e.payload, e.payload.amount
-    return _transfer(_seller(p.seller_id, "pending", a.currency), _psp(p.psp, a.currency), a.currency, a.minor,
-                     f"chargeback {p.chargeback_id} of {p.payment_id}")  # fmt: skip
-
-
-def _chargeback_resolved(e: ChargebackResolved) -> JournalEntry | None:
-    p, a = e.payload, e.payload.amount
-    if p.outcome == "lost":
-        return None  # the seller already bore it when the chargeback opened
-    return _transfer(_psp(p.psp, a.currency), _seller(p.seller_id, "pending", a.currency), a.currency, a.minor,
-                     f"chargeback {p.chargeback_id} won")  # fmt: skip
-
-
-def _fee(e: FeeCharged) -> JournalEntry:
-    p, a = e.payload, e.payload.amount
-    revenue = f"{PLATFORM}:fee_revenue.{p.kind}:{a.currency}"
-    return _transfer(_seller(p.seller_id, "pending", a.currency), revenue, a.currency, a.minor,
-                     f"{p.kind} fee {p.fee_id}")  # fmt: skip
-
-
-def _released(e: FundsReleased) -> JournalEntry:
-    p, a = e.payload, e.payload.amount
-    return _transfer(_seller(p.seller_id, "pending", a.currency), _seller(p.seller_id, "available", a.currency),
-                     a.currency, a.minor, f"release {p.release_id}")  # fmt: skip
-
-
-def _payout_requested(e: PayoutRequested) -> JournalEntry:
-    p, a = e.payload, e.payload.amount
-    return _transfer(_seller(p.seller_id, "available", a.currency), _seller(p.seller_id, "payout_reserved", a.currency),
-                     a.currency, a.minor, f"payout {p.payout_id} requested")  # fmt: skip
-
-
-def _payout_sent(e: PayoutSent) -> JournalEntry:
-    p, a = e.payload, e.payload.amount
-    return _transfer(_seller(p.seller_id, "payout_reserved", a.currency), f"{PLATFORM}:payouts_clearing:{a.currency}",
-                     a.currency, a.minor, f"payout {p.payout_id} sent")  # fmt: skip
-
-
-def _payout_failed(e: PayoutFailed) -> JournalEntry:
-    p, a = e.payload, e.payload.amount
-    return _transfer(f"{PLATFORM}:payouts_clearing:{a.currency}", _seller(p.seller_id, "available", a.currency),
-                     a.currency, a.minor, f"payout {p.payout_id} failed")  # fmt: skip
-
-
-def _adjustment(e: AdjustmentPosted) -> JournalEntry:
-    p = e.payload
-    postings = tuple(
-        Posting(line.account, line.amount.currency, Side(line.side), line.amount.minor) for line in p.lines
+def _captured(p: Doc) -> JournalEntry:
+    ccy = p["amount"]["currency"]
+    return _transfer(
+        _psp(p["psp"], ccy), _seller(p["seller_id"], "pending", ccy), p["amount"], f"capture {p['payment_id']}"
     )
-    return JournalEntry(postings, f"adjustment {p.adjustment_id} by {p.author}: {p.reason}")
 
 
-#: (type, schema_version) → rule. Types absent here book nothing (orders, authorisations,
-#: failures): they change what may happen next, not what is owed.
-RULES: Final[dict[tuple[str, int], Callable[[Any], JournalEntry | None]]] = {
+def _refund(p: Doc) -> JournalEntry:
+    ccy = p["amount"]["currency"]
+    memo = f"refund {p['refund_id']} of {p['payment_id']}"
+    return _transfer(_seller(p["seller_id"], "pending", ccy), _psp(p["psp"], ccy), p["amount"], memo)
+
+
+def _chargeback_opened(p: Doc) -> JournalEntry:
+    ccy = p["amount"]["currency"]
+    memo = f"chargeback {p['chargeback_id']} of {p['payment_id']}"
+    return _transfer(_seller(p["seller_id"], "pending", ccy), _psp(p["psp"], ccy), p["amount"], memo)
+
+
+def _chargeback_resolved(p: Doc) -> JournalEntry | None:
+    if p["outcome"] == "lost":
+        return None  # the seller already bore it when the chargeback opened
+    ccy = p["amount"]["currency"]
+    memo = f"chargeback {p['chargeback_id']} won"
+    return _transfer(_psp(p["psp"], ccy), _seller(p["seller_id"], "pending", ccy), p["amount"], memo)
+
+
+def _fee(p: Doc) -> JournalEntry:
+    ccy = p["amount"]["currency"]
+    revenue = f"{PLATFORM}:fee_revenue.{p['kind']}:{ccy}"
+    memo = f"{p['kind']} fee {p['fee_id']}"
+    return _transfer(_seller(p["seller_id"], "pending", ccy), revenue, p["amount"], memo)
+
+
+def _released(p: Doc) -> JournalEntry:
+    ccy = p["amount"]["currency"]
+    s = p["seller_id"]
+    return _transfer(
+        _seller(s, "pending", ccy), _seller(s, "available", ccy), p["amount"], f"release {p['release_id']}"
+    )
+
+
+def _payout_requested(p: Doc) -> JournalEntry:
+    ccy = p["amount"]["currency"]
+    s = p["seller_id"]
+    memo = f"payout {p['payout_id']} requested"
+    return _transfer(_seller(s, "available", ccy), _seller(s, "payout_reserved", ccy), p["amount"], memo)
+
+
+def _payout_sent(p: Doc) -> JournalEntry:
+    ccy = p["amount"]["currency"]
+    clearing = f"{PLATFORM}:payouts_clearing:{ccy}"
+    memo = f"payout {p['payout_id']} sent"
+    return _transfer(_seller(p["seller_id"], "payout_reserved", ccy), clearing, p["amount"], memo)
+
+
+def _payout_failed(p: Doc) -> JournalEntry:
+    ccy = p["amount"]["currency"]
+    clearing = f"{PLATFORM}:payouts_clearing:{ccy}"
+    memo = f"payout {p['payout_id']} failed"
+    return _transfer(clearing, _seller(p["seller_id"], "available", ccy), p["amount"], memo)
+
+
+def _adjustment(p: Doc) -> JournalEntry:
+    postings = tuple(
+        Posting(line["account"], line["amount"]["currency"], Side(line["side"]), minor_units(line["amount"]))
+        for line in p["lines"]
+    )
+    return JournalEntry(postings, f"adjustment {p['adjustment_id']} by {p['author']}: {p['reason']}")
+
+
+#: (type, schema_version) → rule over the payload. Types absent here book nothing (orders,
+#: authorisations, failures): they change what may happen next, not what is owed.
+RULES: Final[dict[tuple[str, int], Callable[[Doc], JournalEntry | None]]] = {
     ("payment.captured", 1): _captured,
     ("refund.issued", 1): _refund,
     ("chargeback.opened", 1): _chargeback_opened,
@@ -114,8 +131,23 @@ RULES: Final[dict[tuple[str, int], Callable[[Any], JournalEntry | None]]] = {
     ("adjustment.posted", 1): _adjustment,
 }
 
+#: Event types that book something in some version (a fast pre-filter for folds).
+BOOKING_TYPES: Final = frozenset(kind for kind, _ in RULES)
+
+
+def entry_for_doc(doc: Doc) -> JournalEntry | None:
+    """The entry a stored event document books (UnbalancedEntryError if it would not balance)."""
+    rule = RULES.get((doc["type"], doc["schema_version"]))
+    return rule(doc["payload"]) if rule is not None else None
+
+
+def entry_for_body(body: bytes) -> JournalEntry | None:
+    """The entry an event's canonical bytes book."""
+    return entry_for_doc(orjson.loads(body))
+
 
 def entry_for(event: Envelope) -> JournalEntry | None:
-    """The journal entry ``event`` books (raises UnbalancedEntryError if it would not balance)."""
-    rule = RULES.get((event.type, event.schema_version))
-    return rule(event) if rule is not None else None
+    """The entry a typed event books, computed from its canonical bytes like everywhere else."""
+    from domain.catalog import canonical_bytes
+
+    return entry_for_body(canonical_bytes(event))

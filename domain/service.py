@@ -22,7 +22,7 @@ from uuid import UUID
 from domain.catalog import InvalidEvent, canonical_bytes, decode_stored, parse_event
 from domain.envelope import Envelope
 from domain.ports import EventStore, NewRecord, WriteConflict
-from domain.posting_rules import entry_for
+from domain.posting_rules import entry_for_body
 from domain.rules import RuleViolation, State, evolve, initial_state, stream_id, stream_name
 from ledger.chain import body_hash
 from ledger.errors import QuipuError, UnbalancedEntryError
@@ -124,7 +124,7 @@ class LedgerService:
             version, state = known_state if known_state is not None else (0, initial_state(p.stream))
             try:
                 new_state = evolve(state, p.event)
-                entry_for(p.event)
+                entry_for_body(p.body)
             except RuleViolation as exc:
                 if p.sid in cached:
                     # Another process may have moved this stream on since we cached it:

@@ -57,20 +57,19 @@ def check_balanced(postings: tuple[Posting, ...]) -> None:
     for i, p in enumerate(postings):
         if p.amount_minor <= 0:
             raise UnbalancedEntryError(f"posting {i} on {p.account}: amount must be positive")
-        if parse_account(p.account).currency != p.currency:
+        account_currency = parse_account(p.account).currency
+        if account_currency != p.currency:
             raise UnbalancedEntryError(
-                f"posting {i} on {p.account}: currency {p.currency} is not the account's "
-                f"{parse_account(p.account).currency}"
+                f"posting {i} on {p.account}: currency {p.currency} is not the account's {account_currency}"
             )
-        signed = p.amount_minor if p.side is Side.DEBIT else -p.amount_minor
-        net[p.currency] = net.get(p.currency, 0) + signed
-    unbalanced = {c: n for c, n in net.items() if n != 0}
-    if unbalanced:
+        net[p.currency] = net.get(p.currency, 0) + (p.amount_minor if p.side is Side.DEBIT else -p.amount_minor)
+    if any(net.values()):
         detail = ", ".join(
             f"{c} debits exceed credits by {n} minor units"
             if n > 0
             else f"{c} credits exceed debits by {-n} minor units"
-            for c, n in sorted(unbalanced.items())
+            for c, n in sorted(net.items())
+            if n
         )
         raise UnbalancedEntryError(f"entry does not balance: {detail}")
 

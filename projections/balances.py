@@ -51,10 +51,8 @@ class TrialBalanceProjection:
             entry = ev.entry
             if entry is None:
                 continue
-            for ccy, (d, c) in entry.totals().items():
-                # The second half of the pair: JournalEntry checked this when it was built.
-                assert d == c, f"entry at position {ev.record.position} is unbalanced in {ccy}"
-                acc[ccy][0] += d
-                acc[ccy][1] += c
+            # Each entry was checked to balance when it was built, here as at append.
+            for p in entry.postings:
+                acc[p.currency][0 if p.side is Side.DEBIT else 1] += p.amount_minor
         rows = [(ccy, d, c) for ccy, (d, c) in sorted(acc.items())]
         return [Increment(TRIAL, (), ("debits_minor", "credits_minor"), rows)]

@@ -20,12 +20,6 @@ POSTINGS: Final = Table(
 )
 
 
-def occurred_us(event: Event) -> int:
-    """Business time of an event in microseconds since 1970-01-01 UTC."""
-    ts = event.event.occurred_at
-    return int(ts.timestamp()) * 1_000_000 + ts.microsecond
-
-
 class JournalProjection:
     """Entries and postings per event."""
 
@@ -39,8 +33,9 @@ class JournalProjection:
             entry = ev.entry
             if entry is None:
                 continue
-            when = occurred_us(ev)
-            entries.append((rec.position, str(rec.event_id), rec.topic, when, rec.recorded_at_us, entry.memo))
+            when = ev.occurred_at_us
+            eid = ev.doc["event_id"]
+            entries.append((rec.position, eid, rec.topic, when, rec.recorded_at_us, entry.memo))
             for line, p in enumerate(entry.postings, start=1):
                 dr, cr = (p.amount_minor, 0) if p.side is Side.DEBIT else (0, p.amount_minor)
                 postings.append((rec.position, line, p.account, p.currency, dr, cr, when))

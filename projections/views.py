@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from datetime import datetime
 from typing import Any, Protocol
+
+import orjson
 
 from domain.catalog import decode_stored
 from domain.envelope import Envelope
 from domain.ports import Recorded
-from domain.posting_rules import RULES, entry_for
+from domain.posting_rules import BOOKING_TYPES, Doc, entry_for_doc
 from ledger.journal import JournalEntry
-
-_BOOKING_TYPES = frozenset(t for t, _ in RULES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,24 +51,45 @@ Write = Insert | Increment
 
 
 class Event:
-    """A recorded event with its typed form decoded on first use (and only then)."""
+    """A recorded event, decoded lazily and at most once, shared by every fold of a batch."""
 
-    __slots__ = ("__dict__", "record")
+    __slots__ = ("_doc", "_entry", "_event", "record")
+
+    _UNSET: Any = object()
 
     def __init__(self, record: Recorded) -> None:
         self.record = record
+        self._doc: Doc | None = None
+        self._event: Envelope | None = None
+        self._entry: JournalEntry | None = Event._UNSET
 
-    @cached_property
+    @property
     def event(self) -> Envelope:
-        """The typed event (decoding costs most of a fold: folds that can skip, do)."""
-        return decode_stored(self.record.body)
+        """The typed, re-validated event (costly: folds that can use :attr:`doc`, do)."""
+        if self._event is None:
+            self._event = decode_stored(self.record.body)
+        return self._event
 
-    @cached_property
+    @property
+    def doc(self) -> Doc:
+        """The stored body as JSON: trusted, it was validated when it was appended."""
+        if self._doc is None:
+            self._doc = orjson.loads(self.record.body)
+        return self._doc
+
+    @property
     def entry(self) -> JournalEntry | None:
-        """The entry this event books, shared by every projection of the batch."""
-        if self.record.topic not in _BOOKING_TYPES:
-            return None  # most types never book: do not even decode them
-        return entry_for(self.event)
+        """The entry this event books."""
+        if self._entry is Event._UNSET:
+            # Most types never book: do not even decode them.
+            self._entry = entry_for_doc(self.doc) if self.record.topic in BOOKING_TYPES else None
+        return self._entry
+
+    @property
+    def occurred_at_us(self) -> int:
+        """Business time in microseconds since 1970-01-01 UTC."""
+        ts = datetime.fromisoformat(self.doc["occurred_at"])
+        return int(ts.timestamp()) * 1_000_000 + ts.microsecond
 
 
 class Projection(Protocol):

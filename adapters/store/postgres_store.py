@@ -46,6 +46,12 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
                 "chain_sha256 bytea NOT NULL)"
             ).format(schema=schema, chain=chain)
         )
+        # Columns as parallel arrays sent in binary: the library's array of composite values
+        # is dumped as escaped text, which cost ~100 µs per event with 300-byte bodies.
+        self.insert_arrays_statement = SQL(
+            "INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) RETURNING notification_id"
+        ).format(schema=schema, events=Identifier(EVENTS))
         self.head_statement = SQL(
             "SELECT position, chain_sha256, recorded_at_us FROM {schema}.{chain} ORDER BY position DESC LIMIT 1"
         ).format(schema=schema, chain=chain)
@@ -53,12 +59,28 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             "INSERT INTO {schema}.{chain} "
             "(position, notification_id, event_id, recorded_at_us, body_sha256, chain_sha256) "
             "SELECT x.position, e.notification_id, x.event_id, x.recorded_at_us, x.body_sha256, x.chain_sha256 "
-            "FROM unnest(%s::bigint[], %s::uuid[], %s::bigint[], %s::uuid[], %s::bigint[], %s::bytea[], "
-            "%s::bytea[]) AS x(position, originator_id, originator_version, event_id, recorded_at_us, "
+            "FROM unnest(%b::bigint[], %b::uuid[], %b::bigint[], %b::uuid[], %b::bigint[], %b::bytea[], "
+            "%b::bytea[]) AS x(position, originator_id, originator_version, event_id, recorded_at_us, "
             "body_sha256, chain_sha256) "
             "JOIN {schema}.{events} e ON e.originator_id = x.originator_id "
             "AND e.originator_version = x.originator_version"
         ).format(schema=schema, chain=chain, events=Identifier(EVENTS))
+
+    def _insert_stored_events(
+        self, curs: psycopg.Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        self._lock_table(curs)
+        self._notify_channel(curs)
+        curs.execute(
+            self.insert_arrays_statement,
+            (
+                [e.originator_id for e in stored_events],
+                [e.originator_version for e in stored_events],
+                [e.topic for e in stored_events],
+                [e.state for e in stored_events],
+            ),
+            prepare=True,
+        )
 
     def _fetch_ids_after_insert_events(
         self, curs: psycopg.Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -139,8 +161,8 @@ class PostgresEventStore:
             "ORDER BY originator_id, originator_version"
         ).format(s=s, e=e)
         self._read = SQL(
-            "SELECT c.position, c.event_id, e.originator_id, e.originator_version, e.topic, e.state, "
-            "c.recorded_at_us, c.body_sha256, c.chain_sha256 "
+            "SELECT c.position, uuid_send(c.event_id), uuid_send(e.originator_id), e.originator_version, "
+            "e.topic, e.state, c.recorded_at_us, c.body_sha256, c.chain_sha256 "
             "FROM {s}.{c} c JOIN {s}.{e} e ON e.notification_id = c.notification_id "
             "WHERE c.position > %s AND c.position <= %s ORDER BY c.position LIMIT %s"
         ).format(s=s, c=c, e=e)
@@ -175,10 +197,7 @@ class PostgresEventStore:
         upper = to_position if to_position is not None else 2**62
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=psycopg.rows.tuple_row) as curs:
             curs.execute(self._read, (after, upper, limit), prepare=True)
-            return [
-                Recorded(r[0], r[1], r[2], r[3], r[4], bytes(r[5]), r[6], bytes(r[7]), bytes(r[8]))
-                for r in curs.fetchall()
-            ]
+            return [Recorded(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in curs.fetchall()]
 
     def head(self) -> int:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:

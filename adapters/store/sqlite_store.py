@@ -122,9 +122,7 @@ class SQLiteEventStore:
                 (after, upper, limit),
             )
             return [
-                Recorded(
-                    r[0], UUID(bytes=bytes(r[1])), UUID(r[2]), r[3], r[4], _blob(r[5]), r[6], bytes(r[7]), bytes(r[8])
-                )
+                Recorded(r[0], r[1], bytes.fromhex(r[2]), r[3], r[4], _blob(r[5]), r[6], r[7], r[8])
                 for r in c.fetchall()
             ]
 
