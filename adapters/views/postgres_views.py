@@ -66,19 +66,22 @@ class PostgresViewStore:
                         for row in w.rows:
                             copy.write_row(row)
                 else:
+                    # One statement over column arrays, not one upsert per row: the rows of an
+                    # increment are already aggregated per key, so each key appears once.
                     cols = (*w.table.key, *w.fixed, *w.sums)
+                    types = [SQL("bigint[]") if isinstance(v, int) else SQL("text[]") for v in w.rows[0]]
                     sets = SQL(",").join(
                         SQL("{0} = {1}.{0} + excluded.{0}").format(Identifier(s), Identifier(w.table.name))
                         for s in w.sums
                     )
-                    sql = SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}").format(
+                    sql = SQL("INSERT INTO {} ({}) SELECT * FROM unnest({}) ON CONFLICT ({}) DO UPDATE SET {}").format(
                         Identifier(w.table.name),
                         SQL(",").join(map(Identifier, cols)),
-                        SQL(",").join(SQL("%s") for _ in cols),
+                        SQL(",").join(SQL("%s::{}").format(t) for t in types),
                         SQL(",").join(map(Identifier, w.table.key)),
                         sets,
                     )
-                    cur.executemany(sql, w.rows)
+                    cur.execute(sql, [list(column) for column in zip(*w.rows, strict=True)])
             cur.executemany(
                 "INSERT INTO projection_positions (name, position) VALUES (%s, %s) "
                 "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
