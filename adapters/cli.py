@@ -24,7 +24,8 @@ app = typer.Typer(help="Quipu: an event-sourced ledger and settlement engine.", 
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
-out = Console(highlight=False, soft_wrap=True)
+# Tables keep their columns when piped (Rich would otherwise assume 80 columns).
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False)
 
 DatabaseOpt = Annotated[
@@ -202,6 +203,8 @@ def demo(
 
 def main() -> None:
     """Console-script entry point."""
+    import adapters.cli_rules  # noqa: F401  (registers regions, tax and fx commands)
+
     app()
 
 

@@ -1,0 +1,58 @@
+"""Reading the dated rule files under ``config/`` (TOML and JSON that finance can read and edit).
+
+Errors name the file, the entry and the field: ``consumption_taxes.toml: rule[3].components[0].rate_pct: ...``.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Final, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from domain.regions import RegionConfig
+from domain.taxes.rules import ConsumptionTable, ImportTable
+from ledger.errors import QuipuError
+
+CONFIG_ROOT: Final = Path(__file__).resolve().parents[1] / "config"
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigError(QuipuError, ValueError):
+    """A rule file that is missing, unreadable or invalid."""
+
+
+def _load(model: type[M], path: Path) -> M:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(raw.decode()) if path.suffix == ".toml" else json.loads(raw)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path.name}: not valid {path.suffix[1:].upper()} ({exc})") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for e in exc.errors(include_url=False):
+            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"]).lstrip(".")
+            problems.append(f"{path.name}: {where}: {e['msg'].removeprefix('Value error, ')}")
+        raise ConfigError("; ".join(problems)) from None
+
+
+def consumption_taxes(path: Path | None = None) -> ConsumptionTable:
+    """The consumption-tax table."""
+    return _load(ConsumptionTable, path or CONFIG_ROOT / "consumption_taxes.toml")
+
+
+def import_duties(path: Path | None = None) -> ImportTable:
+    """The import-duty table."""
+    return _load(ImportTable, path or CONFIG_ROOT / "import_duties.toml")
+
+
+def regions(path: Path | None = None) -> RegionConfig:
+    """The region configuration."""
+    return _load(RegionConfig, path or CONFIG_ROOT / "regions.json")
