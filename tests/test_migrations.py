@@ -57,3 +57,13 @@ def test_a_failing_migration_leaves_nothing_behind(tmp_path: Path, monkeypatch: 
 
 def test_migration_sha_is_over_its_text() -> None:
     assert Migration(1, "x", "A").sha256 != Migration(1, "x", "B").sha256
+
+
+def test_the_embedded_store_commits_with_full_durability(tmp_path: Path) -> None:
+    with open_ledger(f"sqlite:///{tmp_path}/l.db") as ledger:
+        assert ledger.dialect == "sqlite"
+        with ledger.store.datastore.transaction(commit=False) as c:  # type: ignore[union-attr]
+            c.execute("PRAGMA synchronous")
+            assert c.fetchone()[0] == 2  # FULL: an acknowledged event survives a power cut
+            c.execute("PRAGMA journal_mode")
+            assert c.fetchone()[0] == "wal"

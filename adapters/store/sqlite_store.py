@@ -9,7 +9,13 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, StoredEvent
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
+from eventsourcing.sqlite import (
+    SQLiteApplicationRecorder,
+    SQLiteConnection,
+    SQLiteConnectionPool,
+    SQLiteCursor,
+    SQLiteDatastore,
+)
 
 from domain.ports import NewRecord, Recorded, WriteConflict
 from ledger.chain import GENESIS, extend
@@ -17,6 +23,22 @@ from ledger.chain import GENESIS, extend
 EVENTS = "quipu_events"
 CHAIN = "quipu_event_chain"
 _CHUNK = 500
+
+
+#: Page cache per connection (negative = KiB): indexes on random keys (stream and event ids)
+#: thrash SQLite's 2 MiB default once the log outgrows it.
+CACHE_KIB = 131_072
+
+
+class TunedSQLitePool(SQLiteConnectionPool):
+    """The library's pool, with each connection's durability and cache set explicitly."""
+
+    def _create_connection(self) -> SQLiteConnection:
+        conn = super()._create_connection()
+        # FULL: a committed (acknowledged) event survives a power cut (ADR 0008).
+        conn._sqlite_conn.execute("PRAGMA synchronous=FULL")
+        conn._sqlite_conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+        return conn
 
 
 class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
@@ -70,6 +92,8 @@ class SQLiteEventStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.datastore = SQLiteDatastore(str(path), lock_timeout=60, pool_size=4)
+        self.datastore.pool.close()
+        self.datastore.pool = TunedSQLitePool(db_name=str(path), lock_timeout=60, pool_size=4)
         self.recorder = ChainedSQLiteRecorder(self.datastore, events_table_name=EVENTS)
         self.recorder.create_table()
 

@@ -21,6 +21,7 @@ class SQLiteViewStore:
         self.conn = sqlite3.connect(str(path), isolation_level=None, timeout=60, check_same_thread=False)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.execute("PRAGMA cache_size=-131072")
 
     def close(self) -> None:
         self.conn.close()
