@@ -15,7 +15,7 @@ from typing import Final
 import orjson
 
 from domain.ports import EventStore
-from projections.views import Event, Projection, ViewStore, Write
+from projections.views import Event, Projection, ProjectionMoved, ViewStore, Write
 
 DEFAULT_BATCH: Final = 2000
 
@@ -65,14 +65,20 @@ class ProjectionRunner:
                 break
             batch = [Event(r) for r in records]
             writes: list[Write] = []
-            moved: dict[str, int] = {}
+            moves: dict[str, tuple[int, int]] = {}
             for proj in self.projections:
                 behind = [e for e in batch if e.record.position > tracked[proj.name]]
                 if behind:
                     writes.extend(proj.fold(behind))
-                    moved[proj.name] = behind[-1].record.position
-            self.views.commit(writes, moved)
-            tracked.update(moved)
+                    moves[proj.name] = (tracked[proj.name], behind[-1].record.position)
+            try:
+                self.views.commit(writes, moves)
+            except ProjectionMoved:
+                # Another runner got there first: take its positions and go on from them.
+                tracked = self.positions()
+                position = min(tracked.values(), default=0)
+                continue
+            tracked.update({name: new for name, (_, new) in moves.items()})
             position = records[-1].position
             seen += len(records)
             if progress is not None:

@@ -13,6 +13,7 @@ from domain.catalog import decode_stored
 from domain.envelope import Envelope
 from domain.ports import Recorded
 from domain.posting_rules import BOOKING_TYPES, Doc, entry_for_doc
+from ledger.errors import QuipuError
 from ledger.journal import JournalEntry
 
 
@@ -92,6 +93,10 @@ class Event:
         return int(ts.timestamp()) * 1_000_000 + ts.microsecond
 
 
+class ProjectionMoved(QuipuError):
+    """Another runner advanced a projection first; this runner's batch was not applied."""
+
+
 class Projection(Protocol):
     """A deterministic fold of the log into tables."""
 
@@ -110,8 +115,10 @@ class ViewStore(Protocol):
         """Each projection's tracked position (0 if never run)."""
         ...
 
-    def commit(self, writes: Sequence[Write], positions: dict[str, int]) -> None:
-        """Apply the writes and set the positions in one transaction."""
+    def commit(self, writes: Sequence[Write], moves: dict[str, tuple[int, int]]) -> None:
+        """Apply the writes and move each projection from its expected position to a new one,
+        in one transaction; raise :class:`ProjectionMoved` (writing nothing) if a projection is
+        no longer at the expected position because another runner moved it first."""
         ...
 
     def reset(self, projections: Sequence[Projection]) -> None:

@@ -11,7 +11,7 @@ from psycopg.sql import SQL, Identifier
 from adapters.store.pg_url import PgTarget
 from adapters.store.postgres_store import schema_lock
 from adapters.views.migrate import pending
-from projections.views import Insert, Projection, Table, Write
+from projections.views import Insert, Projection, ProjectionMoved, Table, Write
 
 
 class PostgresViewStore:
@@ -53,8 +53,18 @@ class PostgresViewStore:
         self.conn.commit()
         return {n: int(rows.get(n, 0)) for n in names}
 
-    def commit(self, writes: Sequence[Write], positions: dict[str, int]) -> None:
+    def commit(self, writes: Sequence[Write], moves: dict[str, tuple[int, int]]) -> None:
         with self.conn.transaction(), self.conn.cursor() as cur:
+            # Compare-and-set the positions first: the row lock serialises concurrent runners,
+            # and the loser sees the winner's position and applies nothing.
+            for name, (expected, new) in moves.items():
+                cur.execute("INSERT INTO projection_positions VALUES (%s, 0) ON CONFLICT (name) DO NOTHING", (name,))
+                cur.execute(
+                    "UPDATE projection_positions SET position = %s WHERE name = %s AND position = %s",
+                    (new, name, expected),
+                )
+                if cur.rowcount != 1:
+                    raise ProjectionMoved(f"projection {name} is no longer at position {expected}")
             for w in writes:
                 if not w.rows:
                     continue
@@ -82,11 +92,6 @@ class PostgresViewStore:
                         sets,
                     )
                     cur.execute(sql, [list(column) for column in zip(*w.rows, strict=True)])
-            cur.executemany(
-                "INSERT INTO projection_positions (name, position) VALUES (%s, %s) "
-                "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
-                list(positions.items()),
-            )
 
     def reset(self, projections: Sequence[Projection]) -> None:
         with self.conn.transaction():

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.views.migrate import pending
-from projections.views import Increment, Insert, Projection, Table, Write
+from projections.views import Increment, Insert, Projection, ProjectionMoved, Table, Write
 
 
 class SQLiteViewStore:
@@ -60,10 +60,19 @@ class SQLiteViewStore:
         rows = dict(self.conn.execute("SELECT name, position FROM projection_positions").fetchall())
         return {n: int(rows.get(n, 0)) for n in names}
 
-    def commit(self, writes: Sequence[Write], positions: dict[str, int]) -> None:
+    def commit(self, writes: Sequence[Write], moves: dict[str, tuple[int, int]]) -> None:
         c = self.conn
         c.execute("BEGIN IMMEDIATE")
         try:
+            # Compare-and-set the positions first: two runners never both apply a batch.
+            for name, (expected, new) in moves.items():
+                c.execute("INSERT INTO projection_positions VALUES (?, 0) ON CONFLICT (name) DO NOTHING", (name,))
+                moved = c.execute(
+                    "UPDATE projection_positions SET position = ? WHERE name = ? AND position = ?",
+                    (new, name, expected),
+                )
+                if moved.rowcount != 1:
+                    raise ProjectionMoved(f"projection {name} is no longer at position {expected}")
             for w in writes:
                 if not w.rows:
                     continue
@@ -74,11 +83,6 @@ class SQLiteViewStore:
                     sets = ",".join(f"{s} = {s} + excluded.{s}" for s in w.sums)
                     sql += f" ON CONFLICT ({','.join(w.table.key)}) DO UPDATE SET {sets}"
                 c.executemany(sql, w.rows)
-            c.executemany(
-                "INSERT INTO projection_positions (name, position) VALUES (?, ?) "
-                "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
-                list(positions.items()),
-            )
         except BaseException:
             c.execute("ROLLBACK")
             raise
