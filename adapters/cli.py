@@ -143,14 +143,36 @@ def trial_balance(database: DatabaseOpt = None, fmt: FormatOpt = Format.table) -
 
 
 @app.command()
-def verify(database: DatabaseOpt = None) -> None:
+def verify(
+    database: DatabaseOpt = None,
+    from_checkpoint: Annotated[
+        Optional[Path], typer.Option("--from-checkpoint", help="a checkpoint file kept outside the ledger")
+    ] = None,
+    public_key: Annotated[
+        Optional[str], typer.Option("--public-key", help="the ledger's published key, hex (pins the signer)")
+    ] = None,
+) -> None:
     """Walk the hash chain; name the first broken link (exit 1) or confirm it holds."""
+    from adapters.audit import read_checkpoint
+    from domain.checkpoints import check_signature
+
+    checkpoint = None
+    if from_checkpoint is not None:
+        try:
+            checkpoint = read_checkpoint(from_checkpoint)
+            check_signature(checkpoint, public_key)
+        except QuipuError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from None
     with ledger_for(database) as ledger:
         with progress_bar() as bar:
-            task = bar.add_task("verifying", total=ledger.store.head())
-            report = verify_chain(ledger.store, progress=lambda pos, head: bar.update(task, completed=pos))
+            task = bar.add_task("verifying", total=checkpoint.position if checkpoint else ledger.store.head())
+            report = verify_chain(
+                ledger.store, progress=lambda pos, head: bar.update(task, completed=pos), checkpoint=checkpoint
+            )
         if report.broken is None:
-            out.print(f"chain verified: {report.events} events, head {report.head_hash}")
+            upto = f" up to the signed checkpoint at position {checkpoint.position}" if checkpoint else ""
+            out.print(f"chain verified{upto}: {report.events} events, head {report.head_hash}")
             return
         b = report.broken
         out.print(
@@ -203,7 +225,6 @@ def demo(
 
 def main() -> None:
     """Console-script entry point."""
-    import adapters.cli_rules  # noqa: F401  (registers regions, tax and fx commands)
 
     app()
 

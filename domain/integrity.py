@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from domain.checkpoints import Checkpoint
 from domain.ports import EventStore
 from ledger.chain import GENESIS, BrokenLink, body_hash, link_hash
 
@@ -21,13 +22,21 @@ class ChainReport:
 
 
 def verify_chain(
-    store: EventStore, page: int = 5000, progress: Callable[[int, int], None] | None = None
+    store: EventStore,
+    page: int = 5000,
+    progress: Callable[[int, int], None] | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> ChainReport:
-    """Recompute every link from position 1 and name the first one that does not hold."""
-    head = store.head()
+    """Recompute every link from position 1 and name the first one that does not hold.
+
+    With a checkpoint, the walk stops at its position and the recomputed head must equal
+    the signed one: that also catches a log rewritten with a self-consistent chain (an
+    event inserted or removed and every later link recomputed).
+    """
+    head = store.head() if checkpoint is None else checkpoint.position
     previous, expected, last_recorded = GENESIS, 1, 0
-    while True:
-        records = store.read(expected - 1, page)
+    while expected <= head:
+        records = store.read(expected - 1, min(page, head - expected + 1), to_position=head)
         if not records:
             break
         for r in records:
@@ -53,7 +62,19 @@ def verify_chain(
         if progress is not None:
             progress(expected - 1, head)
     if expected - 1 < head:
-        return _broken(expected - 1, previous, expected, None, f"event at position {expected} is missing")
+        reason = f"event at position {expected} is missing"
+        if checkpoint is not None:
+            reason += f" (the checkpoint covers {checkpoint.position} events)"
+        return _broken(expected - 1, previous, expected, None, reason)
+    if checkpoint is not None and previous.hex() != checkpoint.head_sha256:
+        return _broken(
+            expected - 1,
+            previous,
+            checkpoint.position,
+            None,
+            "the chain up to the checkpoint does not end at the signed head: events before it were "
+            "inserted, removed, reordered or altered and the chain recomputed",
+        )
     return ChainReport(expected - 1, previous.hex(), None)
 
 
