@@ -223,11 +223,22 @@ def demo(
     run_demo(database, seed, events, export, out, err, progress_bar)
 
 
+#: Modules that add their commands to ``app`` when imported.
+COMMAND_MODULES = ("adapters.cli_rules", "adapters.cli_audit")
+
+
 def main() -> None:
     """Console-script entry point."""
+    import importlib
 
+    for name in COMMAND_MODULES:
+        importlib.import_module(name)
     app()
 
 
 if __name__ == "__main__":
-    main()
+    # Under ``python -m adapters.cli`` this file is ``__main__``; the command modules register
+    # on ``adapters.cli.app``, so run that module's ``main``, not a second copy of the app.
+    from adapters.cli import main as registered_main
+
+    registered_main()
