@@ -60,12 +60,12 @@ class _Gen:
     def uid(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
-    def emit(self, when: datetime, kind: str, payload: dict[str, Any], source: str) -> None:
+    def emit(self, when: datetime, kind: str, payload: dict[str, Any], source: str, version: int = 1) -> None:
         self.seq += 1
         event = {
             "event_id": self.uid(),
             "type": kind,
-            "schema_version": 1,
+            "schema_version": version,
             "occurred_at": when.isoformat(),
             "source": source,
             "payload": payload,
@@ -135,7 +135,8 @@ def generate(seed: int = 7, events: int = 30_000) -> list[dict[str, Any]]:
                 "checkout-api",
             )
             continue
-        g.emit(t, "payment.captured", {**base, "amount": g.amount(total, ccy)}, prof.psp)
+        capture = {**base, "amount": g.amount(total, ccy), "acquirer_reference": f"ARN{seed}{n:09d}"}
+        g.emit(t, "payment.captured", capture, prof.psp, version=2)
         commission = total * rng.choice((11, 13, 16)) // 100
         processing = max(1, total * 3 // 100)
         g.emit(

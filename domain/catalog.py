@@ -9,10 +9,10 @@ covers (compact UTF-8 JSON in the schema's field order; ADR 0004).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, Final, Union, get_args
+from typing import Any, Final, get_args
 
 import orjson
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from domain.adjustments import AdjustmentPosted
 from domain.envelope import Envelope
@@ -23,6 +23,7 @@ from domain.payments import (
     ChargebackResolved,
     PaymentAuthorized,
     PaymentCaptured,
+    PaymentCapturedV1,
     PaymentFailed,
     RefundIssued,
 )
@@ -33,6 +34,7 @@ EVENT_CLASSES: Final[tuple[type[Envelope], ...]] = (
     OrderPlaced,
     OrderCancelled,
     PaymentAuthorized,
+    PaymentCapturedV1,
     PaymentCaptured,
     PaymentFailed,
     RefundIssued,
@@ -46,38 +48,32 @@ EVENT_CLASSES: Final[tuple[type[Envelope], ...]] = (
     AdjustmentPosted,
 )
 
-AnyEvent = Annotated[
-    Union[
-        OrderPlaced,
-        OrderCancelled,
-        PaymentAuthorized,
-        PaymentCaptured,
-        PaymentFailed,
-        RefundIssued,
-        ChargebackOpened,
-        ChargebackResolved,
-        FeeCharged,
-        FundsReleased,
-        PayoutRequested,
-        PayoutSent,
-        PayoutFailed,
-        AdjustmentPosted,
-    ],
-    Field(discriminator="type"),
-]
 
-EVENT_TYPES: Final[dict[str, type[Envelope]]] = {
-    get_args(cls.model_fields["type"].annotation)[0]: cls for cls in EVENT_CLASSES
+def _tag(cls: type[Envelope], field: str) -> Any:
+    return get_args(cls.model_fields[field].annotation)[0]
+
+
+#: Every (type, schema version) Quipu accepts, and the class that validates it.
+VERSIONS: Final[dict[tuple[str, int], type[Envelope]]] = {
+    (_tag(cls, "type"), _tag(cls, "schema_version")): cls for cls in EVENT_CLASSES
 }
-CURRENT_VERSION: Final[dict[str, int]] = {
-    name: get_args(cls.model_fields["schema_version"].annotation)[0] for name, cls in EVENT_TYPES.items()
+#: The current (highest) version of each type.
+CURRENT_VERSION: Final[dict[str, int]] = {}
+for _kind, _version in VERSIONS:
+    CURRENT_VERSION[_kind] = max(_version, CURRENT_VERSION.get(_kind, 0))
+#: Each type's current class.
+EVENT_TYPES: Final[dict[str, type[Envelope]]] = {k: VERSIONS[(k, v)] for k, v in sorted(CURRENT_VERSION.items())}
+
+
+def _captured_v1_to_v2(doc: dict[str, Any]) -> dict[str, Any]:
+    return {**doc, "payload": {**doc["payload"], "acquirer_reference": None}}
+
+
+#: Upcasters by (type, from_version): each turns a body of that version into the next
+#: version's shape. Stored bytes are never rewritten; upcasting happens on read.
+UPCASTERS: Final[dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]]] = {
+    ("payment.captured", 1): _captured_v1_to_v2,
 }
-
-_ADAPTER: Final = TypeAdapter(AnyEvent)
-
-#: Upcasters by (type, from_version): each turns a stored body of that version into the
-#: next version's shape. Stored bytes are never rewritten; upcasting happens on read.
-UPCASTERS: Final[dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]]] = {}
 
 _METHOD_KINDS: Final = frozenset({"card", "pix", "boleto", "oxxo", "account_money"})
 
@@ -97,13 +93,8 @@ def _describe(error: ValidationError) -> list[str]:
     problems = []
     for e in error.errors(include_url=False):
         loc = e["loc"]
-        # Drop the discriminator tags pydantic inserts into locations: the event type at
-        # the top (``payment.captured.payload.psp``) and the method kind after ``method``.
-        parts = [
-            str(p)
-            for i, p in enumerate(loc)
-            if not (i == 0 and p in EVENT_TYPES) and not (i > 0 and loc[i - 1] == "method" and p in _METHOD_KINDS)
-        ]
+        # Drop the discriminator tag pydantic inserts after ``method`` (``payload.method.card.last4``).
+        parts = [str(p) for i, p in enumerate(loc) if not (i > 0 and loc[i - 1] == "method" and p in _METHOD_KINDS)]
         field = ".".join(parts) or "event"
         msg = e["msg"]
         if msg.startswith("Value error, "):
@@ -125,38 +116,19 @@ def _describe(error: ValidationError) -> list[str]:
     return problems
 
 
-def _upcast(doc: dict[str, Any]) -> dict[str, Any]:
-    kind = doc.get("type")
-    version = doc.get("schema_version")
-    if not isinstance(kind, str) or kind not in CURRENT_VERSION or not isinstance(version, int):
-        return doc
-    while version < CURRENT_VERSION[kind]:
-        step = UPCASTERS.get((kind, version))
-        if step is None:
-            return doc
-        doc = step(doc)
-        version += 1
-        doc["schema_version"] = version
-    return doc
-
-
 def parse_event(raw: bytes | str | dict[str, Any]) -> Envelope:
-    """A typed event from raw JSON, or :class:`InvalidEvent` naming every bad field."""
+    """The event as posted, validated against its own version's schema, or :class:`InvalidEvent`.
+
+    An older version is accepted and kept as posted (its canonical bytes are its own); use
+    :func:`to_current` for the current shape.
+    """
+    data: bytes | None = None
     if isinstance(raw, (bytes, str)):
-        size = len(raw.encode() if isinstance(raw, str) else raw)
-        if size > MAX_EVENT_BYTES:
-            raise InvalidEvent([f"event: {size} bytes is larger than the limit of {MAX_EVENT_BYTES}"])
-        if not UPCASTERS:
-            # Fast path: pydantic parses and validates the JSON in one pass. Anything it
-            # refuses goes through the slow path below, which words the errors.
-            try:
-                fast: Envelope = _ADAPTER.validate_json(raw)
-            except ValidationError:
-                pass
-            else:
-                return fast
+        data = raw.encode() if isinstance(raw, str) else raw
+        if len(data) > MAX_EVENT_BYTES:
+            raise InvalidEvent([f"event: {len(data)} bytes is larger than the limit of {MAX_EVENT_BYTES}"])
         try:
-            doc = orjson.loads(raw)
+            doc = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
             raise InvalidEvent([f"event: not valid JSON ({exc})"]) from None
     else:
@@ -166,17 +138,36 @@ def parse_event(raw: bytes | str | dict[str, Any]) -> Envelope:
     kind = doc.get("type")
     if "type" not in doc:
         raise InvalidEvent([f"type: required; one of {', '.join(sorted(EVENT_TYPES))}"])
-    if isinstance(kind, str) and kind not in EVENT_TYPES:
+    if not isinstance(kind, str) or kind not in EVENT_TYPES:
         known = ", ".join(sorted(EVENT_TYPES))
         raise InvalidEvent([f"type: unknown event type {kind!r}; known types: {known}"])
     version = doc.get("schema_version")
-    if isinstance(kind, str) and isinstance(version, int) and version > CURRENT_VERSION[kind]:
-        raise InvalidEvent([f"schema_version: {kind} has no version {version} (current is {CURRENT_VERSION[kind]})"])
+    if "schema_version" not in doc:
+        raise InvalidEvent(["schema_version: Field required"])
+    cls = VERSIONS.get((kind, version)) if type(version) is int else None
+    if cls is None:
+        known_versions = sorted(v for k, v in VERSIONS if k == kind)
+        raise InvalidEvent([f"schema_version: {kind} has no version {version!r} (known: {known_versions})"])
     try:
-        event: Envelope = _ADAPTER.validate_python(_upcast(dict(doc)))
+        # From bytes, pydantic parses and validates in one pass (faster than from the dict).
+        event: Envelope = cls.model_validate_json(data) if data is not None else cls.model_validate(doc)
     except ValidationError as exc:
         raise InvalidEvent(_describe(exc)) from None
     return event
+
+
+def to_current(event: Envelope) -> Envelope:
+    """The event in its type's current version (upcast step by step; unchanged if current)."""
+    current = CURRENT_VERSION[event.type]
+    if event.schema_version == current:
+        return event
+    doc = event.model_dump(mode="json")
+    version = event.schema_version
+    while version < current:
+        doc = UPCASTERS[(event.type, version)](doc)
+        version += 1
+        doc["schema_version"] = version
+    return VERSIONS[(event.type, current)].model_validate(doc)
 
 
 def canonical_bytes(event: Envelope) -> bytes:
@@ -190,10 +181,16 @@ def canonical_bytes(event: Envelope) -> bytes:
 
 
 def decode_stored(state: bytes) -> Envelope:
-    """A stored body back into its typed event (trusted input: it was validated at append)."""
-    return parse_event(orjson.loads(state))
+    """A stored body as a typed event in its type's current version."""
+    return to_current(parse_event(state))
 
 
-def json_schemas() -> dict[str, Any]:
-    """The JSON Schema of every event type, keyed by type name."""
-    return {name: cls.model_json_schema() for name, cls in sorted(EVENT_TYPES.items())}
+def json_schemas(all_versions: bool = False) -> dict[str, Any]:
+    """The JSON Schema of every event type's current version, keyed by type name
+    (with ``all_versions``, every accepted version too, keyed ``type@version``)."""
+    schemas: dict[str, Any] = {name: cls.model_json_schema() for name, cls in sorted(EVENT_TYPES.items())}
+    if all_versions:
+        for (name, version), cls in sorted(VERSIONS.items()):
+            if version != CURRENT_VERSION[name]:
+                schemas[f"{name}@{version}"] = cls.model_json_schema()
+    return schemas

@@ -96,12 +96,27 @@ class PaymentCapturedPayload(Payload):
     """Captured now; the captures of a payment never exceed its authorisation."""
 
 
-class PaymentCaptured(Envelope):
-    """``payment.captured``: Dr ``psp:<psp>:receivable``, Cr ``seller:<id>:pending``."""
+class PaymentCapturedV1(Envelope):
+    """``payment.captured`` version 1 (still accepted; upcast to version 2 on read)."""
 
     type: Literal["payment.captured"]
     schema_version: Literal[1]
     payload: PaymentCapturedPayload
+
+
+class PaymentCapturedV2Payload(PaymentCapturedPayload):
+    """Version 2 adds the acquirer's reference, which reconciliation matches on."""
+
+    acquirer_reference: Annotated[str, Field(min_length=1, max_length=64)] | None
+    """The acquirer's id for the capture (ARN, NSU, TID ...); null when the processor gives none."""
+
+
+class PaymentCaptured(Envelope):
+    """``payment.captured``: Dr ``psp:<psp>:receivable``, Cr ``seller:<id>:pending``."""
+
+    type: Literal["payment.captured"]
+    schema_version: Literal[2]
+    payload: PaymentCapturedV2Payload
 
 
 class PaymentFailedPayload(Payload):

@@ -120,6 +120,7 @@ def _adjustment(p: Doc) -> JournalEntry:
 #: authorisations, failures): they change what may happen next, not what is owed.
 RULES: Final[dict[tuple[str, int], Callable[[Doc], JournalEntry | None]]] = {
     ("payment.captured", 1): _captured,
+    ("payment.captured", 2): _captured,  # v2 only adds acquirer_reference: the same booking
     ("refund.issued", 1): _refund,
     ("chargeback.opened", 1): _chargeback_opened,
     ("chargeback.resolved", 1): _chargeback_resolved,

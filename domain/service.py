@@ -12,6 +12,8 @@ is decided again against the fresh state (:data:`MAX_ATTEMPTS` times).
 
 from __future__ import annotations
 
+import random
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ from enum import Enum
 from typing import Any, Final
 from uuid import UUID
 
-from domain.catalog import InvalidEvent, canonical_bytes, decode_stored, parse_event
+from domain.catalog import InvalidEvent, canonical_bytes, decode_stored, parse_event, to_current
 from domain.envelope import Envelope
 from domain.ports import EventStore, NewRecord, WriteConflict
 from domain.posting_rules import entry_for_body
@@ -27,7 +29,7 @@ from domain.rules import RuleViolation, State, evolve, initial_state, stream_id,
 from ledger.chain import body_hash
 from ledger.errors import QuipuError, UnbalancedEntryError
 
-MAX_ATTEMPTS: Final = 8
+MAX_ATTEMPTS: Final = 12
 #: The most events one call may post; larger inputs are split by the caller.
 MAX_BATCH: Final = 10_000
 
@@ -88,11 +90,14 @@ class LedgerService:
         parsed: list[_Parsed] = []
         for i, raw in enumerate(raws):
             try:
-                event = parse_event(raw)
+                posted = parse_event(raw)
+                event = to_current(posted)
             except InvalidEvent as exc:
                 results[i] = PostResult(i, Outcome.REJECTED, _raw_id(raw), reason=str(exc))
                 continue
-            body = canonical_bytes(event)
+            # The log keeps the event as posted (an older version stays that version); the
+            # rules decide on its current shape.
+            body = canonical_bytes(posted)
             name = stream_name(event)
             parsed.append(_Parsed(i, event, body, body_hash(body), name, stream_id(name)))
         for attempt in range(MAX_ATTEMPTS):
@@ -104,6 +109,9 @@ class LedgerService:
                     self._cache.pop(p.sid, None)
                 if attempt == MAX_ATTEMPTS - 1:
                     raise
+                # Writers racing on one hot stream (a busy seller's wallet) would otherwise
+                # collide again at once: back off a little, randomly, longer each time.
+                time.sleep(random.uniform(0, 0.005 * 2**attempt))
         return [results[i] for i in range(len(raws))]
 
     def _decide_and_append(self, parsed: list[_Parsed], trust_cache: bool) -> dict[int, PostResult]:

@@ -88,7 +88,7 @@ def story() -> list[dict[str, Any]]:
             "method": {"kind": "card", "brand": "visa", "installments": 3, "token": "tok_4f9a2c", "last4": "4242"},
         }),
         _event(3, "payment.captured", "2026-10-01T10:00:07-03:00", "payments-gateway", {
-            **pay, "amount": _brl("150.00"),
+            **pay, "amount": _brl("150.00"), "acquirer_reference": "ARN-74958103",
         }),
         _event(4, "fee.charged", "2026-10-01T10:00:08-03:00", "fees-service", {
             "fee_id": "F-1001", "seller_id": _SELLER, "kind": "commission", "amount": _brl("18.00"),
