@@ -63,6 +63,16 @@ def run_demo(
         out.print(f"projected {report.events} events in {time.perf_counter() - t0:.1f} s")
         render(trial_balance_rows(ledger), Format.table, "trial balance (net is zero in every currency)", out)
         _largest(ledger_rows=balance_rows(ledger, "seller:*"), out=out)
+        from adapters.audit import key_path, load_or_create_key, take_checkpoint
+
+        signed = take_checkpoint(ledger.store, load_or_create_key(key_path()))
+        checkpoint_file = Path("quipu-data") / "demo.checkpoint"
+        checkpoint_file.parent.mkdir(parents=True, exist_ok=True)
+        checkpoint_file.write_text(signed.model_dump_json() + "\n")
+        out.print(
+            f"checkpoint of position {signed.position} signed by {signed.public_key[:16]}… written to "
+            f"{checkpoint_file}; keep it outside the system and run `quipu verify --from-checkpoint {checkpoint_file}`"
+        )
         out.print(f"done in {time.perf_counter() - started:.1f} s; try `quipu verify` and `quipu project --check`")
         if not summary.ok:
             raise typer.Exit(1)
