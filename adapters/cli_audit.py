@@ -140,3 +140,26 @@ def _projections(ledger: Ledger, which: str) -> list[Projection]:
     if which not in known:
         raise QuipuError(f"--projection: {which!r} is not one of {', '.join(known)} or all")
     return [known[which]]
+
+
+audit_app = typer.Typer(help="The audit trail of accounts and entries.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("trail")
+def audit_trail(
+    ref: Annotated[str, typer.Argument(help="an account (party:id:purpose:CCY), a log position or an event id")],
+    database: DatabaseOpt = None,
+    fmt: Annotated[Format, typer.Option("--format")] = Format.table,
+) -> None:
+    """Every posting on an account with its running balance, or one entry with the adjustments that correct it."""
+    from adapters.audit_trail import account_trail, entry_trail
+
+    with ledger_for(database) as ledger:
+        try:
+            ledger.runner.run()
+            rows = account_trail(ledger, ref) if ref.count(":") == 3 else entry_trail(ledger, ref)
+        except QuipuError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+    render(rows, fmt, f"audit trail of {ref}", out)
