@@ -72,33 +72,37 @@ def export_cmd(
     )
 
 
-replay_app = typer.Typer(help="Rebuild projections as of a moment into named snapshots, and compare them.")
+replay_app = typer.Typer(
+    help="Rebuild a projection (journal, balances, trial-balance or all) as of a moment into a named snapshot, "
+    "or diff two snapshots.",
+    no_args_is_help=True,
+)
 app.add_typer(replay_app, name="replay")
 
 
-@replay_app.command("run")
-def replay_run(
-    name: Annotated[str, typer.Option("--name", help="snapshot name, e.g. oct_close")],
-    projection: Annotated[str, typer.Option("--projection", help="journal, balances, trial_balance or all")] = "all",
-    to_position: Annotated[Optional[int], typer.Option("--to-position", min=0)] = None,
-    as_of_recorded: Annotated[Optional[str], typer.Option("--as-of-recorded", help="what the ledger knew then")] = None,
-    as_of_effective: Annotated[
-        Optional[str], typer.Option("--as-of-effective", help="what had happened by then (business time)")
-    ] = None,
-    database: DatabaseOpt = None,
+def _replay(
+    projection: str,
+    name: Optional[str],
+    to_position: Optional[int],
+    as_of_recorded: Optional[str],
+    as_of_effective: Optional[str],
+    database: Optional[str],
 ) -> None:
-    """Rebuild projections from 0 into a snapshot, never touching the live views."""
     from adapters.cli import progress_bar
     from adapters.replay import replay
 
+    given = [("pos", to_position), ("rec", as_of_recorded), ("eff", as_of_effective)]
+    chosen_rule = [(k, v) for k, v in given if v is not None]
+    default = f"{projection}_{chosen_rule[0][0]}_{''.join(c for c in str(chosen_rule[0][1]) if c.isalnum())}"
+    snapshot = (name or (default if chosen_rule else projection)).lower()[:40]
     with ledger_for(database) as ledger:
         try:
             chosen = _projections(ledger, projection)
             with progress_bar() as bar:
-                task = bar.add_task(f"replaying into {name}", total=ledger.store.head())
+                task = bar.add_task(f"replaying into {snapshot}", total=ledger.store.head())
                 report = replay(
                     ledger,
-                    name,
+                    snapshot,
                     chosen,
                     to_position=to_position,
                     as_of_recorded_us=_time_or_none(as_of_recorded, "--as-of-recorded"),
@@ -109,6 +113,35 @@ def replay_run(
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from None
     out.print(f"snapshot {report.name}: {', '.join(p.name for p in chosen)} folded to position {report.to_position}")
+
+
+def _register_replay(command: str, projection: str) -> None:
+    def run(
+        name: Annotated[Optional[str], typer.Option("--name", help="snapshot name (default from the rule)")] = None,
+        to_position: Annotated[
+            Optional[int], typer.Option("--to-position", min=0, help="the log's first N events")
+        ] = None,
+        as_of_recorded: Annotated[
+            Optional[str], typer.Option("--as-of-recorded", help="what the ledger knew then (ISO time)")
+        ] = None,
+        as_of_effective: Annotated[
+            Optional[str], typer.Option("--as-of-effective", help="what had happened by then (ISO time)")
+        ] = None,
+        database: DatabaseOpt = None,
+    ) -> None:
+        _replay(projection, name, to_position, as_of_recorded, as_of_effective, database)
+
+    run.__doc__ = f"Rebuild {'every projection' if projection == 'all' else projection} into a snapshot."
+    replay_app.command(command)(run)
+
+
+for _command, _projection in (
+    ("journal", "journal"),
+    ("balances", "balances"),
+    ("trial-balance", "trial_balance"),
+    ("all", "all"),
+):
+    _register_replay(_command, _projection)
 
 
 @replay_app.command("diff")

@@ -121,3 +121,48 @@ def test_any_flipped_bit_in_any_body_is_caught(tmp_path_factory: Any, position: 
 def test_verification_does_not_depend_on_page_size(ledger: Ledger, page: int) -> None:
     _fill(ledger, 10)
     assert verify_chain(ledger.store, page=page).events == 10
+
+
+def test_an_inserted_event_is_named(ledger: Ledger) -> None:
+    """A forged event slipped in at position 4 with a valid link of its own; later rows moved up one.
+
+    The forged link verifies (the attacker knows the algorithm), so the first link that does
+    not hold is the next one, whose stored hash was made for a different predecessor.
+    """
+    import hashlib
+    import uuid
+
+    from ledger.chain import link_hash
+
+    _fill(ledger)
+    third, fourth = ledger.store.read(2, 2)
+    forged_id = uuid.uuid4()
+    body = fourth.body.replace(str(fourth.event_id).encode(), str(forged_id).encode())
+    digest = hashlib.sha256(body).digest()
+    link = link_hash(third.chain_sha256, 4, forged_id, fourth.recorded_at_us, digest)
+    stream = uuid.uuid4()
+    with raw_sql(ledger) as conn:
+        shift = "UPDATE quipu_event_chain SET position = -position WHERE position >= 4"
+        back = "UPDATE quipu_event_chain SET position = 1 - position WHERE position < 0"
+        conn.execute(shift)
+        conn.execute(back)
+        if ledger.dialect == "sqlite":
+            conn.execute("INSERT INTO quipu_events VALUES (?, 1, ?, ?)", (stream.hex, fourth.topic, body))
+            conn.execute(
+                "INSERT INTO quipu_event_chain VALUES (4, ?, 1, ?, ?, ?, ?)",
+                (stream.hex, forged_id.bytes, fourth.recorded_at_us, digest, link),
+            )
+        else:
+            nid = conn.execute(
+                "INSERT INTO quipu_events (originator_id, originator_version, topic, state) "
+                "VALUES (%s, 1, %s, %s) RETURNING notification_id",
+                (stream, fourth.topic, body),
+            ).fetchone()[0]
+            conn.execute(
+                "INSERT INTO quipu_event_chain VALUES (4, %s, %s, %s, %s, %s)",
+                (nid, forged_id, fourth.recorded_at_us, digest, link),
+            )
+    assert ledger.store.read(3, 1)[0].event_id == forged_id
+    broken = verify_chain(ledger.store).broken
+    assert broken is not None and broken.position == 5
+    assert broken.reason == "chain hash does not follow from the previous link"
