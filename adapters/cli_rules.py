@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
 from adapters import config_files
-from adapters.cli import FormatOpt, app, err, out
+from adapters.cli import DatabaseOpt, FormatOpt, app, err, ledger_for, out
 from adapters.reports import Format, render
 from domain.fx import FxError, parse_rate, quote
 from domain.taxes.quotes import TaxQuote, consumption_quote, consumption_rule, import_quote, import_regime
@@ -154,6 +156,73 @@ def tax_quote(
     render(_tax_rows(result), fmt, title, out)
 
 
+@fx_app.command("import")
+def fx_import(
+    file: Annotated[Path, typer.Argument(help="the rates file")],
+    kind: Annotated[str, typer.Option("--kind", help="csv, json, ecb-xml or ticks (a recorded feed)")] = "csv",
+    source: Annotated[Optional[str], typer.Option("--source", help="publisher, when the file does not say")] = None,
+    database: DatabaseOpt = None,
+) -> None:
+    """Record published rates as fx.rate_published events (a file with any problem records nothing)."""
+    from adapters.fx_feeds import RateRecord, read_csv, read_ecb_xml, read_json, read_ticks
+
+    readers: dict[str, Callable[[], tuple[list[RateRecord], list[str]]]] = {
+        "csv": lambda: read_csv(file, source),
+        "json": lambda: read_json(file, source),
+        "ecb-xml": lambda: read_ecb_xml(file),
+        "ticks": lambda: read_ticks(file),
+    }
+    if kind not in readers:
+        raise _fail(QuipuError(f"--kind: {kind!r} is not one of {', '.join(readers)}"))
+    if not file.is_file():
+        raise _fail(QuipuError(f"{file}: no such file"))
+    records, problems = readers[kind]()
+    if problems:
+        for problem in problems:
+            err.print(problem, markup=False, highlight=False)
+        err.print(f"[red]error:[/red] {len(problems)} problems; nothing was recorded")
+        raise typer.Exit(1)
+    with ledger_for(database) as ledger:
+        results = []
+        events = [r.event() for r in records]
+        for start in range(0, len(events), 1000):
+            results += ledger.service.post(events[start : start + 1000])
+    counts = {o: sum(1 for r in results if r.outcome.value == o) for o in ("appended", "duplicate", "rejected")}
+    out.print(f"rates: appended {counts['appended']}, duplicates {counts['duplicate']}, rejected {counts['rejected']}")
+    for r in results:
+        if r.reason:
+            err.print(f"{records[r.index].origin}: {r.reason}", markup=False, highlight=False)
+    if counts["rejected"]:
+        raise typer.Exit(1)
+
+
+def _stored_rate(database: str | None, base: str, quote: str, at: dt.datetime) -> tuple[Decimal, str]:
+    """The latest recorded rate for a pair at or before ``at``, refused when missing or stale."""
+    settings = config_files.fx_settings()
+    at_us = int(at.timestamp()) * 1_000_000 + at.microsecond
+    with ledger_for(database) as ledger:
+        ledger.runner.run()
+        rows = ledger.views.query(
+            "SELECT rate, source, as_of_us FROM fx_rates WHERE base = ? AND quote = ? AND as_of_us <= ? "
+            "ORDER BY as_of_us DESC, source LIMIT 1",
+            (base, quote, at_us),
+        )
+    if not rows:
+        raise FxError(
+            f"--rate: no {base}/{quote} rate recorded at or before {at.isoformat()}; import one or pass --rate"
+        )
+    rate, source, as_of_us = rows[0]
+    age_minutes = (at_us - int(as_of_us)) / 60_000_000
+    limit = settings.staleness_limit_minutes(base, quote)
+    if age_minutes > limit:
+        as_of = dt.datetime.fromtimestamp(int(as_of_us) / 1_000_000, dt.UTC).isoformat()
+        raise FxError(
+            f"--rate: the latest {base}/{quote} rate ({source}, as of {as_of}) is {age_minutes:.0f} minutes old, "
+            f"beyond the {limit}-minute limit for the pair"
+        )
+    return Decimal(rate), str(source)
+
+
 @fx_app.command("quote")
 def fx_quote(
     source: Annotated[str, typer.Option("--from", help="currency sold, e.g. BRL")],
@@ -166,19 +235,28 @@ def fx_quote(
     rate_source: Annotated[str, typer.Option("--source", help="where the reference rate comes from")] = "manual",
     at: Annotated[Optional[str], typer.Option("--at", help="quote time, ISO 8601 with offset (default now)")] = None,
     lock_seconds: Annotated[
-        int, typer.Option("--lock-seconds", min=1, max=86_400, help="how long the rate holds")
-    ] = 300,
+        Optional[int], typer.Option("--lock-seconds", min=1, max=86_400, help="how long the rate holds (config)")
+    ] = None,
+    database: DatabaseOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Print an FX quote (reference, markup, final rate, target amount, revenue, expiry) without booking it."""
+    """Print an FX quote (reference, markup, final rate, target amount, revenue, expiry) without booking it.
+
+    Without --rate, the latest recorded rate for the pair at or before --at is used, and
+    refused when missing or older than the pair's staleness limit (config/fx.toml).
+    """
     try:
-        if rate is None:
-            raise FxError("--rate: give the reference rate (recorded rate feeds are not available yet)")
-        reference = parse_rate(rate, "--rate")
-        mark = parse_rate(markup, "--markup") if markup not in ("0", "0.0") else Decimal(0)
         when = dt.datetime.fromisoformat(at.replace("Z", "+00:00")) if at else dt.datetime.now(dt.UTC)
+        if when.tzinfo is None:
+            raise FxError("--at: the quote time needs a UTC offset")
+        if rate is None:
+            reference, rate_source = _stored_rate(database, source.upper(), target.upper(), when)
+        else:
+            reference = parse_rate(rate, "--rate")
+        mark = parse_rate(markup, "--markup") if markup not in ("0", "0.0") else Decimal(0)
+        lock = lock_seconds if lock_seconds is not None else config_files.fx_settings().lock_seconds
         q = quote(source.upper(), target.upper(), amount, reference, rate_source, mark, when,
-                  dt.timedelta(seconds=lock_seconds))  # fmt: skip
+                  dt.timedelta(seconds=lock))  # fmt: skip
     except ValueError as exc:
         raise _fail(exc) from None
     row = {
@@ -191,6 +269,8 @@ def fx_quote(
         "final_rate": _plain(q.final_rate),
         "target_amount": str(q.target_amount),
         "revenue": str(q.revenue),
+        "markup_revenue": str(q.markup_revenue),
+        "rounding": str(q.rounding),
         "currency": q.target_currency,
         "quoted_at": q.quoted_at.isoformat(),
         "expires_at": q.expires_at.isoformat(),

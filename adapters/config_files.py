@@ -56,3 +56,21 @@ def import_duties(path: Path | None = None) -> ImportTable:
 def regions(path: Path | None = None) -> RegionConfig:
     """The region configuration."""
     return _load(RegionConfig, path or CONFIG_ROOT / "regions.json")
+
+
+class FxSettings(BaseModel):
+    """``config/fx.toml``."""
+
+    version: str
+    lock_seconds: int
+    default_markup: str
+    staleness_minutes: dict[str, int]
+
+    def staleness_limit_minutes(self, base: str, quote: str) -> int:
+        """The staleness limit for a pair, or the default."""
+        return self.staleness_minutes.get(base + quote, self.staleness_minutes["default"])
+
+
+def fx_settings(path: Path | None = None) -> FxSettings:
+    """The FX settings."""
+    return _load(FxSettings, path or CONFIG_ROOT / "fx.toml")

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from domain.adjustments import AdjustmentPosted
 from domain.envelope import Envelope
 from domain.fees import FeeCharged, FundsReleased
+from domain.fx_events import FxConverted, FxRatePublished
 from domain.orders import OrderCancelled, OrderPlaced
 from domain.payments import (
     ChargebackOpened,
@@ -46,6 +47,8 @@ EVENT_CLASSES: Final[tuple[type[Envelope], ...]] = (
     PayoutSent,
     PayoutFailed,
     AdjustmentPosted,
+    FxRatePublished,
+    FxConverted,
 )
 
 

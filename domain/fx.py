@@ -36,8 +36,39 @@ class FxQuote:
     final_rate: Decimal
     target_amount: Decimal
     revenue: Decimal
+    markup_revenue: Decimal
+    rounding: Decimal
     quoted_at: dt.datetime
     expires_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """The amounts of one conversion, each in the target currency's minor unit."""
+
+    final_rate: Decimal
+    target_amount: Decimal
+    at_reference: Decimal
+    """source × reference rate, rounded: what the FX liquidity gives up."""
+    markup_revenue: Decimal
+    """source × reference rate × markup, rounded: the FX revenue booked."""
+    rounding: Decimal
+    """What is left, at most a minor unit either way: booked to the rounding account."""
+
+    @property
+    def revenue(self) -> Decimal:
+        """The quote's FX revenue: value at the reference rate minus the target amount."""
+        return self.at_reference - self.target_amount
+
+
+def figures(source_amount: Decimal, target: str, reference_rate: Decimal, markup: Decimal) -> Figures:
+    """The conversion's amounts under the quote convention, each rounded half-even on its own."""
+    final_rate = reference_rate * (1 - markup)
+    target_amount = quantize(source_amount * final_rate, target)
+    at_reference = quantize(source_amount * reference_rate, target)
+    markup_revenue = quantize(source_amount * reference_rate * markup, target)
+    rounding = at_reference - target_amount - markup_revenue
+    return Figures(final_rate, target_amount, at_reference, markup_revenue, rounding)
 
 
 def parse_rate(value: str, option: str) -> Decimal:
@@ -75,9 +106,7 @@ def quote(
         raise FxError(str(exc)) from None
     if source_amount <= 0:
         raise FxError("--amount: must be greater than zero")
-    final_rate = reference_rate * (1 - markup)
-    target_amount = quantize(source_amount * final_rate, target)
-    at_reference = quantize(source_amount * reference_rate, target)
+    f = figures(source_amount, target, reference_rate, markup)
     return FxQuote(
         source_currency=source,
         target_currency=target,
@@ -85,9 +114,11 @@ def quote(
         reference_rate=reference_rate,
         rate_source=rate_source,
         markup=markup,
-        final_rate=final_rate,
-        target_amount=target_amount,
-        revenue=at_reference - target_amount,
+        final_rate=f.final_rate,
+        target_amount=f.target_amount,
+        revenue=f.revenue,
+        markup_revenue=f.markup_revenue,
+        rounding=f.rounding,
         quoted_at=quoted_at,
         expires_at=quoted_at + lock,
     )

@@ -12,13 +12,16 @@ booked when they were appended (ADR 0005). A rule is a pure function of the docu
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any, Final
 
 import orjson
 
 from domain.envelope import Envelope
+from domain.fx import figures
 from ledger.accounts import Side
 from ledger.journal import JournalEntry, Posting, credit, debit
+from ledger.money import exponent
 
 #: The platform's own party id in account names.
 PLATFORM: Final = "platform:main"
@@ -108,6 +111,29 @@ def _payout_failed(p: Doc) -> JournalEntry:
     return _transfer(clearing, _seller(p["seller_id"], "available", ccy), p["amount"], memo)
 
 
+def _converted(p: Doc) -> JournalEntry:
+    src, tgt = p["source"], p["target"]
+    s_ccy, t_ccy = src["currency"], tgt["currency"]
+    f = figures(Decimal(src["amount"]), t_ccy, Decimal(p["reference_rate"]), Decimal(p["markup"]))
+    exp = 10 ** exponent(t_ccy)
+    at_reference, markup_revenue, rounding = (int(x * exp) for x in (f.at_reference, f.markup_revenue, f.rounding))
+    seller = p["seller_id"]
+    lines = [
+        debit(_seller(seller, "available", s_ccy), s_ccy, minor_units(src)),
+        credit(f"{PLATFORM}:fx_liquidity:{s_ccy}", s_ccy, minor_units(src)),
+        debit(f"{PLATFORM}:fx_liquidity:{t_ccy}", t_ccy, at_reference),
+        credit(_seller(seller, "available", t_ccy), t_ccy, minor_units(tgt)),
+    ]
+    if markup_revenue:
+        lines.append(credit(f"{PLATFORM}:fx_revenue:{t_ccy}", t_ccy, markup_revenue))
+    if rounding > 0:
+        lines.append(credit(f"{PLATFORM}:rounding:{t_ccy}", t_ccy, rounding))
+    elif rounding < 0:
+        lines.append(debit(f"{PLATFORM}:rounding:{t_ccy}", t_ccy, -rounding))
+    memo = f"conversion {p['conversion_id']} {s_ccy}→{t_ccy} at {p['final_rate']} ({p['rate_source']})"
+    return JournalEntry(tuple(lines), memo)
+
+
 def _adjustment(p: Doc) -> JournalEntry:
     postings = tuple(
         Posting(line["account"], line["amount"]["currency"], Side(line["side"]), minor_units(line["amount"]))
@@ -130,6 +156,7 @@ RULES: Final[dict[tuple[str, int], Callable[[Doc], JournalEntry | None]]] = {
     ("payout.sent", 1): _payout_sent,
     ("payout.failed", 1): _payout_failed,
     ("adjustment.posted", 1): _adjustment,
+    ("fx.converted", 1): _converted,
 }
 
 #: Event types that book something in some version (a fast pre-filter for folds).

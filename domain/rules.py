@@ -12,7 +12,8 @@ stream                    events                      rules
                           chargeback.*                chargebacks ≤ captures; same seller,
                                                       psp and currency; ids never reused
 ``fee:<fee_id>``          fee.charged                 once
-``wallet:<seller>:<CCY>`` funds.released, payout.*    payouts ≤ available; lifecycle order
+``wallet:<seller>``       funds.released, payout.*,   payouts and conversions ≤ available
+                          fx.converted                in that currency; lifecycle order
 ``adjustment:<id>``       adjustment.posted           once
 ========================  ==========================  ===================================
 
@@ -25,12 +26,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Final
 
 from domain.adjustments import AdjustmentPosted
 from domain.envelope import Amount, Envelope
 from domain.fees import FeeCharged, FundsReleased
+from domain.fx import figures
+from domain.fx_events import FxConverted, FxRatePublished
 from domain.orders import OrderCancelled, OrderPlaced
 from domain.payments import (
     ChargebackOpened,
@@ -62,8 +66,10 @@ def stream_name(event: Envelope) -> str:
     p: Any = event.payload
     if isinstance(event, (OrderPlaced, OrderCancelled)):
         return f"order:{p.order_id}"
-    if isinstance(event, (FundsReleased, PayoutRequested, PayoutSent, PayoutFailed)):
-        return f"wallet:{p.seller_id}:{p.amount.currency}"
+    if isinstance(event, (FundsReleased, PayoutRequested, PayoutSent, PayoutFailed, FxConverted)):
+        return f"wallet:{p.seller_id}"
+    if isinstance(event, FxRatePublished):
+        return f"fxrate:{p.base}{p.quote}:{p.source}:{p.as_of.isoformat()}"
     if isinstance(event, FeeCharged):
         return f"fee:{p.fee_id}"
     if isinstance(event, AdjustmentPosted):
@@ -112,17 +118,30 @@ class OnceState:
 
 @dataclass(frozen=True, slots=True)
 class WalletState:
-    """A seller's wallet in one currency: available funds and their payouts."""
+    """A seller's wallet: available funds per currency, its payouts and conversions."""
 
-    available_minor: int = 0
+    available: tuple[tuple[str, int], ...] = ()
+    """(currency, minor units) pairs, sorted by currency."""
     release_ids: frozenset[str] = frozenset()
-    payouts: tuple[tuple[str, int, str], ...] = ()
-    """(payout id, amount in minor units, ``requested``/``sent``/``failed``)."""
+    payouts: tuple[tuple[str, str, int, str], ...] = ()
+    """(payout id, currency, amount in minor units, ``requested``/``sent``/``failed``)."""
+    conversion_ids: frozenset[str] = frozenset()
 
-    def payout(self, payout_id: str) -> tuple[int, str] | None:
-        for pid, amount, status in self.payouts:
+    def balance(self, currency: str) -> int:
+        """Available minor units in a currency."""
+        return dict(self.available).get(currency, 0)
+
+    def moved(self, *deltas: tuple[str, int]) -> tuple[tuple[str, int], ...]:
+        """The available pairs after adding ``deltas``."""
+        funds = dict(self.available)
+        for ccy, delta in deltas:
+            funds[ccy] = funds.get(ccy, 0) + delta
+        return tuple(sorted(funds.items()))
+
+    def payout(self, payout_id: str) -> tuple[str, int, str] | None:
+        for pid, ccy, amount, status in self.payouts:
             if pid == payout_id:
-                return amount, status
+                return ccy, amount, status
         return None
 
 
@@ -286,23 +305,25 @@ def _released(s: WalletState, e: FundsReleased) -> WalletState:
     p = e.payload
     if p.release_id in s.release_ids:
         raise RuleViolation("payload.release_id", f"release {p.release_id} was already booked")
-    return WalletState(s.available_minor + p.amount.minor, s.release_ids | {p.release_id}, s.payouts)
+    return WalletState(
+        s.moved((p.amount.currency, p.amount.minor)), s.release_ids | {p.release_id}, s.payouts, s.conversion_ids
+    )
 
 
 def _payout_requested(s: WalletState, e: PayoutRequested) -> WalletState:
     p = e.payload
     if s.payout(p.payout_id) is not None:
         raise RuleViolation("payload.payout_id", f"payout {p.payout_id} was already requested")
-    if p.amount.minor > s.available_minor:
+    ccy = p.amount.currency
+    if p.amount.minor > s.balance(ccy):
         raise RuleViolation(
             "payload.amount",
-            f"payout of {_money(p.amount)} exceeds seller {p.seller_id}'s available "
-            f"{_minor(s.available_minor, p.amount.currency)}",
+            f"payout of {_money(p.amount)} exceeds seller {p.seller_id}'s available {_minor(s.balance(ccy), ccy)}",
         )
     return replace(
         s,
-        available_minor=s.available_minor - p.amount.minor,
-        payouts=(*s.payouts, (p.payout_id, p.amount.minor, "requested")),
+        available=s.moved((ccy, -p.amount.minor)),
+        payouts=(*s.payouts, (p.payout_id, ccy, p.amount.minor, "requested")),
     )
 
 
@@ -312,16 +333,47 @@ def _payout_step(expected: str, new_status: str) -> Callable[[WalletState, Any],
         found = s.payout(p.payout_id)
         if found is None:
             raise RuleViolation("payload.payout_id", f"payout {p.payout_id} was never requested")
-        amount, status = found
+        ccy, amount, status = found
         if status != expected:
             raise RuleViolation("payload.payout_id", f"payout {p.payout_id} is {status}, not {expected}")
-        if amount != p.amount.minor:
+        if amount != p.amount.minor or ccy != p.amount.currency:
             raise RuleViolation("payload.amount", f"{_money(p.amount)} is not the requested amount")
-        payouts = tuple((pid, a, new_status if pid == p.payout_id else st) for pid, a, st in s.payouts)
+        payouts = tuple((pid, c, a, new_status if pid == p.payout_id else st) for pid, c, a, st in s.payouts)
         back = amount if new_status == "failed" else 0
-        return replace(s, payouts=payouts, available_minor=s.available_minor + back)
+        return replace(s, payouts=payouts, available=s.moved((ccy, back)))
 
     return rule
+
+
+def _converted(s: WalletState, e: FxConverted) -> WalletState:
+    p = e.payload
+    if p.conversion_id in s.conversion_ids:
+        raise RuleViolation("payload.conversion_id", f"conversion {p.conversion_id} was already booked")
+    if p.source.currency == p.target.currency:
+        raise RuleViolation("payload.target.currency", "a conversion needs two different currencies")
+    if p.quote_expires_at is not None and e.occurred_at > p.quote_expires_at:
+        quote = f"quote {p.quote_id}" if p.quote_id else "the quote"
+        raise RuleViolation(
+            "payload.quote_expires_at", f"{quote} expired at {p.quote_expires_at.isoformat()}, before the conversion"
+        )
+    f = figures(p.source.decimal, p.target.currency, Decimal(p.reference_rate), Decimal(p.markup))
+    if Decimal(p.final_rate) != f.final_rate:
+        raise RuleViolation("payload.final_rate", f"{p.final_rate} is not reference × (1 − markup) = {f.final_rate}")
+    if p.target.decimal != f.target_amount:
+        raise RuleViolation(
+            "payload.target.amount", f"{p.target.amount} is not source × final rate = {f.target_amount}"
+        )
+    if p.source.minor > s.balance(p.source.currency):
+        raise RuleViolation(
+            "payload.source.amount",
+            f"conversion of {_money(p.source)} exceeds seller {p.seller_id}'s available "
+            f"{_minor(s.balance(p.source.currency), p.source.currency)}",
+        )
+    return replace(
+        s,
+        available=s.moved((p.source.currency, -p.source.minor), (p.target.currency, p.target.minor)),
+        conversion_ids=s.conversion_ids | {p.conversion_id},
+    )
 
 
 _RULES: Final[dict[type[Envelope], Callable[[Any, Any], State]]] = {
@@ -339,6 +391,8 @@ _RULES: Final[dict[type[Envelope], Callable[[Any, Any], State]]] = {
     PayoutRequested: _payout_requested,
     PayoutSent: _payout_step("requested", "sent"),
     PayoutFailed: _payout_step("sent", "failed"),
+    FxConverted: _converted,
+    FxRatePublished: _once("payload.as_of"),
 }
 
 

@@ -116,6 +116,16 @@ def story() -> list[dict[str, Any]]:
         _event(11, "payout.failed", "2026-10-26T16:40:00-03:00", "payouts-service", {
             "payout_id": "PO-1001", **wallet, "amount": _brl("112.00"), "reason": "destination account closed",
         }),
+        _event(17, "fx.rate_published", "2026-10-27T13:00:00-03:00", "fx-import:ptax.csv", {
+            "base": "BRL", "quote": "USD", "rate": "0.1834", "source": "BCB PTAX",
+            "as_of": "2026-10-27T13:00:00-03:00",
+        }),
+        _event(18, "fx.converted", "2026-10-27T13:02:00-03:00", "fx-service", {
+            "conversion_id": "FX-1001", **wallet, "source": _brl("100.00"),
+            "target": {"amount": "17.97", "currency": "USD"}, "reference_rate": "0.1834", "markup": "0.02",
+            "final_rate": "0.179732", "rate_source": "BCB PTAX", "rate_as_of": "2026-10-27T13:00:00-03:00",
+            "quote_id": "Q-1001", "quote_expires_at": "2026-10-27T13:05:00-03:00",
+        }),
         _event(12, "adjustment.posted", "2026-10-31T18:00:00-03:00", "ops:maria", {
             "adjustment_id": "ADJ-1001",
             "reason": "Cielo's settlement report paid 0.01 less than captured for P-1001 (rounding)",

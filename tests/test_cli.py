@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import orjson
@@ -14,6 +15,7 @@ import pytest
 from tests.factories import authorized, captured
 
 QUIPU = [sys.executable, "-m", "adapters.cli"]
+WORKDIR = tempfile.mkdtemp(prefix="quipu-cli-tests-")
 
 
 def quipu(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
@@ -26,6 +28,7 @@ def quipu(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess
         env=env,
         timeout=600,
         check=False,
+        cwd=WORKDIR,  # the demo writes its key and checkpoint under ./quipu-data: not in the repository
     )
 
 

@@ -6,7 +6,9 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -19,6 +21,7 @@ def quipu(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", "from adapters.cli import main; main()", *args],
         capture_output=True, text=True, timeout=120, check=False, env={**os.environ, "COLUMNS": "200"},
+        cwd=tempfile.gettempdir(),
     )  # fmt: skip
 
 
@@ -157,11 +160,11 @@ def test_fx_into_a_zero_exponent_currency_has_no_decimals() -> None:
         (["--from", "BRL", "--to", "USD", "--amount", "1.00", "--rate", "-0.18"], "--rate: '-0.18' is not a positive"),
         (["--from", "BRL", "--to", "USD", "--amount", "1.00", "--rate", "0.18", "--markup", "1.5"], "--markup"),
         (["--from", "BRL", "--to", "USD", "--amount", "1.001", "--rate", "0.18"], "--amount: 1.001 has too many"),
-        (["--from", "BRL", "--to", "USD", "--amount", "1.00"], "--rate: give the reference rate"),
+        (["--from", "BRL", "--to", "USD", "--amount", "1.00"], "--rate: no BRL/USD rate recorded"),
     ],
 )
-def test_bad_fx_quotes_name_the_option(args: list[str], message: str) -> None:
-    run = quipu("fx", "quote", *args)
+def test_bad_fx_quotes_name_the_option(args: list[str], message: str, tmp_path: Path) -> None:
+    run = quipu("fx", "quote", *args, "--database", f"sqlite:///{tmp_path}/l.db")
     assert run.returncode == 2
     assert message in run.stderr
 
