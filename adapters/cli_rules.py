@@ -156,6 +156,16 @@ def tax_quote(
     render(_tax_rows(result), fmt, title, out)
 
 
+@fx_app.command("exposure")
+def fx_exposure(database: DatabaseOpt = None, fmt: FormatOpt = Format.table) -> None:
+    """Open FX positions per currency (the FX liquidity accounts), valued in USD at the latest recorded rate."""
+    from adapters.reports import fx_exposure_rows
+
+    with ledger_for(database) as ledger:
+        ledger.runner.run()
+        render(fx_exposure_rows(ledger), fmt, "FX exposure (liquidity positions)", out)
+
+
 @fx_app.command("import")
 def fx_import(
     file: Annotated[Path, typer.Argument(help="the rates file")],

@@ -14,9 +14,11 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
+from domain.fx import figures
 from ledger.money import exponent, format_amount
 
 
@@ -201,7 +203,8 @@ def generate(seed: int = 7, events: int = 30_000) -> list[dict[str, Any]]:
                     "settlement",
                 )
                 releases[(seller_id, ccy)].append((release_at, release))
-    _plan_payouts(g, releases)
+    rates = _publish_rates(g)
+    _plan_payouts(g, releases, rates)
     g.out.sort(key=lambda item: (item[0], item[1]))
     return [event for _, _, event in g.out]
 
@@ -223,8 +226,45 @@ def _method(g: _Gen, kind: str, n: int) -> dict[str, Any]:
     return {"kind": "account_money"}
 
 
-def _plan_payouts(g: _Gen, releases: dict[tuple[str, str], list[tuple[datetime, int]]]) -> None:
-    """Every Monday 10:00 (UTC-3), each seller pays out what was released before then."""
+#: Where each currency's daily fix against USD comes from, and its level on 30 Sep 2026 (USD per unit).
+FIXES: Final = {
+    "BRL": ("BCB PTAX", Decimal("0.1834")),
+    "MXN": ("Banxico FIX", Decimal("0.0548")),
+    "ARS": ("BCRA Com. A 3500", Decimal("0.00074")),
+    "COP": ("BanRep TRM", Decimal("0.000252")),
+    "CLP": ("BCCh dólar observado", Decimal("0.001061")),
+}
+CROSS_BORDER_MARKUP: Final = Decimal("0.015")
+
+
+def _publish_rates(g: _Gen) -> dict[str, list[tuple[datetime, Decimal]]]:
+    """A daily 13:00 fix per currency against USD, from 30 Sep to 2 Nov, as a seeded random walk."""
+    zone = ZoneInfo("America/Sao_Paulo")
+    out: dict[str, list[tuple[datetime, Decimal]]] = {}
+    for ccy, (source, level) in FIXES.items():
+        rate = level
+        series = []
+        for day in range(34):
+            when = datetime(2026, 9, 30, 13, tzinfo=zone) + timedelta(days=day)
+            rate = (rate * (1 + Decimal(g.rng.randint(-60, 60)) / 10_000)).quantize(Decimal("1e-10"))
+            text = format(rate.normalize(), "f")
+            payload = {"base": ccy, "quote": "USD", "rate": text, "source": source, "as_of": when.isoformat()}
+            g.emit(when, "fx.rate_published", payload, "fx-feed")
+            series.append((when, Decimal(text)))
+        out[ccy] = series
+    return out
+
+
+def _plan_payouts(
+    g: _Gen,
+    releases: dict[tuple[str, str], list[tuple[datetime, int]]],
+    rates: dict[str, list[tuple[datetime, Decimal]]],
+) -> None:
+    """Every Monday 10:00 (UTC-3), each seller pays out what was released before then.
+
+    Cross-border (Chinese) sellers are paid in USD: at 09:00 their local funds are converted
+    at the latest fix with a 1.5% markup, then the USD goes out by SWIFT.
+    """
     rng = g.rng
     zone = ZoneInfo("America/Sao_Paulo")
     mondays = [datetime(2026, 10, d, 10, tzinfo=zone) for d in (5, 12, 19, 26)] + [
@@ -234,7 +274,8 @@ def _plan_payouts(g: _Gen, releases: dict[tuple[str, str], list[tuple[datetime, 
         items.sort()
         available, i = 0, 0
         for k, monday in enumerate(mondays):
-            while i < len(items) and items[i][0] < monday:
+            # Funds released before 09:00 count: cross-border sellers convert at 09:00.
+            while i < len(items) and items[i][0] < monday - timedelta(hours=1):
                 available += items[i][1]
                 i += 1
             if available <= 0:
@@ -242,6 +283,17 @@ def _plan_payouts(g: _Gen, releases: dict[tuple[str, str], list[tuple[datetime, 
             payout_id = f"{seller_id}-{ccy}-W{k + 1}"
             amount = g.amount(available, ccy)
             rail = {"BRL": "pix", "MXN": "spei"}.get(ccy, "bank_transfer")
+            if seller_id.startswith("CN-"):
+                converted = _convert(g, seller_id, ccy, available, monday, rates[ccy], k)
+                if converted is None:
+                    continue
+                base = {"payout_id": payout_id, "seller_id": seller_id, "amount": converted}
+                g.emit(monday, "payout.requested", {**base, "rail": "swift", "destination": f"acct-{seller_id}-usd"},
+                       "payouts")  # fmt: skip
+                g.emit(monday + timedelta(hours=3), "payout.sent", {**base, "bank_reference": f"SW{g.uid()[:12]}"},
+                       "payouts")  # fmt: skip
+                available = 0
+                continue
             base = {"payout_id": payout_id, "seller_id": seller_id, "amount": amount}
             g.emit(monday, "payout.requested", {**base, "rail": rail, "destination": f"acct-{seller_id}"}, "payouts")
             g.emit(
@@ -257,6 +309,34 @@ def _plan_payouts(g: _Gen, releases: dict[tuple[str, str], list[tuple[datetime, 
                 )
             else:
                 available = 0
+
+
+def _convert(
+    g: _Gen, seller_id: str, ccy: str, minor: int, monday: datetime, series: list[tuple[datetime, Decimal]], week: int
+) -> dict[str, str] | None:
+    """Emit an fx.converted of ``minor`` units of ``ccy`` into USD an hour before ``monday``; the USD amount."""
+    at = monday - timedelta(hours=1)
+    as_of, reference = max((item for item in series if item[0] <= at), key=lambda item: item[0])
+    source_amount = format_amount(minor, ccy)
+    f = figures(Decimal(source_amount), "USD", reference, CROSS_BORDER_MARKUP)
+    if f.target_amount <= 0:
+        return None
+    target = {"amount": str(f.target_amount), "currency": "USD"}
+    payload = {
+        "conversion_id": f"{seller_id}-{ccy}-FX{week + 1}",
+        "seller_id": seller_id,
+        "source": {"amount": source_amount, "currency": ccy},
+        "target": target,
+        "reference_rate": format(reference, "f"),
+        "markup": str(CROSS_BORDER_MARKUP),
+        "final_rate": format(f.final_rate, "f"),
+        "rate_source": FIXES[ccy][0],
+        "rate_as_of": as_of.isoformat(),
+        "quote_id": f"Q-{seller_id}-{ccy}-{week + 1}",
+        "quote_expires_at": (at + timedelta(minutes=5)).isoformat(),
+    }
+    g.emit(at, "fx.converted", payload, "fx-service")
+    return target
 
 
 def iter_jsonl(events: list[dict[str, Any]]) -> Iterator[bytes]:

@@ -14,7 +14,7 @@ from rich.table import Table
 from adapters.bootstrap import open_ledger
 from adapters.demo import LOCALES, generate, iter_jsonl
 from adapters.jsonl import post_lines
-from adapters.reports import Format, balance_rows, render, trial_balance_rows
+from adapters.reports import Format, balance_rows, fx_exposure_rows, render, trial_balance_rows
 from ledger.errors import QuipuError
 from ledger.money import format_money
 
@@ -63,6 +63,7 @@ def run_demo(
         out.print(f"projected {report.events} events in {time.perf_counter() - t0:.1f} s")
         render(trial_balance_rows(ledger), Format.table, "trial balance (net is zero in every currency)", out)
         _largest(ledger_rows=balance_rows(ledger, "seller:*"), out=out)
+        render(fx_exposure_rows(ledger), Format.table, "FX exposure after cross-border sellers' USD conversions", out)
         from adapters.audit import key_path, load_or_create_key, take_checkpoint
 
         signed = take_checkpoint(ledger.store, load_or_create_key(key_path()))

@@ -11,6 +11,7 @@ import fnmatch
 import io
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 from enum import Enum
 from typing import Any
 
@@ -21,7 +22,7 @@ from rich.table import Table as RichTable
 from adapters.bootstrap import Ledger
 from ledger.accounts import Side, normal_side_of
 from ledger.errors import QuipuError
-from ledger.money import format_amount
+from ledger.money import format_amount, from_minor_units, quantize
 
 Row = dict[str, Any]
 
@@ -125,3 +126,41 @@ def render(rows: Sequence[Row], fmt: Format, title: str, console: Console) -> No
     for row in rows:
         table.add_row(*(str(row[c]) for c in columns))
     console.print(table)
+
+
+def fx_exposure_rows(ledger: Ledger, valuation: str = "USD") -> list[Row]:
+    """Open FX positions: each currency's liquidity balance, valued at its latest recorded rate.
+
+    A liquidity account is credited with the currency a conversion takes in and debited with
+    the currency it pays out: a credit balance is a long position in that currency.
+    """
+    positions = ledger.views.query(
+        "SELECT currency, credits_minor - debits_minor FROM account_balances "
+        "WHERE account LIKE 'platform:main:fx_liquidity:%' ORDER BY currency"
+    )
+    out: list[Row] = []
+    for ccy, net in positions:
+        amount = from_minor_units(int(net), ccy)
+        if ccy == valuation:
+            rate, source, value = Decimal(1), "", amount
+        else:
+            latest = ledger.views.query(
+                "SELECT rate, source FROM fx_rates WHERE base = ? AND quote = ? ORDER BY as_of_us DESC LIMIT 1",
+                (ccy, valuation),
+            )
+            if not latest:
+                out.append({"currency": ccy, "position": str(amount), "rate": "", "source": "no rate recorded",
+                            f"value_{valuation.lower()}": ""})  # fmt: skip
+                continue
+            rate, source = Decimal(latest[0][0]), str(latest[0][1])
+            value = quantize(amount * rate, valuation)
+        out.append(
+            {
+                "currency": ccy,
+                "position": str(amount),
+                "rate": format(rate, "f"),
+                "source": source,
+                f"value_{valuation.lower()}": str(value),
+            }
+        )
+    return out

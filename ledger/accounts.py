@@ -60,7 +60,7 @@ NORMAL_SIDE: Final[dict[str, Side]] = {
     "fee_revenue": Side.CREDIT,
     "fx_revenue": Side.CREDIT,
     "tax_payable": Side.CREDIT,
-    "fx_liquidity": Side.DEBIT,
+    "fx_liquidity": Side.CREDIT,  # a credit balance is a long position in the currency
     "rounding": Side.DEBIT,
     "chargeback_losses": Side.DEBIT,
     "adjustments": Side.DEBIT,
