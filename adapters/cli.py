@@ -224,7 +224,7 @@ def demo(
 
 
 #: Modules that add their commands to ``app`` when imported.
-COMMAND_MODULES = ("adapters.cli_rules", "adapters.cli_audit")
+COMMAND_MODULES = ("adapters.cli_rules", "adapters.cli_audit", "adapters.cli_settlement")
 
 
 def main() -> None:

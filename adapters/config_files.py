@@ -13,6 +13,7 @@ from typing import Final, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from domain.regions import RegionConfig
+from domain.settlement.calendar import CalendarTable
 from domain.taxes.rules import ConsumptionTable, ImportTable
 from ledger.errors import QuipuError
 
@@ -74,3 +75,8 @@ class FxSettings(BaseModel):
 def fx_settings(path: Path | None = None) -> FxSettings:
     """The FX settings."""
     return _load(FxSettings, path or CONFIG_ROOT / "fx.toml")
+
+
+def calendars(path: Path | None = None) -> CalendarTable:
+    """The bank calendar rules."""
+    return _load(CalendarTable, path or CONFIG_ROOT / "calendars.toml")

@@ -1,0 +1,1 @@
+"""Settlement: bank business-day calendars and the dates captured funds settle on."""

@@ -1,0 +1,102 @@
+"""When captured funds settle: T + N bank business days, per site and payment method.
+
+The rule: T is the site's local business day on which a capture is recognised; a capture
+at or after the site's cut-off (17:00 local by default) or on a closed day counts from the
+next business day. A UTC moment counts on its *local* date. The settlement date is T + N
+business days of the site's bank calendar. By method:
+
+* card, one installment: T + N;
+* card in n installments: each is the amount ÷ n cut to the minor unit, the remainder on
+  the first; installment k falls k × 30 calendar days after the local capture date, moved
+  to the next business day when banks are closed;
+* Pix: the local capture date (instant, 24/7);
+* Boleto: T + the boleto compensation days;
+* OXXO (Stripe's schedule): paid Tuesday–Thursday → the next Monday; Friday–Monday → the
+  next Wednesday; moved to the next business day when closed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from domain.settlement.calendar import BankCalendar
+from ledger.errors import QuipuError
+from ledger.money import allocate, from_minor_units, to_minor_units
+
+BOLETO_DAYS = 3
+INSTALLMENT_INTERVAL_DAYS = 30
+
+
+class SettlementError(QuipuError, ValueError):
+    """A settlement date that cannot be computed as asked."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """One settlement (one per installment)."""
+
+    installment: int
+    of: int
+    date: dt.date
+    amount: Decimal | None
+    currency: str | None
+    rule: str
+
+
+def trade_day(captured_at: dt.datetime, zone: str, cutoff: dt.time, calendar: BankCalendar) -> dt.date:
+    """T: the local business day the capture is recognised on."""
+    if captured_at.tzinfo is None:
+        raise SettlementError("--captured-at: needs a UTC offset, e.g. 2027-02-05T18:30:00-03:00")
+    local = captured_at.astimezone(ZoneInfo(zone))
+    if calendar.is_business_day(local.date()) and local.time() < cutoff:
+        return local.date()
+    return calendar.next_business_day(local.date())
+
+
+def settlement_dates(
+    captured_at: dt.datetime,
+    zone: str,
+    cutoff: dt.time,
+    days: int,
+    calendar: BankCalendar,
+    method: str = "card",
+    installments: int = 1,
+    amount: str | None = None,
+    currency: str | None = None,
+) -> list[Settlement]:
+    """The settlement date(s) of a capture, with the amounts when ``amount`` is given."""
+    if installments < 1 or installments > 24:
+        raise SettlementError("--installments: must be between 1 and 24")
+    if installments > 1 and method != "card":
+        raise SettlementError("--installments: only card payments settle in installments")
+    local_date = captured_at.astimezone(ZoneInfo(zone)).date() if captured_at.tzinfo else None
+    t = trade_day(captured_at, zone, cutoff, calendar)
+    assert local_date is not None
+    minor = to_minor_units(Decimal(amount), currency) if amount is not None and currency else None
+    if method == "card" and installments > 1:
+        parts = allocate(minor, installments) if minor is not None else [None] * installments
+        out = []
+        for k, part in enumerate(parts, start=1):
+            due = calendar.on_or_after(local_date + dt.timedelta(days=k * INSTALLMENT_INTERVAL_DAYS))
+            value = from_minor_units(part, currency) if part is not None and currency else None
+            rule = f"installment {k}: capture date + {k * INSTALLMENT_INTERVAL_DAYS} days, next business day if closed"
+            out.append(Settlement(k, installments, due, value, currency, rule))
+        return out
+    value = from_minor_units(minor, currency) if minor is not None and currency else None
+    if method == "card":
+        return [Settlement(1, 1, calendar.add_business_days(t, days), value, currency, f"T+{days} business days")]
+    if method == "pix":
+        return [Settlement(1, 1, local_date, value, currency, "Pix: instant, on the local capture date")]
+    if method == "boleto":
+        return [Settlement(1, 1, calendar.add_business_days(t, BOLETO_DAYS), value, currency,
+                           f"Boleto: T+{BOLETO_DAYS} business days (compensation)")]  # fmt: skip
+    if method == "oxxo":
+        weekday = local_date.weekday()  # Monday 0
+        target = 0 if weekday in (1, 2, 3) else 2  # Tue-Thu → Monday; Fri-Mon → Wednesday
+        ahead = (target - weekday) % 7 or 7
+        due = calendar.on_or_after(local_date + dt.timedelta(days=ahead))
+        return [Settlement(1, 1, due, value, currency, "OXXO: Tue-Thu → next Monday, Fri-Mon → next Wednesday")]
+    raise SettlementError(f"--method: {method!r} is not one of card, pix, boleto, oxxo")
