@@ -10,13 +10,14 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
+from adapters.store.append import NO_LIMIT, append_via
 from adapters.store.pg_url import PgTarget
-from domain.ports import NewRecord, Recorded, WriteConflict
+from domain.ports import NewRecord, Recorded
 from ledger.chain import GENESIS, extend
 
 EVENTS = "quipu_events"
@@ -185,16 +186,10 @@ class PostgresEventStore:
         return out
 
     def append(self, records: Sequence[NewRecord]) -> list[int]:
-        stored = [StoredEvent(r.stream_id, r.version, r.topic, r.body) for r in records]
-        positions: list[int] = []
-        try:
-            self.recorder.insert_events(stored, records=records, positions=positions)
-        except IntegrityError as exc:
-            raise WriteConflict(str(exc)) from exc
-        return positions
+        return append_via(self.recorder, records)
 
     def read(self, after: int, limit: int, to_position: int | None = None) -> list[Recorded]:
-        upper = to_position if to_position is not None else 2**62
+        upper = to_position if to_position is not None else NO_LIMIT
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=psycopg.rows.tuple_row) as curs:
             curs.execute(self._read, (after, upper, limit), prepare=True)
             return [Recorded(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in curs.fetchall()]

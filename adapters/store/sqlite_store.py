@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import (
     SQLiteApplicationRecorder,
     SQLiteConnection,
@@ -17,7 +17,8 @@ from eventsourcing.sqlite import (
     SQLiteDatastore,
 )
 
-from domain.ports import NewRecord, Recorded, WriteConflict
+from adapters.store.append import NO_LIMIT, append_via
+from domain.ports import NewRecord, Recorded
 from ledger.chain import GENESIS, extend
 
 EVENTS = "quipu_events"
@@ -127,16 +128,10 @@ class SQLiteEventStore:
         return out
 
     def append(self, records: Sequence[NewRecord]) -> list[int]:
-        stored = [StoredEvent(r.stream_id, r.version, r.topic, r.body) for r in records]
-        positions: list[int] = []
-        try:
-            self.recorder.insert_events(stored, records=records, positions=positions)
-        except IntegrityError as exc:
-            raise WriteConflict(str(exc)) from exc
-        return positions
+        return append_via(self.recorder, records)
 
     def read(self, after: int, limit: int, to_position: int | None = None) -> list[Recorded]:
-        upper = to_position if to_position is not None else 2**62
+        upper = to_position if to_position is not None else NO_LIMIT
         with self.datastore.transaction(commit=False) as c:
             c.execute(
                 f"SELECT c.position, c.event_id, e.originator_id, e.originator_version, e.topic, e.state, "
