@@ -8,9 +8,14 @@ schema. ``--database`` beats ``QUIPU_DATABASE_URL`` beats the default.
 from __future__ import annotations
 
 import os
+import re
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
+
+import psycopg
+from eventsourcing.persistence import PersistenceError
 
 from adapters.store.pg_url import DatabaseUrlError, parse_pg_url
 from adapters.store.postgres_store import PostgresEventStore
@@ -18,6 +23,7 @@ from adapters.store.sqlite_store import SQLiteEventStore
 from adapters.views.postgres_views import PostgresViewStore
 from adapters.views.sqlite_views import SQLiteViewStore
 from domain.service import LedgerService
+from ledger.errors import QuipuError
 from projections.core import core_projections
 from projections.runner import ProjectionRunner
 
@@ -66,8 +72,26 @@ class Ledger:
         self.close()
 
 
+class DatabaseUnavailable(QuipuError):
+    """The database cannot be reached or the file cannot be created."""
+
+
 def open_ledger(url: str | None = None, migrate: bool = True) -> Ledger:
     """Open (creating if needed) the ledger at ``url`` and bring its views' schema up to date."""
+    try:
+        return _open(url, migrate)
+    except (OSError, psycopg.OperationalError, PersistenceError, sqlite3.OperationalError) as exc:
+        text = str(exc).strip()
+        first_line = text.splitlines()[0] if text else type(exc).__name__
+        raise DatabaseUnavailable(f"--database: cannot open {redacted(database_url(url))}: {first_line}") from None
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+def _open(url: str | None, migrate: bool) -> Ledger:
     resolved = database_url(url)
     views: SQLiteViewStore | PostgresViewStore
     store: SQLiteEventStore | PostgresEventStore

@@ -26,7 +26,7 @@ app.add_typer(db_app, name="db")
 
 # Tables keep their columns when piped (Rich would otherwise assume 80 columns).
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
 
 DatabaseOpt = Annotated[
     Optional[str],
