@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any, Final, get_args
 
 import orjson
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from domain.adjustments import AdjustmentPosted
 from domain.envelope import Envelope
@@ -30,6 +30,7 @@ from domain.payments import (
 )
 from domain.payouts import PayoutFailed, PayoutRequested, PayoutSent
 from ledger.errors import QuipuError
+from ledger.pan import contains_pan, masked
 
 EVENT_CLASSES: Final[tuple[type[Envelope], ...]] = (
     OrderPlaced,
@@ -155,8 +156,42 @@ def parse_event(raw: bytes | str | dict[str, Any]) -> Envelope:
         # From bytes, pydantic parses and validates in one pass (faster than from the dict).
         event: Envelope = cls.model_validate_json(data) if data is not None else cls.model_validate(doc)
     except ValidationError as exc:
-        raise InvalidEvent(_describe(exc)) from None
+        raise InvalidEvent([masked(p) for p in _describe(exc)]) from None
+    # Fast path: only when the raw text holds a PAN-like run is the event walked field by field.
+    if contains_pan(data.decode(errors="replace") if data is not None else orjson.dumps(doc).decode()):
+        _refuse_card_numbers(event)
     return event
+
+
+#: Fields whose own strict formats are long digit strings that are not card numbers.
+_NOT_PAN_FIELDS: Final = frozenset({"amount", "barcode", "voucher", "rate", "reference_rate", "final_rate", "markup"})
+
+
+def _refuse_card_numbers(event: Envelope) -> None:
+    """Refuse an event whose text holds a card number, naming the field and never the number."""
+    found: list[str] = []
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, str):
+            if contains_pan(value):
+                found.append(path)
+        elif isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                if name not in _NOT_PAN_FIELDS:
+                    walk(getattr(value, name), f"{path}.{name}" if path else name)
+        elif isinstance(value, (tuple, list)):
+            for i, item in enumerate(value):
+                walk(item, f"{path}.{i}")
+
+    walk(event, "")
+    if found:
+        raise InvalidEvent(
+            [
+                f"{path}: looks like a card number (PAN); send the processor's token, the BIN and the last four "
+                "digits only"
+                for path in found
+            ]
+        )
 
 
 def to_current(event: Envelope) -> Envelope:

@@ -125,3 +125,50 @@ def test_every_event_type_has_a_json_schema() -> None:
     for name, schema in schemas.items():
         assert schema["properties"]["type"]["const"] == name
         assert "payload" in schema["required"]
+
+
+@pytest.mark.parametrize(
+    ("path", "text"),
+    [
+        ("source", "pos 4111111111111111"),
+        ("payload.reason", "customer card 4111 1111 1111 1111 declined"),
+        ("payload.reason", "5500-0000-0000-0004 expired"),
+    ],
+)
+def test_a_card_number_anywhere_is_refused_without_echoing_it(path: str, text: str) -> None:
+    from domain.catalog import parse_event as parse
+    from tests.factories import ev
+
+    doc = ev("payment.failed", {"payment_id": "p1", "reason": "declined"})
+    if path == "source":
+        doc["source"] = text
+    else:
+        doc["payload"]["reason"] = text
+    with pytest.raises(InvalidEvent) as info:
+        parse(orjson.dumps(doc))
+    message = str(info.value)
+    assert message.startswith(f"{path}: looks like a card number (PAN)")
+    digits = "".join(ch for ch in text if ch.isdigit())
+    assert digits not in message.replace(" ", "").replace("-", "")
+
+
+def test_long_numbers_that_are_not_card_numbers_pass() -> None:
+    # Fails the Luhn check; and a 47-digit boleto barcode is not a 13-19 digit run.
+    from tests.factories import ev
+
+    ok = ev("payment.failed", {"payment_id": "p1", "reason": "ticket 4111111111111112"})
+    parse_event(orjson.dumps(ok))
+    boleto = authorized("p2", "10.00")
+    boleto["payload"]["method"] = {"kind": "boleto", "barcode": "4" * 47}
+    parse_event(boleto)
+    voucher = authorized("p3", "10.00")
+    voucher["payload"]["method"] = {"kind": "oxxo", "voucher": "4111111111111111"}  # a voucher, by its field
+    parse_event(voucher)
+
+
+def test_a_pan_in_a_bad_event_is_not_echoed_in_the_validation_error() -> None:
+    doc = captured("p1", "10.00")
+    doc["payload"]["seller_id"] = "4111111111111111 x"  # invalid id characters: the error must not echo it
+    with pytest.raises(InvalidEvent) as info:
+        parse_event(doc)
+    assert "4111111111111111" not in str(info.value)
