@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -241,7 +242,9 @@ def fx_quote(
     rate: Annotated[
         Optional[str], typer.Option("--rate", help="reference rate: units of --to per unit of --from")
     ] = None,
-    markup: Annotated[str, typer.Option("--markup", help="fraction kept as FX revenue, 0.02 = 2%")] = "0",
+    markup: Annotated[
+        Optional[str], typer.Option("--markup", help="fraction kept as FX revenue, 0.02 = 2% (default: config/fx.toml)")
+    ] = None,
     rate_source: Annotated[str, typer.Option("--source", help="where the reference rate comes from")] = "manual",
     at: Annotated[Optional[str], typer.Option("--at", help="quote time, ISO 8601 with offset (default now)")] = None,
     lock_seconds: Annotated[
@@ -263,7 +266,8 @@ def fx_quote(
             reference, rate_source = _stored_rate(database, source.upper(), target.upper(), when)
         else:
             reference = parse_rate(rate, "--rate")
-        mark = parse_rate(markup, "--markup") if markup not in ("0", "0.0") else Decimal(0)
+        markup_text = markup if markup is not None else config_files.fx_settings().default_markup
+        mark = Decimal(0) if re.fullmatch(r"0(\.0+)?", markup_text) else parse_rate(markup_text, "--markup")
         lock = lock_seconds if lock_seconds is not None else config_files.fx_settings().lock_seconds
         q = quote(source.upper(), target.upper(), amount, reference, rate_source, mark, when,
                   dt.timedelta(seconds=lock))  # fmt: skip

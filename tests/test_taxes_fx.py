@@ -144,6 +144,14 @@ def test_fx_quote_follows_the_convention() -> None:
     assert row["expires_at"] == "2026-11-25T12:05:00+00:00"
 
 
+def test_fx_quote_takes_its_default_markup_from_the_config() -> None:
+    # config/fx.toml: default_markup = "0.02" → the same figures as an explicit --markup 0.02.
+    run = quipu("fx", "quote", "--from", "BRL", "--to", "USD", "--amount", "1000.00", "--rate", "0.1834",
+                "--at", "2026-11-25T12:00:00Z", "--format", "json")  # fmt: skip
+    (row,) = json.loads(run.stdout)
+    assert (row["markup"], row["target_amount"], row["revenue"]) == ("0.02", "179.73", "3.67")
+
+
 def test_fx_into_a_zero_exponent_currency_has_no_decimals() -> None:
     # 100.00 USD × 950.5 = 95050 CLP; final 950.5 × 0.99 = 940.995 → 94099.5 → 94100 (half-even: 94099.5 → 94100).
     run = quipu("fx", "quote", "--from", "USD", "--to", "CLP", "--amount", "100.00", "--rate", "950.5",
@@ -159,6 +167,7 @@ def test_fx_into_a_zero_exponent_currency_has_no_decimals() -> None:
         (["--from", "BRL", "--to", "BRL", "--amount", "1.00", "--rate", "1"], "into itself"),
         (["--from", "BRL", "--to", "USD", "--amount", "1.00", "--rate", "-0.18"], "--rate: '-0.18' is not a positive"),
         (["--from", "BRL", "--to", "USD", "--amount", "1.00", "--rate", "0.18", "--markup", "1.5"], "--markup"),
+        (["--from", "BRL", "--to", "USD", "--amount", "1.00", "--rate", "0.18", "--markup", "abc"], "--markup: 'abc'"),
         (["--from", "BRL", "--to", "USD", "--amount", "1.001", "--rate", "0.18"], "--amount: 1.001 has too many"),
         (["--from", "BRL", "--to", "USD", "--amount", "1.00"], "--rate: no BRL/USD rate recorded"),
     ],
