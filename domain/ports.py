@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 from uuid import UUID
 
+from domain.envelope import Envelope
 from ledger.errors import QuipuError
 
 
@@ -24,6 +25,8 @@ class NewRecord:
     body: bytes
     event_id: UUID
     body_sha256: bytes
+    event: Envelope
+    """The event as posted; ``body`` is its canonical bytes."""
 
 
 class Recorded:
@@ -88,8 +91,8 @@ class EventStore(Protocol):
         """For the ids already stored: (position, body SHA-256)."""
         ...
 
-    def stream_bodies(self, stream_ids: Sequence[UUID]) -> dict[UUID, list[tuple[int, bytes]]]:
-        """Each stream's (version, body) pairs in version order; absent streams are omitted."""
+    def stream_events(self, stream_ids: Sequence[UUID]) -> dict[UUID, list[tuple[int, Envelope]]]:
+        """Each stream's (version, event in its current shape) in version order; absent streams are omitted."""
         ...
 
     def append(self, records: Sequence[NewRecord]) -> list[int]:

@@ -21,7 +21,7 @@ from enum import Enum
 from typing import Any, Final
 from uuid import UUID
 
-from domain.catalog import InvalidEvent, canonical_bytes, decode_stored, parse_event, to_current
+from domain.catalog import InvalidEvent, canonical_bytes, parse_event, to_current
 from domain.envelope import Envelope
 from domain.ports import EventStore, NewRecord, WriteConflict
 from domain.posting_rules import entry_for_body
@@ -64,6 +64,7 @@ class BatchTooLarge(QuipuError, ValueError):
 class _Parsed:
     index: int
     event: Envelope
+    posted: Envelope
     body: bytes
     digest: bytes
     stream: str
@@ -99,7 +100,7 @@ class LedgerService:
             # rules decide on its current shape.
             body = canonical_bytes(posted)
             name = stream_name(event)
-            parsed.append(_Parsed(i, event, body, body_hash(body), name, stream_id(name)))
+            parsed.append(_Parsed(i, event, posted, body, body_hash(body), name, stream_id(name)))
         for attempt in range(MAX_ATTEMPTS):
             try:
                 results.update(self._decide_and_append(parsed, trust_cache=attempt == 0))
@@ -145,7 +146,7 @@ class LedgerService:
                 continue
             states[p.sid] = (version + 1, new_state)
             batch_ids[eid] = (-1 - len(accepted), p.digest)
-            record = NewRecord(p.sid, version + 1, p.event.type, p.body, eid, p.digest)
+            record = NewRecord(p.sid, version + 1, p.event.type, p.body, eid, p.digest, p.posted)
             accepted.append((p, record))
         positions = self.store.append([r for _, r in accepted]) if accepted else []
         for (p, _), position in zip(accepted, positions, strict=True):
@@ -170,10 +171,9 @@ class LedgerService:
             else:
                 missing.append(sid)
         if missing:
-            for sid, rows in self.store.stream_bodies(missing).items():
+            for sid, rows in self.store.stream_events(missing).items():
                 state: State | None = None
-                for _, body in rows:
-                    event = decode_stored(body)
+                for _, event in rows:
                     state = evolve(state if state is not None else initial_state(stream_name(event)), event)
                 assert state is not None
                 states[sid] = (rows[-1][0], state)

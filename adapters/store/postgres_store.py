@@ -16,7 +16,9 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 from adapters.store.append import NO_LIMIT, append_via
+from adapters.store.mapper import PydanticMapper
 from adapters.store.pg_url import PgTarget
+from domain.envelope import Envelope
 from domain.ports import NewRecord, Recorded
 from ledger.chain import GENESIS, extend
 
@@ -152,6 +154,7 @@ class PostgresEventStore:
             lock_timeout=60,
         )
         self.recorder = ChainedPostgresRecorder(self.datastore)
+        self.mapper = PydanticMapper()
         self.recorder.create_table()
         s, c, e = Identifier(target.schema), Identifier(CHAIN), Identifier(EVENTS)
         self._known = SQL("SELECT event_id, position, body_sha256 FROM {s}.{c} WHERE event_id = ANY(%s)").format(
@@ -177,16 +180,19 @@ class PostgresEventStore:
             curs.execute(self._known, (list(event_ids),), prepare=True)
             return {r["event_id"]: (r["position"], bytes(r["body_sha256"])) for r in curs.fetchall()}
 
-    def stream_bodies(self, stream_ids: Sequence[UUID]) -> dict[UUID, list[tuple[int, bytes]]]:
-        out: dict[UUID, list[tuple[int, bytes]]] = {}
+    def stream_events(self, stream_ids: Sequence[UUID]) -> dict[UUID, list[tuple[int, Envelope]]]:
+        out: dict[UUID, list[tuple[int, Envelope]]] = {}
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(self._streams, (list(stream_ids),), prepare=True)
             for r in curs.fetchall():
-                out.setdefault(r["originator_id"], []).append((r["originator_version"], bytes(r["state"])))
+                stored = StoredEvent(r["originator_id"], r["originator_version"], "", bytes(r["state"]))
+                out.setdefault(r["originator_id"], []).append(
+                    (r["originator_version"], self.mapper.to_domain_event(stored))
+                )
         return out
 
     def append(self, records: Sequence[NewRecord]) -> list[int]:
-        return append_via(self.recorder, records)
+        return append_via(self.recorder, self.mapper, records)
 
     def read(self, after: int, limit: int, to_position: int | None = None) -> list[Recorded]:
         upper = to_position if to_position is not None else NO_LIMIT

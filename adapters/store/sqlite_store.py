@@ -18,6 +18,8 @@ from eventsourcing.sqlite import (
 )
 
 from adapters.store.append import NO_LIMIT, append_via
+from adapters.store.mapper import PydanticMapper
+from domain.envelope import Envelope
 from domain.ports import NewRecord, Recorded
 from ledger.chain import GENESIS, extend
 
@@ -96,6 +98,7 @@ class SQLiteEventStore:
         self.datastore.pool.close()
         self.datastore.pool = TunedSQLitePool(db_name=str(path), lock_timeout=60, pool_size=4)
         self.recorder = ChainedSQLiteRecorder(self.datastore, events_table_name=EVENTS)
+        self.mapper = PydanticMapper()
         self.recorder.create_table()
 
     def close(self) -> None:
@@ -112,8 +115,8 @@ class SQLiteEventStore:
                     out[UUID(bytes=bytes(row[0]))] = (row[1], bytes(row[2]))
         return out
 
-    def stream_bodies(self, stream_ids: Sequence[UUID]) -> dict[UUID, list[tuple[int, bytes]]]:
-        out: dict[UUID, list[tuple[int, bytes]]] = {}
+    def stream_events(self, stream_ids: Sequence[UUID]) -> dict[UUID, list[tuple[int, Envelope]]]:
+        out: dict[UUID, list[tuple[int, Envelope]]] = {}
         with self.datastore.transaction(commit=False) as c:
             for i in range(0, len(stream_ids), _CHUNK):
                 chunk = [s.hex for s in stream_ids[i : i + _CHUNK]]
@@ -124,11 +127,13 @@ class SQLiteEventStore:
                     chunk,
                 )
                 for row in c.fetchall():
-                    out.setdefault(UUID(row[0]), []).append((row[1], bytes(row[2])))
+                    sid = UUID(row[0])
+                    event = self.mapper.to_domain_event(StoredEvent(sid, row[1], "", bytes(row[2])))
+                    out.setdefault(sid, []).append((row[1], event))
         return out
 
     def append(self, records: Sequence[NewRecord]) -> list[int]:
-        return append_via(self.recorder, records)
+        return append_via(self.recorder, self.mapper, records)
 
     def read(self, after: int, limit: int, to_position: int | None = None) -> list[Recorded]:
         upper = to_position if to_position is not None else NO_LIMIT
