@@ -163,8 +163,12 @@ def parse_event(raw: bytes | str | dict[str, Any]) -> Envelope:
     return event
 
 
-#: Fields whose own strict formats are long digit strings that are not card numbers.
-_NOT_PAN_FIELDS: Final = frozenset({"amount", "barcode", "voucher", "rate", "reference_rate", "final_rate", "markup"})
+#: Structured fields whose own formats are long digit strings that are not card numbers: amounts and rates,
+#: boleto barcodes, OXXO vouchers, Pix end-to-end ids (ISPB + timestamp digits), acquirer and bank references.
+_NOT_PAN_FIELDS: Final = frozenset(
+    {"amount", "barcode", "voucher", "rate", "reference_rate", "final_rate", "markup", "end_to_end_id",
+     "acquirer_reference", "bank_reference"}
+)  # fmt: skip
 
 
 def _refuse_card_numbers(event: Envelope) -> None:

@@ -172,3 +172,16 @@ def test_a_pan_in_a_bad_event_is_not_echoed_in_the_validation_error() -> None:
     with pytest.raises(InvalidEvent) as info:
         parse_event(doc)
     assert "4111111111111111" not in str(info.value)
+
+
+def test_every_event_of_the_default_demo_month_is_valid() -> None:
+    """The demo's identifiers (Pix end-to-end ids, vouchers, references) must never look like card numbers."""
+    from adapters.demo import generate
+
+    problems = []
+    for event in generate():
+        try:
+            parse_event(orjson.dumps(event))
+        except InvalidEvent as exc:
+            problems.append(str(exc))
+    assert problems == []
