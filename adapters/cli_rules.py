@@ -290,3 +290,24 @@ def fx_quote(
         "expires_at": q.expires_at.isoformat(),
     }
     render([row], fmt, "FX quote (not booked)", out)
+
+
+@app.command("serve")
+def serve(
+    database: DatabaseOpt = None,
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=32, help="worker processes behind one port")] = 1,
+) -> None:
+    """Serve the HTTP API (/v1/events, /v1/events/batch, /v1/balances, /v1/trial-balance; docs at /docs)."""
+    import os
+
+    import uvicorn
+
+    from adapters.bootstrap import database_url
+
+    os.environ["QUIPU_DATABASE_URL"] = database_url(database)
+    with ledger_for(database):
+        pass  # create the store and migrate once, before workers race to do it
+    uvicorn.run("adapters.http.app:create_app_from_env", factory=True, host=host, port=port, workers=workers,
+                log_level="warning")  # fmt: skip
