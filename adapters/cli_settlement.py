@@ -77,7 +77,8 @@ def settlement_date(
             amount = str(parse_amount(amount, currency, "--amount"))
         local_year = when.year
         calendar = build_calendar(config_files.calendars(), site, range(local_year - 1, local_year + 3))
-        rows = settlement_dates(when, zone, cutoff, days, calendar, method, installments, amount, currency)
+        rules = config_files.settlement_methods()
+        rows = settlement_dates(when, zone, cutoff, days, calendar, rules, method, installments, amount, currency)
     except QuipuError as exc:
         raise _fail(exc) from None
     render(

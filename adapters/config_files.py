@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from domain.regions import RegionConfig
 from domain.settlement.calendar import CalendarTable
+from domain.settlement.dates import MethodRules
 from domain.taxes.rules import ConsumptionTable, ImportTable
 from ledger.errors import QuipuError
 
@@ -80,3 +81,8 @@ def fx_settings(path: Path | None = None) -> FxSettings:
 def calendars(path: Path | None = None) -> CalendarTable:
     """The bank calendar rules."""
     return _load(CalendarTable, path or CONFIG_ROOT / "calendars.toml")
+
+
+def settlement_methods(path: Path | None = None) -> MethodRules:
+    """How each payment method settles."""
+    return _load(MethodRules, path or CONFIG_ROOT / "settlement.toml")

@@ -20,14 +20,54 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from domain.settlement.calendar import BankCalendar
 from ledger.errors import QuipuError
 from ledger.money import allocate, from_minor_units, to_minor_units
 
-BOLETO_DAYS = 3
-INSTALLMENT_INTERVAL_DAYS = 30
+_WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
+Weekday = Literal["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CardRules(_Frozen):
+    installment_interval_days: Annotated[int, Field(ge=1, le=90)]
+
+
+class BoletoRules(_Frozen):
+    compensation_days: Annotated[int, Field(ge=0, le=10)]
+
+
+class OxxoRules(_Frozen):
+    schedule: dict[Weekday, Weekday]
+
+    @model_validator(mode="after")
+    def _every_day(self) -> OxxoRules:
+        missing = [d for d in _WEEKDAYS if d not in self.schedule]
+        if missing:
+            raise ValueError(f"schedule lacks {', '.join(missing)}")
+        return self
+
+
+class PixRules(_Frozen):
+    same_day: bool = True
+
+
+class MethodRules(_Frozen):
+    """``config/settlement.toml``: how each payment method settles after T."""
+
+    version: str
+    card: CardRules
+    boleto: BoletoRules
+    oxxo: OxxoRules
+    pix: PixRules
 
 
 class SettlementError(QuipuError, ValueError):
@@ -62,6 +102,7 @@ def settlement_dates(
     cutoff: dt.time,
     days: int,
     calendar: BankCalendar,
+    rules: MethodRules,
     method: str = "card",
     installments: int = 1,
     amount: str | None = None,
@@ -80,23 +121,26 @@ def settlement_dates(
         parts = allocate(minor, installments) if minor is not None else [None] * installments
         out = []
         for k, part in enumerate(parts, start=1):
-            due = calendar.on_or_after(local_date + dt.timedelta(days=k * INSTALLMENT_INTERVAL_DAYS))
+            interval = rules.card.installment_interval_days
+            due = calendar.on_or_after(local_date + dt.timedelta(days=k * interval))
             value = from_minor_units(part, currency) if part is not None and currency else None
-            rule = f"installment {k}: capture date + {k * INSTALLMENT_INTERVAL_DAYS} days, next business day if closed"
+            rule = f"installment {k}: capture date + {k * interval} days, next business day if closed"
             out.append(Settlement(k, installments, due, value, currency, rule))
         return out
     value = from_minor_units(minor, currency) if minor is not None and currency else None
     if method == "card":
         return [Settlement(1, 1, calendar.add_business_days(t, days), value, currency, f"T+{days} business days")]
     if method == "pix":
-        return [Settlement(1, 1, local_date, value, currency, "Pix: instant, on the local capture date")]
+        day = local_date if rules.pix.same_day else t
+        return [Settlement(1, 1, day, value, currency, "Pix: instant, on the local capture date")]
     if method == "boleto":
-        return [Settlement(1, 1, calendar.add_business_days(t, BOLETO_DAYS), value, currency,
-                           f"Boleto: T+{BOLETO_DAYS} business days (compensation)")]  # fmt: skip
+        n = rules.boleto.compensation_days
+        return [Settlement(1, 1, calendar.add_business_days(t, n), value, currency,
+                           f"Boleto: T+{n} business days (compensation)")]  # fmt: skip
     if method == "oxxo":
-        weekday = local_date.weekday()  # Monday 0
-        target = 0 if weekday in (1, 2, 3) else 2  # Tue-Thu → Monday; Fri-Mon → Wednesday
-        ahead = (target - weekday) % 7 or 7
+        paid = _WEEKDAYS[local_date.weekday()]
+        target = _WEEKDAYS.index(rules.oxxo.schedule[paid])  # type: ignore[index]
+        ahead = (target - local_date.weekday()) % 7 or 7
         due = calendar.on_or_after(local_date + dt.timedelta(days=ahead))
-        return [Settlement(1, 1, due, value, currency, "OXXO: Tue-Thu → next Monday, Fri-Mon → next Wednesday")]
+        return [Settlement(1, 1, due, value, currency, f"OXXO: paid {paid} → next {_WEEKDAYS[target]}")]
     raise SettlementError(f"--method: {method!r} is not one of card, pix, boleto, oxxo")
