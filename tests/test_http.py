@@ -32,7 +32,7 @@ def api(ledger_url: str) -> Iterator[httpx.Client]:
     )  # fmt: skip
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
     try:
-        for _ in range(150):
+        for _ in range(600):  # up to a minute on a loaded CI machine
             try:
                 if client.get("/openapi.json").status_code == 200:
                     break
