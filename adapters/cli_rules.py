@@ -298,6 +298,7 @@ def serve(
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
     workers: Annotated[int, typer.Option("--workers", min=1, max=32, help="worker processes behind one port")] = 1,
+    no_auth: Annotated[bool, typer.Option("--no-auth", help="accept requests without tokens (local use only)")] = False,
 ) -> None:
     """Serve the HTTP API (/v1/events, /v1/events/batch, /v1/balances, /v1/trial-balance; docs at /docs)."""
     import os
@@ -307,7 +308,52 @@ def serve(
     from adapters.bootstrap import database_url
 
     os.environ["QUIPU_DATABASE_URL"] = database_url(database)
+    os.environ["QUIPU_API_AUTH"] = "0" if no_auth else "1"
     with ledger_for(database):
         pass  # create the store and migrate once, before workers race to do it
     uvicorn.run("adapters.http.app:create_app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_level="warning")  # fmt: skip
+
+
+clients_app = typer.Typer(help="OAuth 2.0 clients of the HTTP API.", no_args_is_help=True)
+app.add_typer(clients_app, name="clients")
+
+
+@clients_app.command("add")
+def clients_add(
+    client_id: Annotated[str, typer.Argument(help="a name for the calling service")],
+    scope: Annotated[list[str], typer.Option("--scope", help="events:write, ledger:read or admin (repeat)")],
+    database: DatabaseOpt = None,
+) -> None:
+    """Register a client and print its secret once (only a slow hash is stored)."""
+    from adapters.http.auth import add_client
+
+    with ledger_for(database) as ledger:
+        try:
+            secret = add_client(ledger, client_id, scope)
+        except QuipuError as exc:
+            raise _fail(exc) from None
+    out.print(f"client_id={client_id}")
+    out.print(f"client_secret={secret}")
+
+
+@clients_app.command("list")
+def clients_list(database: DatabaseOpt = None, fmt: FormatOpt = Format.table) -> None:
+    """Registered clients, their scopes and whether they are revoked."""
+    from adapters.http.auth import list_clients
+
+    with ledger_for(database) as ledger:
+        render(list_clients(ledger), fmt, "API clients", out)
+
+
+@clients_app.command("revoke")
+def clients_revoke(client_id: Annotated[str, typer.Argument()], database: DatabaseOpt = None) -> None:
+    """Revoke a client's secret."""
+    from adapters.http.auth import revoke_client
+
+    with ledger_for(database) as ledger:
+        try:
+            revoke_client(ledger, client_id)
+        except QuipuError as exc:
+            raise _fail(exc) from None
+    out.print(f"revoked {client_id}")

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import os
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
+import jwt
 import pytest
 
 from tests.factories import authorized, captured
+
+SECRET = "test-signing-secret-0123456789-abcdefghijklmnop"
+ROUTES = [("POST", "/v1/events", "events:write"), ("POST", "/v1/events/batch", "events:write"),
+          ("GET", "/v1/events", "ledger:read"), ("GET", "/v1/balances", "ledger:read"),
+          ("GET", "/v1/trial-balance", "ledger:read")]  # fmt: skip
 
 
 def _free_port() -> int:
@@ -23,31 +30,62 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _quipu(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "QUIPU_API_SECRET": SECRET}
+    return subprocess.run([sys.executable, "-m", "adapters.cli", *args], capture_output=True, text=True, timeout=120,
+                          check=False, cwd=tempfile.gettempdir(), env=env)  # fmt: skip
+
+
+def _secret_of(run: subprocess.CompletedProcess[str]) -> str:
+    assert run.returncode == 0, run.stderr
+    return next(line.split("=", 1)[1] for line in run.stdout.splitlines() if line.startswith("client_secret="))
+
+
 @pytest.fixture
-def api(ledger_url: str) -> Iterator[httpx.Client]:
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "adapters.cli", "serve", "--database", ledger_url, "--port", str(port)],
-        cwd=tempfile.gettempdir(), env={**os.environ}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-    try:
+def serve(ledger_url: str) -> Iterator[Callable[..., httpx.Client]]:
+    servers: list[subprocess.Popen[bytes]] = []
+    clients: list[httpx.Client] = []
+
+    def start(**env: str) -> httpx.Client:
+        port = _free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "adapters.cli", "serve", "--database", ledger_url, "--port", str(port)],
+            cwd=tempfile.gettempdir(), env={**os.environ, "QUIPU_API_SECRET": SECRET, **env},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        servers.append(server)
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+        clients.append(client)
         for _ in range(600):  # up to a minute on a loaded CI machine
             try:
                 if client.get("/openapi.json").status_code == 200:
-                    break
+                    return client
             except httpx.TransportError:
                 time.sleep(0.1)
-        else:
-            raise AssertionError(f"server did not start: {server.stderr.read() if server.stderr else ''!r}")
-        yield client
-    finally:
+        raise AssertionError(f"server did not start: {server.stderr.read() if server.stderr else ''!r}")
+
+    yield start
+    for client in clients:
         client.close()
+    for server in servers:
         server.terminate()
         server.wait(timeout=15)
 
 
-def test_post_read_and_refuse_over_http(api: httpx.Client) -> None:
+def _token(api: httpx.Client, client_id: str, secret: str, scope: str | None = None) -> str:
+    form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+    if scope:
+        form["scope"] = scope
+    response = api.post("/oauth/token", data=form)
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+def test_post_read_and_refuse_over_http(serve: Callable[..., httpx.Client], ledger_url: str) -> None:
+    secret = _secret_of(_quipu("clients", "add", "checkout", "--scope", "events:write", "--scope", "ledger:read",
+                               "--database", ledger_url))  # fmt: skip
+    api = serve()
+    api.headers["Authorization"] = f"Bearer {_token(api, 'checkout', secret)}"
     auth = authorized("p1", "100.00")
     first = api.post("/v1/events", json=auth)
     assert first.status_code == 201 and first.json()["position"] == 1
@@ -81,3 +119,48 @@ def test_post_read_and_refuse_over_http(api: httpx.Client) -> None:
         {"currency": "BRL", "debits": "60.00", "credits": "60.00", "net": "0.00"}
     ]
     assert api.get("/v1/balances", params={"as_of": "yesterday"}).status_code == 422
+
+
+def test_every_route_refuses_every_token_without_its_scope(serve: Callable[..., httpx.Client], ledger_url: str) -> None:
+    writer = _secret_of(_quipu("clients", "add", "writer", "--scope", "events:write", "--database", ledger_url))
+    reader = _secret_of(_quipu("clients", "add", "reader", "--scope", "ledger:read", "--database", ledger_url))
+    api = serve()
+    tokens = {"events:write": _token(api, "writer", writer), "ledger:read": _token(api, "reader", reader)}
+    now = dt.datetime.now(dt.UTC)
+    expired = jwt.encode({"iss": "quipu", "sub": "writer", "scope": "events:write ledger:read",
+                          "exp": now - dt.timedelta(minutes=1)}, SECRET, algorithm="HS256")  # fmt: skip
+    forged = jwt.encode({"iss": "quipu", "sub": "writer", "scope": "admin", "exp": now + dt.timedelta(minutes=5)},
+                        "another-secret-of-sufficient-length-123456", algorithm="HS256")  # fmt: skip
+    for method, path, scope in ROUTES:
+        body = [] if path.endswith("batch") else authorized("p9", "1.00")
+        kwargs = {"json": body} if method == "POST" else {}
+        missing = api.request(method, path, **kwargs)  # type: ignore[arg-type]
+        assert missing.status_code == 401 and missing.headers["WWW-Authenticate"].startswith('Bearer realm="quipu"')
+        for bad_token, reason in ((expired, "expired"), (forged, "not valid")):
+            bad = api.request(method, path, headers={"Authorization": f"Bearer {bad_token}"}, **kwargs)  # type: ignore[arg-type]
+            assert bad.status_code == 401 and reason in bad.json()["detail"]
+        other = next(t for s, t in tokens.items() if s != scope)
+        wrong = api.request(method, path, headers={"Authorization": f"Bearer {other}"}, **kwargs)  # type: ignore[arg-type]
+        assert wrong.status_code == 403 and f'scope="{scope}"' in wrong.headers["WWW-Authenticate"]
+        right = api.request(method, path, headers={"Authorization": f"Bearer {tokens[scope]}"}, **kwargs)  # type: ignore[arg-type]
+        assert right.status_code < 400, (path, right.text)
+    # Secrets: a wrong one, a scope not granted, a revoked client.
+    assert api.post("/oauth/token", data={"grant_type": "client_credentials", "client_id": "writer",
+                                          "client_secret": "nope"}).status_code == 401  # fmt: skip
+    assert api.post("/oauth/token", data={"grant_type": "client_credentials", "client_id": "writer",
+                                          "client_secret": writer, "scope": "admin"}).status_code == 400  # fmt: skip
+    assert _quipu("clients", "revoke", "writer", "--database", ledger_url).returncode == 0
+    assert api.post("/oauth/token", data={"grant_type": "client_credentials", "client_id": "writer",
+                                          "client_secret": writer}).status_code == 401  # fmt: skip
+    listed = _quipu("clients", "list", "--database", ledger_url, "--format", "csv").stdout
+    assert writer not in listed and "reader,ledger:read" in listed
+
+
+def test_rate_limits_answer_429_with_retry_after(serve: Callable[..., httpx.Client], ledger_url: str) -> None:
+    secret = _secret_of(_quipu("clients", "add", "busy", "--scope", "ledger:read", "--database", ledger_url))
+    api = serve(QUIPU_RATE_BURST="3", QUIPU_RATE_PER_SECOND="0.2")
+    api.headers["Authorization"] = f"Bearer {_token(api, 'busy', secret)}"
+    codes = [api.get("/v1/trial-balance").status_code for _ in range(5)]
+    assert codes[:3] == [200, 200, 200] and codes[3] == 429
+    limited = api.get("/v1/trial-balance")
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1

@@ -7,17 +7,21 @@ HTTP: appended 201, duplicate 200, conflict 409, rejected 422 — errors as RFC 
 
 from __future__ import annotations
 
+import base64
 import os
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Final
+from urllib.parse import parse_qs
 
 import orjson
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from adapters.bootstrap import Ledger, open_ledger
+from adapters.bootstrap import open_ledger
+from adapters.http.auth import AuthError, api_secret, authenticate, issue_token
 from adapters.reports import ReportError, balance_rows, trial_balance_rows
 from domain.catalog import MAX_EVENT_BYTES
 from domain.service import Outcome, PostResult
@@ -45,14 +49,56 @@ def _result(r: PostResult) -> dict[str, Any]:
     return out
 
 
-def create_app(database_url: str | None = None) -> FastAPI:
+class TokenBucket:
+    """Per-client request budget: ``rate`` requests a second, bursts up to ``capacity``."""
+
+    def __init__(self, rate: float, capacity: float) -> None:
+        self.rate, self.capacity = rate, capacity
+        self.tokens: dict[str, tuple[float, float]] = {}
+
+    def take(self, client: str) -> float:
+        """0 when the request may go on, else the seconds to wait."""
+        now = time.monotonic()
+        tokens, last = self.tokens.get(client, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - last) * self.rate)
+        if tokens < 1:
+            self.tokens[client] = (tokens, now)
+            return (1 - tokens) / self.rate
+        self.tokens[client] = (tokens - 1, now)
+        return 0.0
+
+
+def create_app(database_url: str | None = None, auth: bool = True) -> FastAPI:
     """The API over the ledger at ``database_url`` (else ``QUIPU_DATABASE_URL``, else the default)."""
-    state: dict[str, Ledger] = {}
+    state: dict[str, Any] = {}
     lock = threading.Lock()  # one ledger per process; its service and views are not thread-safe
+    limits = TokenBucket(float(os.environ.get("QUIPU_RATE_PER_SECOND", "200")),
+                         float(os.environ.get("QUIPU_RATE_BURST", "400")))  # fmt: skip
+
+    def guard(request: Request, scope: str) -> Response | None:
+        """None when the caller may use the route; else the 401/403/429 problem to send."""
+        if not auth:
+            return None
+        try:
+            caller = authenticate(request.headers.get("authorization"), state["secret"], scope)
+        except AuthError as exc:
+            challenge = f'Bearer realm="quipu", error="{exc.error}", error_description="{exc}"'
+            if exc.status == 403:
+                challenge += f', scope="{scope}"'
+            response = problem(exc.status, "Unauthorized" if exc.status == 401 else "Forbidden", str(exc))
+            response.headers["WWW-Authenticate"] = challenge
+            return response
+        wait = limits.take(caller.client_id)
+        if wait:
+            response = problem(429, "Too many requests", f"client {caller.client_id} is over its rate limit")
+            response.headers["Retry-After"] = str(max(1, round(wait)))
+            return response
+        return None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         state["ledger"] = open_ledger(database_url or os.environ.get("QUIPU_DATABASE_URL"))
+        state["secret"] = api_secret() if auth else b""
         try:
             yield
         finally:
@@ -65,8 +111,29 @@ def create_app(database_url: str | None = None) -> FastAPI:
         description="Event-sourced ledger: post events, read the feed, balances and the trial balance.",
     )
 
+    @app.post("/oauth/token", summary="OAuth 2.0 client-credentials grant")
+    async def token(request: Request) -> Response:
+        form = {k: v[0] for k, v in parse_qs((await request.body()).decode(errors="replace")).items()}
+        client_id, client_secret = form.get("client_id", ""), form.get("client_secret", "")
+        basic = request.headers.get("authorization", "")
+        if basic.startswith("Basic "):
+            try:
+                client_id, _, client_secret = base64.b64decode(basic[6:]).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                return JSONResponse({"error": "invalid_request"}, status_code=400)
+        if form.get("grant_type") != "client_credentials":
+            return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
+        try:
+            with lock:
+                body = issue_token(state["ledger"], state["secret"], client_id, client_secret, form.get("scope"))
+        except AuthError as exc:
+            return JSONResponse({"error": exc.error, "error_description": str(exc)}, status_code=exc.status)
+        return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
     @app.post("/v1/events", status_code=201, summary="Append one event (idempotent by event_id)")
     async def post_event(request: Request) -> Response:
+        if (refused := guard(request, "events:write")) is not None:
+            return refused
         raw = await request.body()
         if len(raw) > MAX_EVENT_BYTES:
             return problem(413, "Event too large", f"the body is {len(raw)} bytes; the limit is {MAX_EVENT_BYTES}")
@@ -80,6 +147,8 @@ def create_app(database_url: str | None = None) -> FastAPI:
 
     @app.post("/v1/events/batch", summary=f"Append up to {MAX_BATCH_EVENTS} events; a result per event")
     async def post_batch(request: Request) -> Response:
+        if (refused := guard(request, "events:write")) is not None:
+            return refused
         raw = await request.body()
         if len(raw) > MAX_EVENT_BYTES * MAX_BATCH_EVENTS:
             return problem(413, "Batch too large", f"the body is {len(raw)} bytes")
@@ -98,9 +167,12 @@ def create_app(database_url: str | None = None) -> FastAPI:
 
     @app.get("/v1/events", summary="The event feed after a position (cursor pagination)")
     def feed(
+        request: Request,
         after: int = Query(0, ge=0, description="the last position already seen"),
         limit: int = Query(100, ge=1, le=1000),
     ) -> Response:
+        if (refused := guard(request, "ledger:read")) is not None:
+            return refused
         with lock:
             records = state["ledger"].store.read(after, limit)
         events = [
@@ -113,9 +185,12 @@ def create_app(database_url: str | None = None) -> FastAPI:
 
     @app.get("/v1/balances", summary="Balances on each account's normal side, live or as of a position or time")
     def balances(
+        request: Request,
         account: str | None = Query(None, description="glob, e.g. seller:*:available:BRL"),
         as_of: str | None = Query(None, description="a log position, or an ISO 8601 time with offset"),
     ) -> Response:
+        if (refused := guard(request, "ledger:read")) is not None:
+            return refused
         with lock:
             ledger = state["ledger"]
             ledger.runner.run()
@@ -126,7 +201,9 @@ def create_app(database_url: str | None = None) -> FastAPI:
         return JSONResponse(rows)
 
     @app.get("/v1/trial-balance", summary="Debits, credits and net per currency")
-    def trial_balance() -> Response:
+    def trial_balance(request: Request) -> Response:
+        if (refused := guard(request, "ledger:read")) is not None:
+            return refused
         with lock:
             ledger = state["ledger"]
             ledger.runner.run()
@@ -136,5 +213,5 @@ def create_app(database_url: str | None = None) -> FastAPI:
 
 
 def create_app_from_env() -> FastAPI:
-    """Factory for ``uvicorn --factory`` (several worker processes): the URL comes from the environment."""
-    return create_app(os.environ.get("QUIPU_DATABASE_URL"))
+    """Factory for ``uvicorn --factory`` (several worker processes): settings come from the environment."""
+    return create_app(os.environ.get("QUIPU_DATABASE_URL"), auth=os.environ.get("QUIPU_API_AUTH", "1") != "0")

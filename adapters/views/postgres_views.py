@@ -114,3 +114,8 @@ class PostgresViewStore:
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self.conn.transaction():
             return list(self.conn.execute(sql.replace("?", "%s").encode(), tuple(params)).fetchall())
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """One write statement in its own transaction (administrative tables, not projections)."""
+        with self.conn.transaction():
+            self.conn.execute(sql.replace("?", "%s").encode(), tuple(params))

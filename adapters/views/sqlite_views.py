@@ -109,6 +109,16 @@ class SQLiteViewStore:
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return list(self.conn.execute(sql, tuple(params)).fetchall())
 
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """One write statement in its own transaction (administrative tables, not projections)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute(sql, tuple(params))
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
 
 def _statements(sql: str) -> list[str]:
     lines = [ln for ln in sql.splitlines() if not ln.strip().startswith("--")]
