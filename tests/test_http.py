@@ -119,6 +119,12 @@ def test_post_read_and_refuse_over_http(serve: Callable[..., httpx.Client], ledg
         {"currency": "BRL", "debits": "60.00", "credits": "60.00", "net": "0.00"}
     ]
     assert api.get("/v1/balances", params={"as_of": "yesterday"}).status_code == 422
+    metrics = httpx.get(str(api.base_url.join("/metrics"))).text  # scraped without a token, like any target
+    assert 'quipu_events_total{outcome="appended"} 2.0' in metrics
+    assert 'quipu_events_total{outcome="duplicate"} 2.0' in metrics
+    assert 'quipu_event_rejections_total{field="payload.amount.amount"} 1.0' in metrics
+    assert 'quipu_http_request_seconds_count{method="POST",route="/v1/events",status="201"} 1.0' in metrics
+    assert 'quipu_projection_lag_events{projection="journal"} 0.0' in metrics
 
 
 def test_every_route_refuses_every_token_without_its_scope(serve: Callable[..., httpx.Client], ledger_url: str) -> None:

@@ -19,9 +19,11 @@ from urllib.parse import parse_qs
 import orjson
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from adapters.bootstrap import open_ledger
 from adapters.http.auth import AuthError, api_secret, authenticate, issue_token
+from adapters.http.metrics import ApiMetrics
 from adapters.reports import ReportError, balance_rows, trial_balance_rows
 from domain.catalog import MAX_EVENT_BYTES
 from domain.service import Outcome, PostResult
@@ -104,12 +106,31 @@ def create_app(database_url: str | None = None, auth: bool = True) -> FastAPI:
         finally:
             state["ledger"].close()
 
+    metrics = ApiMetrics()
     app = FastAPI(
         title="Quipu",
         version="0.1.0",
         lifespan=lifespan,
         description="Event-sourced ledger: post events, read the feed, balances and the trial balance.",
     )
+
+    @app.middleware("http")
+    async def timed(request: Request, call_next: Any) -> Any:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        metrics.latency.labels(path, request.method, str(response.status_code)).observe(time.perf_counter() - started)
+        return response
+
+    @app.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+    def prometheus() -> Response:
+        with lock:
+            ledger = state["ledger"]
+            head = ledger.store.head()
+            for name, position in ledger.runner.positions().items():
+                metrics.lag_events.labels(name).set(head - position)
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/oauth/token", summary="OAuth 2.0 client-credentials grant")
     async def token(request: Request) -> Response:
@@ -139,6 +160,7 @@ def create_app(database_url: str | None = None, auth: bool = True) -> FastAPI:
             return problem(413, "Event too large", f"the body is {len(raw)} bytes; the limit is {MAX_EVENT_BYTES}")
         with lock:
             (result,) = state["ledger"].service.post([raw])
+        metrics.count([result])
         if result.outcome in (Outcome.REJECTED, Outcome.CONFLICT):
             title = "Invalid event" if result.outcome is Outcome.REJECTED else "Conflicting event"
             reasons = (result.reason or "").split("; ")
@@ -163,6 +185,7 @@ def create_app(database_url: str | None = None, auth: bool = True) -> FastAPI:
         # Each event is passed as its own JSON bytes, exactly as a single post would be.
         with lock:
             results = state["ledger"].service.post([orjson.dumps(item) for item in items])
+        metrics.count(results)
         return JSONResponse({"results": [_result(r) for r in results]})
 
     @app.get("/v1/events", summary="The event feed after a position (cursor pagination)")
