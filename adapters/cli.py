@@ -49,6 +49,12 @@ def progress_bar() -> Progress:
     )
 
 
+def fail(exc: Exception) -> typer.Exit:
+    """Print a Quipu error as one line on stderr; the caller raises the returned exit (status 2)."""
+    err.print(f"[red]error:[/red] {exc}", highlight=False)
+    return typer.Exit(2)
+
+
 @contextmanager
 def ledger_for(database: str | None) -> Iterator[Ledger]:
     """Open the ledger, turning Quipu's own errors into one clear line and exit status 2."""
@@ -56,8 +62,7 @@ def ledger_for(database: str | None) -> Iterator[Ledger]:
         with open_ledger(database) as ledger:
             yield ledger
     except QuipuError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        raise fail(exc) from None
 
 
 @app.command()
@@ -74,8 +79,7 @@ def post(
         else:
             path = Path(file)
             if not path.is_file():
-                err.print(f"[red]error:[/red] {file}: no such file")
-                raise typer.Exit(2)
+                raise fail(QuipuError(f"{file}: no such file"))
             total = sum(1 for line in path.open("rb") if line.strip())
             source = path.open("rb")
         with progress_bar() as bar:
@@ -130,8 +134,7 @@ def balances(
         try:
             rows = balance_rows(ledger, account, as_of)
         except QuipuError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2) from None
+            raise fail(exc) from None
         render(rows, fmt, "balances", out)
 
 
@@ -191,8 +194,7 @@ def schema(
     schemas = json_schemas()
     if event_type is not None:
         if event_type not in schemas:
-            err.print(f"[red]error:[/red] --type: unknown event type {event_type!r}")
-            raise typer.Exit(2)
+            raise fail(QuipuError(f"--type: unknown event type {event_type!r}"))
         schemas = {event_type: schemas[event_type]}
     out.file.write(orjson.dumps(schemas, option=orjson.OPT_INDENT_2).decode() + "\n")
 
@@ -203,8 +205,7 @@ def db_upgrade(database: DatabaseOpt = None) -> None:
     try:
         ledger = open_ledger(database, migrate=False)
     except QuipuError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        raise fail(exc) from None
     with ledger:
         done = ledger.views.upgrade()
     out.print("applied: " + ", ".join(done) if done else "schema is up to date")

@@ -10,7 +10,7 @@ import typer
 
 from adapters.audit import export, key_path, load_or_create_key, positions_between, take_checkpoint
 from adapters.bootstrap import Ledger
-from adapters.cli import DatabaseOpt, app, err, ledger_for, out
+from adapters.cli import DatabaseOpt, app, err, fail, ledger_for, out
 from adapters.reports import Format, ReportError, parse_as_of, render
 from ledger.errors import QuipuError
 from projections.views import Projection
@@ -32,8 +32,7 @@ def checkpoint(
         try:
             signed = take_checkpoint(ledger.store, load_or_create_key(key_path(key)))
         except QuipuError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2) from None
+            raise fail(exc) from None
     line = orjson.dumps(signed.model_dump()).decode()
     if out_file is not None:
         out_file.write_text(line + "\n")
@@ -64,8 +63,7 @@ def export_cmd(
             first, last = positions_between(ledger.store, _time_or_none(start, "--from"), _time_or_none(end, "--to"))
             report = export(ledger.store, load_or_create_key(key_path(key)), first, last, out_dir)
         except QuipuError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2) from None
+            raise fail(exc) from None
     out.print(
         f"exported positions {report.first}..{report.last} ({report.events} events) to {out_dir}; "
         f"verify offline with: python scripts/verify_export.py {out_dir}"
@@ -110,8 +108,7 @@ def _replay(
                     progress=lambda pos, head: bar.update(task, completed=pos, total=head),
                 )
         except QuipuError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2) from None
+            raise fail(exc) from None
     out.print(f"snapshot {report.name}: {', '.join(p.name for p in chosen)} folded to position {report.to_position}")
 
 
@@ -159,8 +156,7 @@ def replay_diff(
         try:
             rows = diff(ledger, a, b, _projections(ledger, projection))
         except QuipuError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2) from None
+            raise fail(exc) from None
     render(rows, fmt, f"{a} vs {b}", out)
     if rows:
         raise typer.Exit(1)
@@ -193,8 +189,7 @@ def audit_trail(
             ledger.runner.run()
             rows = account_trail(ledger, ref) if ref.count(":") == 3 else entry_trail(ledger, ref)
         except QuipuError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2) from None
+            raise fail(exc) from None
     render(rows, fmt, f"audit trail of {ref}", out)
 
 
@@ -209,8 +204,7 @@ def backup_cmd(
     try:
         out.print(backup(database, out_file))
     except QuipuError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        raise fail(exc) from None
 
 
 @app.command("restore")
@@ -228,8 +222,7 @@ def restore_cmd(
     try:
         out.print(restore(database, backup_file, force))
     except QuipuError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        raise fail(exc) from None
     with ledger_for(database) as ledger:
         report = verify_chain(ledger.store)
         if report.broken is not None:

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from adapters import config_files
-from adapters.cli import DatabaseOpt, FormatOpt, app, err, ledger_for, out
+from adapters.cli import DatabaseOpt, FormatOpt, app, err, fail, ledger_for, out
 from adapters.reports import Format, render
 from domain.fx import FxError, parse_rate, quote
 from domain.taxes.quotes import TaxQuote, consumption_quote, consumption_rule, import_quote, import_regime
@@ -23,11 +23,6 @@ tax_app = typer.Typer(help="Taxes and import duties from the dated rule tables."
 fx_app = typer.Typer(help="FX quotes.", no_args_is_help=True)
 app.add_typer(tax_app, name="tax")
 app.add_typer(fx_app, name="fx")
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
-    return typer.Exit(2)
 
 
 def _plain(d: Decimal) -> str:
@@ -42,18 +37,18 @@ def _date(value: str | None, option: str) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise _fail(QuipuError(f"{option}: {value!r} is not a date such as 2026-11-25")) from None
+        raise fail(QuipuError(f"{option}: {value!r} is not a date such as 2026-11-25")) from None
 
 
 def _decimal(value: str, option: str, places: int) -> Decimal:
     try:
         d = Decimal(value)
     except InvalidOperation:
-        raise _fail(QuipuError(f"{option}: {value!r} is not a decimal number")) from None
+        raise fail(QuipuError(f"{option}: {value!r} is not a decimal number")) from None
     if not d.is_finite() or d < 0:
-        raise _fail(QuipuError(f"{option}: {value} must be zero or more"))
+        raise fail(QuipuError(f"{option}: {value} must be zero or more"))
     if -d.as_tuple().exponent > places:  # type: ignore[operator]
-        raise _fail(QuipuError(f"{option}: {value} has more than {places} decimals (cents)"))
+        raise fail(QuipuError(f"{option}: {value} has more than {places} decimals (cents)"))
     return d
 
 
@@ -63,7 +58,7 @@ def regions_cmd(fmt: FormatOpt = Format.table) -> None:
     try:
         config = config_files.regions()
     except QuipuError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     rows = [
         {
             "site": site,
@@ -153,7 +148,7 @@ def tax_quote(
             result = consumption_quote(rule, net_amount, currency)
             title = f"consumption tax: {site}{'/' + state.upper() if state else ''} on {day}"
     except QuipuError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     render(_tax_rows(result), fmt, title, out)
 
 
@@ -184,9 +179,9 @@ def fx_import(
         "ticks": lambda: read_ticks(file),
     }
     if kind not in readers:
-        raise _fail(QuipuError(f"--kind: {kind!r} is not one of {', '.join(readers)}"))
+        raise fail(QuipuError(f"--kind: {kind!r} is not one of {', '.join(readers)}"))
     if not file.is_file():
-        raise _fail(QuipuError(f"{file}: no such file"))
+        raise fail(QuipuError(f"{file}: no such file"))
     records, problems = readers[kind]()
     if problems:
         for problem in problems:
@@ -272,7 +267,7 @@ def fx_quote(
         q = quote(source.upper(), target.upper(), amount, reference, rate_source, mark, when,
                   dt.timedelta(seconds=lock))  # fmt: skip
     except ValueError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     row = {
         "from": q.source_currency,
         "to": q.target_currency,
@@ -332,7 +327,7 @@ def clients_add(
         try:
             secret = add_client(ledger, client_id, scope)
         except QuipuError as exc:
-            raise _fail(exc) from None
+            raise fail(exc) from None
     out.print(f"client_id={client_id}")
     out.print(f"client_secret={secret}")
 
@@ -355,5 +350,5 @@ def clients_revoke(client_id: Annotated[str, typer.Argument()], database: Databa
         try:
             revoke_client(ledger, client_id)
         except QuipuError as exc:
-            raise _fail(exc) from None
+            raise fail(exc) from None
     out.print(f"revoked {client_id}")

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from adapters import config_files
-from adapters.cli import FormatOpt, app, err, out
+from adapters.cli import FormatOpt, app, fail, out
 from adapters.reports import Format, render
 from domain.settlement.calendar import build_calendar
 from domain.settlement.dates import settlement_dates
@@ -17,11 +17,6 @@ from ledger.money import parse_amount
 
 settlement_app = typer.Typer(help="Settlement dates and schedules.", no_args_is_help=True)
 app.add_typer(settlement_app, name="settlement")
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    err.print(f"[red]error:[/red] {exc}")
-    return typer.Exit(2)
 
 
 def _region(site: str) -> tuple[str, str, dt.time, int]:
@@ -43,7 +38,7 @@ def calendar_cmd(
         _region(site.upper())
         calendar = build_calendar(config_files.calendars(), site.upper(), [year])
     except QuipuError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     rows = [
         {"date": day.isoformat(), "weekday": day.strftime("%a"), "name": name, "source": source}
         for day, (name, source) in sorted(calendar.closed.items())
@@ -80,7 +75,7 @@ def settlement_date(
         rules = config_files.settlement_methods()
         rows = settlement_dates(when, zone, cutoff, days, calendar, rules, method, installments, amount, currency)
     except QuipuError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     render(
         [
             {

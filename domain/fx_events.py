@@ -61,7 +61,8 @@ class FxConvertedPayload(Payload):
     target: Amount
     reference_rate: RateString
     markup: MarkupString
-    final_rate: RateString | Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]{1,24})?$")]
+    final_rate: Annotated[str, Field(pattern=r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,24})?$")]
+    """reference_rate × (1 − markup), exactly (up to 24 decimals: a product is never rounded)."""
     rate_source: Annotated[str, Field(min_length=1, max_length=60)]
     rate_as_of: AwareDatetime
     quote_id: Ident | None = None

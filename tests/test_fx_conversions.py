@@ -14,7 +14,7 @@ from typing import Any
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from adapters.bootstrap import Ledger
+from adapters.bootstrap import Ledger, open_ledger
 from adapters.fx_feeds import read_csv, read_ecb_xml, read_json, read_ticks
 from domain.catalog import parse_event
 from domain.fx import figures
@@ -168,3 +168,22 @@ def test_quotes_use_the_latest_recorded_rate_and_refuse_stale_or_missing_ones(tm
     assert stale.returncode == 2 and "beyond the 1440-minute limit" in stale.stderr
     missing = quipu("fx", "quote", "--from", "USD", "--to", "BRL", "--amount", "1.00", "--database", db)
     assert missing.returncode == 2 and "no USD/BRL rate recorded" in missing.stderr
+
+
+def test_bad_rate_imports_are_refused_and_record_nothing(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/l.db"
+
+    def quipu(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "adapters.cli", *args, "--database", db], capture_output=True,
+                              text=True, timeout=120, check=False)  # fmt: skip
+
+    (tmp_path / "r.csv").write_text("base,quote,rate,as_of\nBRL,USD,0.18,2026-11-25T13:00:00Z\n")
+    wrong_kind = quipu("fx", "import", str(tmp_path / "r.csv"), "--kind", "xls", "--source", "S")
+    assert wrong_kind.returncode == 2 and "--kind: 'xls' is not one of csv, json, ecb-xml, ticks" in wrong_kind.stderr
+    missing = quipu("fx", "import", str(tmp_path / "nope.csv"))
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+    no_source = quipu("fx", "import", str(tmp_path / "r.csv"))
+    assert no_source.returncode == 1 and "source: missing" in no_source.stderr
+    assert "nothing was recorded" in no_source.stderr
+    with open_ledger(db) as ledger:
+        assert ledger.store.head() == 0

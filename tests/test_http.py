@@ -158,6 +158,15 @@ def test_every_route_refuses_every_token_without_its_scope(serve: Callable[..., 
     assert _quipu("clients", "revoke", "writer", "--database", ledger_url).returncode == 0
     assert api.post("/oauth/token", data={"grant_type": "client_credentials", "client_id": "writer",
                                           "client_secret": writer}).status_code == 401  # fmt: skip
+    bad_scope = _quipu("clients", "add", "x", "--scope", "everything", "--database", ledger_url)
+    assert (
+        bad_scope.returncode == 2
+        and "--scope: everything not among events:write, ledger:read, admin" in bad_scope.stderr
+    )
+    twice = _quipu("clients", "add", "reader", "--scope", "ledger:read", "--database", ledger_url)
+    assert twice.returncode == 2 and "client 'reader' already exists" in twice.stderr
+    unknown = _quipu("clients", "revoke", "ghost", "--database", ledger_url)
+    assert unknown.returncode == 2 and "no active client 'ghost'" in unknown.stderr
     listed = _quipu("clients", "list", "--database", ledger_url, "--format", "csv").stdout
     assert writer not in listed and "reader,ledger:read" in listed
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -81,11 +82,13 @@ class Model:
 
 
 class LedgerMachine(RuleBasedStateMachine):
-    url: str = ""
+    new_url: Callable[[], str]
+    """Gives each example a fresh, empty ledger."""
 
     def __init__(self) -> None:
         super().__init__()
         self.model = Model()
+        self.url = type(self).new_url()
         self.ledger: Ledger = open_ledger(self.url)
         self.posted: list[dict[str, Any]] = []
         self.n = 0
@@ -168,24 +171,12 @@ class LedgerMachine(RuleBasedStateMachine):
         self.ledger.close()
 
 
-def _run(url_factory: Any, examples: int) -> None:
-    class Machine(LedgerMachine):
-        pass
-
-    def fresh_url() -> str:
-        return str(url_factory())
-
-    original_init = Machine.__init__
-
-    def init(self: LedgerMachine) -> None:
-        Machine.url = fresh_url()
-        original_init(self)
-
-    Machine.__init__ = init  # type: ignore[method-assign]
-    Machine.TestCase.settings = settings(
+def _run(new_url: Callable[[], str], examples: int) -> None:
+    machine = type("Machine", (LedgerMachine,), {"new_url": staticmethod(new_url)})
+    machine.TestCase.settings = settings(
         max_examples=examples, stateful_step_count=25, deadline=None, suppress_health_check=list(HealthCheck)
     )
-    Machine.TestCase().runTest()
+    machine.TestCase().runTest()
 
 
 def test_quipu_agrees_with_the_reference_model_on_sqlite(tmp_path: Path) -> None:
