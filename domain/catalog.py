@@ -18,6 +18,7 @@ from domain.adjustments import AdjustmentPosted
 from domain.envelope import Envelope
 from domain.fees import FeeCharged, FundsReleased
 from domain.fx_events import FxConverted, FxRatePublished
+from domain.holds import DeficitRecovered, FundsHeld, HoldReleased
 from domain.orders import OrderCancelled, OrderPlaced
 from domain.payments import (
     ChargebackOpened,
@@ -28,7 +29,7 @@ from domain.payments import (
     PaymentFailed,
     RefundIssued,
 )
-from domain.payouts import PayoutFailed, PayoutRequested, PayoutSent
+from domain.payouts import PayoutFailed, PayoutRequested, PayoutRequestedV1, PayoutSent, PayoutSettled
 from ledger.errors import QuipuError
 from ledger.pan import contains_pan, masked
 
@@ -44,9 +45,14 @@ EVENT_CLASSES: Final[tuple[type[Envelope], ...]] = (
     ChargebackResolved,
     FeeCharged,
     FundsReleased,
+    PayoutRequestedV1,
     PayoutRequested,
     PayoutSent,
+    PayoutSettled,
     PayoutFailed,
+    FundsHeld,
+    HoldReleased,
+    DeficitRecovered,
     AdjustmentPosted,
     FxRatePublished,
     FxConverted,
@@ -73,10 +79,15 @@ def _captured_v1_to_v2(doc: dict[str, Any]) -> dict[str, Any]:
     return {**doc, "payload": {**doc["payload"], "acquirer_reference": None}}
 
 
+def _payout_v1_to_v2(doc: dict[str, Any]) -> dict[str, Any]:
+    return {**doc, "payload": {**doc["payload"], "fee": None, "route": None}}
+
+
 #: Upcasters by (type, from_version): each turns a body of that version into the next
 #: version's shape. Stored bytes are never rewritten; upcasting happens on read.
 UPCASTERS: Final[dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]]] = {
     ("payment.captured", 1): _captured_v1_to_v2,
+    ("payout.requested", 1): _payout_v1_to_v2,
 }
 
 _METHOD_KINDS: Final = frozenset({"card", "pix", "boleto", "oxxo", "account_money"})

@@ -97,6 +97,48 @@ def _payout_requested(p: Doc) -> JournalEntry:
     return _transfer(_seller(s, "available", ccy), _seller(s, "payout_reserved", ccy), p["amount"], memo)
 
 
+def _payout_requested_v2(p: Doc) -> JournalEntry:
+    fee = p["fee"]
+    if fee is None:
+        return _payout_requested(p)
+    ccy = p["amount"]["currency"]
+    s = p["seller_id"]
+    amount, fee_minor = minor_units(p["amount"]), minor_units(fee)
+    lines = (
+        debit(_seller(s, "available", ccy), ccy, amount + fee_minor),
+        credit(_seller(s, "payout_reserved", ccy), ccy, amount),
+        credit(f"{PLATFORM}:fee_revenue.payout:{ccy}", ccy, fee_minor),
+    )
+    return JournalEntry(lines, f"payout {p['payout_id']} requested, fee {fee['amount']} {ccy}")
+
+
+def _payout_settled(p: Doc) -> JournalEntry:
+    ccy = p["amount"]["currency"]
+    memo = f"payout {p['payout_id']} settled on {p['settled_on']}"
+    return _transfer(f"{PLATFORM}:payouts_clearing:{ccy}", f"{PLATFORM}:cash:{ccy}", p["amount"], memo)
+
+
+def _held(p: Doc) -> JournalEntry:
+    ccy = p["amount"]["currency"]
+    s = p["seller_id"]
+    memo = f"hold {p['hold_id']} ({p['reason']})"
+    return _transfer(_seller(s, "available", ccy), _seller(s, "held", ccy), p["amount"], memo)
+
+
+def _hold_released(p: Doc) -> JournalEntry:
+    ccy = p["amount"]["currency"]
+    s = p["seller_id"]
+    memo = f"hold {p['hold_id']} released by {p['decided_by']}"
+    return _transfer(_seller(s, "held", ccy), _seller(s, "available", ccy), p["amount"], memo)
+
+
+def _recovered(p: Doc) -> JournalEntry:
+    ccy = p["amount"]["currency"]
+    s = p["seller_id"]
+    memo = f"deficit recovery {p['recovery_id']}"
+    return _transfer(_seller(s, "available", ccy), _seller(s, "pending", ccy), p["amount"], memo)
+
+
 def _payout_sent(p: Doc) -> JournalEntry:
     ccy = p["amount"]["currency"]
     clearing = f"{PLATFORM}:payouts_clearing:{ccy}"
@@ -153,7 +195,12 @@ RULES: Final[dict[tuple[str, int], Callable[[Doc], JournalEntry | None]]] = {
     ("fee.charged", 1): _fee,
     ("funds.released", 1): _released,
     ("payout.requested", 1): _payout_requested,
+    ("payout.requested", 2): _payout_requested_v2,
     ("payout.sent", 1): _payout_sent,
+    ("payout.settled", 1): _payout_settled,
+    ("funds.held", 1): _held,
+    ("hold.released", 1): _hold_released,
+    ("deficit.recovered", 1): _recovered,
     ("payout.failed", 1): _payout_failed,
     ("adjustment.posted", 1): _adjustment,
     ("fx.converted", 1): _converted,

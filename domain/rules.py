@@ -12,8 +12,10 @@ stream                    events                      rules
                           chargeback.*                chargebacks ≤ captures; same seller,
                                                       psp and currency; ids never reused
 ``fee:<fee_id>``          fee.charged                 once
-``wallet:<seller>``       funds.released, payout.*,   payouts and conversions ≤ available
-                          fx.converted                in that currency; lifecycle order
+``wallet:<seller>``       funds.released, payout.*,   payouts (+ fee), conversions, holds
+                          fx.converted, funds.held,   and recoveries ≤ available in that
+                          hold.released,              currency; holds released whole and
+                          deficit.recovered           once; payout lifecycle order
 ``adjustment:<id>``       adjustment.posted           once
 ========================  ==========================  ===================================
 
@@ -35,6 +37,7 @@ from domain.envelope import Amount, Envelope
 from domain.fees import FeeCharged, FundsReleased
 from domain.fx import figures
 from domain.fx_events import FxConverted, FxRatePublished
+from domain.holds import DeficitRecovered, FundsHeld, HoldReleased
 from domain.orders import OrderCancelled, OrderPlaced
 from domain.payments import (
     ChargebackOpened,
@@ -44,7 +47,7 @@ from domain.payments import (
     PaymentFailed,
     RefundIssued,
 )
-from domain.payouts import PayoutFailed, PayoutRequested, PayoutSent
+from domain.payouts import PayoutFailed, PayoutRequested, PayoutSent, PayoutSettled
 from ledger.errors import QuipuError
 from ledger.money import format_amount
 
@@ -61,12 +64,18 @@ class RuleViolation(QuipuError, ValueError):
         self.reason = reason
 
 
+_WALLET_EVENTS: Final = (
+    FundsReleased, PayoutRequested, PayoutSent, PayoutSettled, PayoutFailed, FxConverted, FundsHeld,
+    HoldReleased, DeficitRecovered,
+)  # fmt: skip
+
+
 def stream_name(event: Envelope) -> str:
     """The consistency boundary an event belongs to."""
     p: Any = event.payload
     if isinstance(event, (OrderPlaced, OrderCancelled)):
         return f"order:{p.order_id}"
-    if isinstance(event, (FundsReleased, PayoutRequested, PayoutSent, PayoutFailed, FxConverted)):
+    if isinstance(event, _WALLET_EVENTS):
         return f"wallet:{p.seller_id}"
     if isinstance(event, FxRatePublished):
         return f"fxrate:{p.base}{p.quote}:{p.source}:{p.as_of.isoformat()}"
@@ -124,8 +133,11 @@ class WalletState:
     """(currency, minor units) pairs, sorted by currency."""
     release_ids: frozenset[str] = frozenset()
     payouts: tuple[tuple[str, str, int, str], ...] = ()
-    """(payout id, currency, amount in minor units, ``requested``/``sent``/``failed``)."""
+    """(payout id, currency, amount in minor units, ``requested``/``sent``/``settled``/``failed``)."""
     conversion_ids: frozenset[str] = frozenset()
+    holds: tuple[tuple[str, str, int, bool], ...] = ()
+    """(hold id, currency, amount in minor units, still held)."""
+    recovery_ids: frozenset[str] = frozenset()
 
     def balance(self, currency: str) -> int:
         """Available minor units in a currency."""
@@ -137,6 +149,12 @@ class WalletState:
         for ccy, delta in deltas:
             funds[ccy] = funds.get(ccy, 0) + delta
         return tuple(sorted(funds.items()))
+
+    def hold(self, hold_id: str) -> tuple[str, int, bool] | None:
+        for hid, ccy, amount, active in self.holds:
+            if hid == hold_id:
+                return ccy, amount, active
+        return None
 
     def payout(self, payout_id: str) -> tuple[str, int, str] | None:
         for pid, ccy, amount, status in self.payouts:
@@ -305,8 +323,8 @@ def _released(s: WalletState, e: FundsReleased) -> WalletState:
     p = e.payload
     if p.release_id in s.release_ids:
         raise RuleViolation("payload.release_id", f"release {p.release_id} was already booked")
-    return WalletState(
-        s.moved((p.amount.currency, p.amount.minor)), s.release_ids | {p.release_id}, s.payouts, s.conversion_ids
+    return replace(
+        s, available=s.moved((p.amount.currency, p.amount.minor)), release_ids=s.release_ids | {p.release_id}
     )
 
 
@@ -315,14 +333,17 @@ def _payout_requested(s: WalletState, e: PayoutRequested) -> WalletState:
     if s.payout(p.payout_id) is not None:
         raise RuleViolation("payload.payout_id", f"payout {p.payout_id} was already requested")
     ccy = p.amount.currency
-    if p.amount.minor > s.balance(ccy):
+    fee = p.fee.minor if p.fee is not None else 0
+    if p.amount.minor + fee > s.balance(ccy):
+        with_fee = f" plus its fee of {_money(p.fee)}" if p.fee is not None else ""
         raise RuleViolation(
             "payload.amount",
-            f"payout of {_money(p.amount)} exceeds seller {p.seller_id}'s available {_minor(s.balance(ccy), ccy)}",
+            f"payout of {_money(p.amount)}{with_fee} exceeds seller {p.seller_id}'s available "
+            f"{_minor(s.balance(ccy), ccy)} (held funds and earlier payouts excluded)",
         )
     return replace(
         s,
-        available=s.moved((ccy, -p.amount.minor)),
+        available=s.moved((ccy, -p.amount.minor - fee)),
         payouts=(*s.payouts, (p.payout_id, ccy, p.amount.minor, "requested")),
     )
 
@@ -343,6 +364,48 @@ def _payout_step(expected: str, new_status: str) -> Callable[[WalletState, Any],
         return replace(s, payouts=payouts, available=s.moved((ccy, back)))
 
     return rule
+
+
+def _held(s: WalletState, e: FundsHeld) -> WalletState:
+    p = e.payload
+    if s.hold(p.hold_id) is not None:
+        raise RuleViolation("payload.hold_id", f"hold {p.hold_id} was already placed")
+    ccy = p.amount.currency
+    if p.amount.minor > s.balance(ccy):
+        raise RuleViolation(
+            "payload.amount",
+            f"hold of {_money(p.amount)} exceeds seller {p.seller_id}'s available {_minor(s.balance(ccy), ccy)}",
+        )
+    return replace(
+        s, available=s.moved((ccy, -p.amount.minor)), holds=(*s.holds, (p.hold_id, ccy, p.amount.minor, True))
+    )
+
+
+def _hold_released(s: WalletState, e: HoldReleased) -> WalletState:
+    p = e.payload
+    found = s.hold(p.hold_id)
+    if found is None:
+        raise RuleViolation("payload.hold_id", f"hold {p.hold_id} was never placed on seller {p.seller_id}")
+    ccy, amount, active = found
+    if not active:
+        raise RuleViolation("payload.hold_id", f"hold {p.hold_id} was already released")
+    if amount != p.amount.minor or ccy != p.amount.currency:
+        raise RuleViolation("payload.amount", f"{_money(p.amount)} is not the held {_minor(amount, ccy)}")
+    holds = tuple((hid, c, a, act and hid != p.hold_id) for hid, c, a, act in s.holds)
+    return replace(s, available=s.moved((ccy, amount)), holds=holds)
+
+
+def _recovered(s: WalletState, e: DeficitRecovered) -> WalletState:
+    p = e.payload
+    if p.recovery_id in s.recovery_ids:
+        raise RuleViolation("payload.recovery_id", f"recovery {p.recovery_id} was already booked")
+    ccy = p.amount.currency
+    if p.amount.minor > s.balance(ccy):
+        raise RuleViolation(
+            "payload.amount",
+            f"recovery of {_money(p.amount)} exceeds seller {p.seller_id}'s available {_minor(s.balance(ccy), ccy)}",
+        )
+    return replace(s, available=s.moved((ccy, -p.amount.minor)), recovery_ids=s.recovery_ids | {p.recovery_id})
 
 
 def _converted(s: WalletState, e: FxConverted) -> WalletState:
@@ -390,7 +453,11 @@ _RULES: Final[dict[type[Envelope], Callable[[Any, Any], State]]] = {
     FundsReleased: _released,
     PayoutRequested: _payout_requested,
     PayoutSent: _payout_step("requested", "sent"),
+    PayoutSettled: _payout_step("sent", "settled"),
     PayoutFailed: _payout_step("sent", "failed"),
+    FundsHeld: _held,
+    HoldReleased: _hold_released,
+    DeficitRecovered: _recovered,
     FxConverted: _converted,
     FxRatePublished: _once("payload.as_of"),
 }

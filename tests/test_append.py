@@ -99,7 +99,7 @@ def test_payouts_never_exceed_available_funds(ledger: Ledger) -> None:
         [released("L1", "50.00"), payout("W1", "30.00"), payout("W2", "20.01"), payout("W3", "20.00")]
     )
     assert [r.outcome.value for r in results] == ["appended", "appended", "rejected", "appended"]
-    assert results[2].reason == "payload.amount: payout of 20.01 BRL exceeds seller S1's available 20.00 BRL"
+    assert results[2].reason == "payload.amount: payout of 20.01 BRL exceeds seller S1's available 20.00 BRL (held funds and earlier payouts excluded)"
 
 
 def test_payout_lifecycle_is_enforced(ledger: Ledger) -> None:
