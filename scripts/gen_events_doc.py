@@ -108,7 +108,7 @@ def story() -> list[dict[str, Any]]:
         }),
         _event(9, "payout.requested", "2026-10-26T10:00:00-03:00", "payouts-service", {
             "payout_id": "PO-1001", **wallet, "amount": _brl("112.00"), "rail": "pix",
-            "destination": "bank-account-S-1001-1",
+            "destination": "bank-account-S-1001-1", "fee": None, "route": None,
         }),
         _event(10, "payout.sent", "2026-10-26T10:05:00-03:00", "payouts-service", {
             "payout_id": "PO-1001", **wallet, "amount": _brl("112.00"), "bank_reference": "E60701190202610261305",
@@ -125,6 +125,32 @@ def story() -> list[dict[str, Any]]:
             "target": {"amount": "17.97", "currency": "USD"}, "reference_rate": "0.1834", "markup": "0.02",
             "final_rate": "0.179732", "rate_source": "BCB PTAX", "rate_as_of": "2026-10-27T13:00:00-03:00",
             "quote_id": "Q-1001", "quote_expires_at": "2026-10-27T13:05:00-03:00",
+        }),
+        _event(19, "funds.held", "2026-10-28T00:00:00-03:00", "settlement-run", {
+            "hold_id": "H-1001", **wallet, "amount": _brl("2.00"), "reason": "reserve",
+            "reference": "run-2026-10-28", "release_on": "2026-11-27",
+        }),
+        _event(20, "hold.released", "2026-11-27T00:00:00-03:00", "settlement-run", {
+            "hold_id": "H-1001", **wallet, "amount": _brl("2.00"), "decided_by": "settlement-run (reserve due)",
+        }),
+        _event(21, "deficit.recovered", "2026-11-27T00:00:01-03:00", "settlement-run", {
+            "recovery_id": "R-1001", **wallet, "amount": _brl("1.00"),
+        }),
+        _event(22, "payout.requested", "2026-11-27T10:00:00-03:00", "payouts-service", {
+            "payout_id": "PO-1002", **wallet, "amount": _brl("10.00"), "rail": "pix",
+            "destination": "bank-account-S-1001-2", "fee": _brl("0.50"),
+            "route": {"chosen": "pix-brl", "table_version": "2026-11-26", "compared": [
+                {"name": "pix-brl", "rail": "pix", "fee": "0.50", "total_cost": "0.50", "delivered": "10.00",
+                 "days_to_arrive": 0, "eligible": True},
+                {"name": "ted-brl", "rail": "bank_transfer", "fee": "8.50", "total_cost": "8.50",
+                 "delivered": "10.00", "days_to_arrive": 1, "eligible": True},
+            ]},
+        }),
+        _event(23, "payout.sent", "2026-11-27T10:00:02-03:00", "payouts-service", {
+            "payout_id": "PO-1002", **wallet, "amount": _brl("10.00"), "bank_reference": "E60701190202611271300",
+        }),
+        _event(24, "payout.settled", "2026-11-27T10:00:09-03:00", "payouts-service", {
+            "payout_id": "PO-1002", **wallet, "amount": _brl("10.00"), "settled_on": "2026-11-27",
         }),
         _event(12, "adjustment.posted", "2026-10-31T18:00:00-03:00", "ops:maria", {
             "adjustment_id": "ADJ-1001",
