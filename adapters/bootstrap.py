@@ -23,11 +23,19 @@ from adapters.store.sqlite_store import SQLiteEventStore
 from adapters.views.postgres_views import PostgresViewStore
 from adapters.views.sqlite_views import SQLiteViewStore
 from domain.service import LedgerService
+from domain.settlement.policy import SettlementPolicy
 from ledger.errors import QuipuError
 from projections.core import core_projections
 from projections.runner import ProjectionRunner
 
 DEFAULT_URL: Final = "sqlite:///quipu-data/quipu.db"
+
+
+def settlement_policy() -> SettlementPolicy:
+    """The settlement policy built from the rule files under ``config/``."""
+    from adapters import config_files
+
+    return SettlementPolicy(config_files.regions(), config_files.calendars(), config_files.settlement_methods())
 
 
 def database_url(explicit: str | None = None) -> str:
@@ -55,7 +63,7 @@ class Ledger:
 
     def __post_init__(self) -> None:
         self.service = LedgerService(self.store)
-        self.runner = ProjectionRunner(self.store, self.views, core_projections())
+        self.runner = ProjectionRunner(self.store, self.views, core_projections(settlement_policy()))
 
     @property
     def dialect(self) -> str:

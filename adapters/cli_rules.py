@@ -13,6 +13,7 @@ import typer
 
 from adapters import config_files
 from adapters.cli import DatabaseOpt, FormatOpt, app, err, fail, ledger_for, out
+from adapters.rates import stored_rate
 from adapters.reports import Format, render
 from domain.fx import FxError, parse_rate, quote
 from domain.taxes.quotes import TaxQuote, consumption_quote, consumption_rule, import_quote, import_regime
@@ -204,29 +205,9 @@ def fx_import(
 
 def _stored_rate(database: str | None, base: str, quote: str, at: dt.datetime) -> tuple[Decimal, str]:
     """The latest recorded rate for a pair at or before ``at``, refused when missing or stale."""
-    settings = config_files.fx_settings()
-    at_us = int(at.timestamp()) * 1_000_000 + at.microsecond
     with ledger_for(database) as ledger:
         ledger.runner.run()
-        rows = ledger.views.query(
-            "SELECT rate, source, as_of_us FROM fx_rates WHERE base = ? AND quote = ? AND as_of_us <= ? "
-            "ORDER BY as_of_us DESC, source LIMIT 1",
-            (base, quote, at_us),
-        )
-    if not rows:
-        raise FxError(
-            f"--rate: no {base}/{quote} rate recorded at or before {at.isoformat()}; import one or pass --rate"
-        )
-    rate, source, as_of_us = rows[0]
-    age_minutes = (at_us - int(as_of_us)) / 60_000_000
-    limit = settings.staleness_limit_minutes(base, quote)
-    if age_minutes > limit:
-        as_of = dt.datetime.fromtimestamp(int(as_of_us) / 1_000_000, dt.UTC).isoformat()
-        raise FxError(
-            f"--rate: the latest {base}/{quote} rate ({source}, as of {as_of}) is {age_minutes:.0f} minutes old, "
-            f"beyond the {limit}-minute limit for the pair"
-        )
-    return Decimal(rate), str(source)
+        return stored_rate(ledger.views, base, quote, at)
 
 
 @fx_app.command("quote")

@@ -7,9 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from adapters import config_files
-from adapters.cli import FormatOpt, app, fail, out
+from adapters import config_files, settlement
+from adapters.cli import DatabaseOpt, FormatOpt, app, fail, ledger_for, out
 from adapters.reports import Format, render
+from domain.service import PostResult
 from domain.settlement.calendar import build_calendar
 from domain.settlement.dates import settlement_dates
 from ledger.errors import QuipuError
@@ -92,3 +93,201 @@ def settlement_date(
         f"settlement of a {method} capture on {site} at {captured_at}",
         out,
     )
+
+
+seller_app = typer.Typer(help="Sellers' balances.", no_args_is_help=True)
+app.add_typer(seller_app, name="seller")
+hold_app = typer.Typer(help="Holds on sellers' available funds.", no_args_is_help=True)
+app.add_typer(hold_app, name="hold")
+payout_app = typer.Typer(help="Payout routes and requests.", no_args_is_help=True)
+app.add_typer(payout_app, name="payout")
+
+
+def _day(value: str | None, option: str) -> dt.date:
+    if value is None:
+        return dt.datetime.now(dt.UTC).date()
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise QuipuError(f"{option}: {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _moment(value: str | None, option: str) -> dt.datetime:
+    if value is None:
+        return dt.datetime.now(dt.UTC).replace(microsecond=0)
+    try:
+        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise QuipuError(f"{option}: {value!r} is not an ISO 8601 time") from None
+    if when.tzinfo is None:
+        raise QuipuError(f"{option}: {value!r} has no UTC offset")
+    return when
+
+
+@settlement_app.command("run")
+def settlement_run(
+    date: Annotated[Optional[str], typer.Option("--date", help="run date YYYY-MM-DD (default: today, UTC)")] = None,
+    database: DatabaseOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Release what is due, place and release rolling reserves, recover deficits. Idempotent per date."""
+    try:
+        day = _day(date, "--date")
+        with ledger_for(database) as ledger:
+            outcomes = settlement.run(ledger, day)
+    except QuipuError as exc:
+        raise fail(exc) from None
+    rows = [{"event": o.kind, "seller": o.seller_id, "amount": o.amount, "currency": o.currency,
+             "outcome": o.outcome, "reason": o.reason} for o in outcomes]  # fmt: skip
+    render(rows, fmt, f"settlement run {day.isoformat()}: {len(rows)} events", out)
+    if any(o.outcome == "rejected" for o in outcomes):
+        raise typer.Exit(1)
+
+
+@settlement_app.command("schedule")
+def settlement_schedule(
+    date: Annotated[Optional[str], typer.Option("--date", help="settlement date YYYY-MM-DD (default: today)")] = None,
+    site: Annotated[Optional[str], typer.Option("--site", help="only this site")] = None,
+    database: DatabaseOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Every installment that settles on a date, with the rule that placed it there."""
+    try:
+        day = _day(date, "--date")
+        with ledger_for(database) as ledger:
+            rows = settlement.schedule_rows(ledger, day, site.upper() if site else None)
+    except QuipuError as exc:
+        raise fail(exc) from None
+    render(rows, fmt, f"settling on {day.isoformat()}", out)
+
+
+@settlement_app.command("batches")
+def settlement_batches(
+    start: Annotated[Optional[str], typer.Option("--from", help="first date (default: today)")] = None,
+    end: Annotated[Optional[str], typer.Option("--to", help="last date (default: 30 days after --from)")] = None,
+    site: Annotated[Optional[str], typer.Option("--site", help="only this site")] = None,
+    database: DatabaseOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Daily settlement batches per site and currency."""
+    try:
+        first = _day(start, "--from")
+        last = _day(end, "--to") if end else first + dt.timedelta(days=30)
+        if last < first:
+            raise QuipuError(f"--to: {last.isoformat()} is before --from {first.isoformat()}")
+        with ledger_for(database) as ledger:
+            rows = settlement.batch_rows(ledger, first, last, site.upper() if site else None)
+    except QuipuError as exc:
+        raise fail(exc) from None
+    render(rows, fmt, f"settlement batches {first.isoformat()} to {last.isoformat()}", out)
+
+
+@seller_app.command("balance")
+def seller_balance(
+    seller: Annotated[str, typer.Argument(help="seller id")],
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="date YYYY-MM-DD (default: today)")] = None,
+    database: DatabaseOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """A seller's pending, due, available, held, reserved and paid-out funds per currency."""
+    try:
+        day = _day(as_of, "--as-of")
+        with ledger_for(database) as ledger:
+            rows = settlement.seller_rows(ledger, seller, day)
+    except QuipuError as exc:
+        raise fail(exc) from None
+    render(rows, fmt, f"seller {seller} as of {day.isoformat()}", out)
+
+
+def _posted(result: PostResult, what: str) -> None:
+    if result.outcome.value == "rejected":
+        raise fail(QuipuError(result.reason or "rejected"))
+    out.print(f"{what}: {result.outcome.value}")
+
+
+@hold_app.command("place")
+def hold_place(
+    seller: Annotated[str, typer.Option("--seller")],
+    amount: Annotated[str, typer.Option("--amount", help="decimal string, e.g. 100.00")],
+    currency: Annotated[str, typer.Option("--currency")],
+    reason: Annotated[str, typer.Option("--reason", help="dispute, chargeback, aml, reserve or risk")],
+    reference: Annotated[Optional[str], typer.Option("--reference", help="what caused it")] = None,
+    hold_id: Annotated[Optional[str], typer.Option("--hold-id")] = None,
+    at: Annotated[Optional[str], typer.Option("--at", help="ISO 8601 moment (default: now)")] = None,
+    database: DatabaseOpt = None,
+) -> None:
+    """Hold part of a seller's available funds (never paid out until released)."""
+    try:
+        when = _moment(at, "--at")
+        with ledger_for(database) as ledger:
+            result = settlement.place_hold(ledger, seller, amount, currency.upper(), reason, reference, when, hold_id)
+    except QuipuError as exc:
+        raise fail(exc) from None
+    _posted(result, "hold")
+
+
+@hold_app.command("release")
+def hold_release(
+    hold_id: Annotated[str, typer.Argument(help="the hold's id")],
+    decided_by: Annotated[str, typer.Option("--by", help="who decided, e.g. 'case C-7 cleared by ana'")],
+    at: Annotated[Optional[str], typer.Option("--at", help="ISO 8601 moment (default: now)")] = None,
+    database: DatabaseOpt = None,
+) -> None:
+    """Release a hold whole: its funds return to available."""
+    try:
+        when = _moment(at, "--at")
+        with ledger_for(database) as ledger:
+            result = settlement.release_hold(ledger, hold_id, decided_by, when)
+    except QuipuError as exc:
+        raise fail(exc) from None
+    _posted(result, f"release of {hold_id}")
+
+
+@payout_app.command("routes")
+def payout_routes(
+    amount: Annotated[str, typer.Option("--amount", help="decimal string in --from currency")],
+    source: Annotated[str, typer.Option("--from", help="currency the funds are in, e.g. BRL")],
+    target: Annotated[str, typer.Option("--to", help="currency to deliver, e.g. USD")],
+    seller: Annotated[Optional[str], typer.Option("--seller", help="for the record; routes are per corridor")] = None,
+    within: Annotated[Optional[int], typer.Option("--within", help="business days to arrive, at most")] = None,
+    at: Annotated[Optional[str], typer.Option("--at", help="moment for the FX rate (default: now)")] = None,
+    database: DatabaseOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Price every payout route for an amount, cheapest first (what `payout request` would choose)."""
+    try:
+        when = _moment(at, "--at")
+        with ledger_for(database) as ledger:
+            prices = settlement.price(ledger, amount, source.upper(), target.upper(), within, when)
+    except QuipuError as exc:
+        raise fail(exc) from None
+    title = f"payout routes for {amount} {source.upper()} → {target.upper()}" + (
+        f" (seller {seller})" if seller else ""
+    )
+    render([p.as_record() for p in prices], fmt, title, out)
+
+
+@payout_app.command("request")
+def payout_request(
+    seller: Annotated[str, typer.Option("--seller")],
+    amount: Annotated[str, typer.Option("--amount", help="taken from available funds; the route fee comes out of it")],
+    currency: Annotated[str, typer.Option("--currency", help="currency of the funds, e.g. BRL")],
+    target: Annotated[Optional[str], typer.Option("--to", help="currency to deliver (default: --currency)")] = None,
+    destination: Annotated[str, typer.Option("--destination", help="the seller's registered account ref")] = "primary",
+    within: Annotated[Optional[int], typer.Option("--within", help="business days to arrive, at most")] = None,
+    payout_id: Annotated[Optional[str], typer.Option("--payout-id")] = None,
+    at: Annotated[Optional[str], typer.Option("--at", help="ISO 8601 moment (default: now)")] = None,
+    database: DatabaseOpt = None,
+) -> None:
+    """Request a payout over the cheapest route that arrives in time; refused above available funds."""
+    try:
+        when = _moment(at, "--at")
+        ccy = currency.upper()
+        with ledger_for(database) as ledger:
+            event, result = settlement.request_payout(
+                ledger, seller, amount, ccy, (target or ccy).upper(), destination, within, when, payout_id
+            )
+    except QuipuError as exc:
+        raise fail(exc) from None
+    p = event["payload"]
+    _posted(result, f"payout {p['payout_id']} of {p['amount']['amount']} {ccy} via {p['route']['chosen']}")

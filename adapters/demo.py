@@ -78,8 +78,13 @@ class _Gen:
         return {"amount": format_amount(minor, ccy), "currency": ccy}
 
 
-def generate(seed: int = 7, events: int = 30_000) -> list[dict[str, Any]]:
-    """About ``events`` events for October 2026, in the order they happened."""
+def generate(seed: int = 7, events: int = 30_000, settle: bool = True) -> list[dict[str, Any]]:
+    """About ``events`` events for October 2026, in the order they happened.
+
+    With ``settle`` (the load the benchmarks replay) the month includes its releases, FX
+    conversions and payouts, made up here; without it only the business happens and
+    ``quipu demo`` lets the settlement run and the payout router produce the rest.
+    """
     g = _Gen(seed)
     rng = g.rng
     orders = max(1, int(events / EVENTS_PER_ORDER))
@@ -193,7 +198,7 @@ def generate(seed: int = 7, events: int = 30_000) -> list[dict[str, Any]]:
                 prof.psp,
             )
         release_at = t + timedelta(days=2)
-        if returned < total and net - returned > 0:
+        if settle and returned < total and net - returned > 0:
             release = net - returned if returned else net
             if release > 0:
                 g.emit(
@@ -203,8 +208,9 @@ def generate(seed: int = 7, events: int = 30_000) -> list[dict[str, Any]]:
                     "settlement",
                 )
                 releases[(seller_id, ccy)].append((release_at, release))
-    rates = _publish_rates(g)
-    _plan_payouts(g, releases, rates)
+    rates = _publish_rates(g, days=34 if settle else 62)
+    if settle:
+        _plan_payouts(g, releases, rates)
     g.out.sort(key=lambda item: (item[0], item[1]))
     return [event for _, _, event in g.out]
 
@@ -237,21 +243,24 @@ FIXES: Final = {
 CROSS_BORDER_MARKUP: Final = Decimal("0.015")
 
 
-def _publish_rates(g: _Gen) -> dict[str, list[tuple[datetime, Decimal]]]:
-    """A daily 13:00 fix per currency against USD, from 30 Sep to 2 Nov, as a seeded random walk."""
+def _publish_rates(g: _Gen, days: int) -> dict[str, list[tuple[datetime, Decimal]]]:
+    """A daily 13:00 fix per currency against USD (and BRL against EUR) for ``days`` days from
+    30 Sep, as a seeded random walk."""
     zone = ZoneInfo("America/Sao_Paulo")
     out: dict[str, list[tuple[datetime, Decimal]]] = {}
-    for ccy, (source, level) in FIXES.items():
+    fixes = FIXES if days <= 34 else {**FIXES, "BRL>EUR": ("ECB", Decimal("0.1581"))}
+    for key, (source, level) in fixes.items():
+        ccy, _, quote = key.partition(">")
         rate = level
         series = []
-        for day in range(34):
+        for day in range(days):
             when = datetime(2026, 9, 30, 13, tzinfo=zone) + timedelta(days=day)
             rate = (rate * (1 + Decimal(g.rng.randint(-60, 60)) / 10_000)).quantize(Decimal("1e-10"))
             text = format(rate.normalize(), "f")
-            payload = {"base": ccy, "quote": "USD", "rate": text, "source": source, "as_of": when.isoformat()}
+            payload = {"base": ccy, "quote": quote or "USD", "rate": text, "source": source, "as_of": when.isoformat()}
             g.emit(when, "fx.rate_published", payload, "fx-feed")
             series.append((when, Decimal(text)))
-        out[ccy] = series
+        out[key] = series
     return out
 
 

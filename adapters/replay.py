@@ -18,7 +18,7 @@ from adapters.views.postgres_views import PostgresViewStore
 from adapters.views.sqlite_views import SQLiteViewStore
 from ledger.errors import QuipuError
 from projections.runner import ProjectionRunner, RunReport
-from projections.views import Event, Projection, Table, Write
+from projections.views import Event, Projection, Table, ViewReader, Write
 
 
 class ReplayError(QuipuError, ValueError):
@@ -34,8 +34,8 @@ class AsOfEffective:
         self.tables: tuple[Table, ...] = inner.tables
         self.until_us = until_us
 
-    def fold(self, batch: Sequence[Event]) -> list[Write]:
-        return self.inner.fold([e for e in batch if e.occurred_at_us <= self.until_us])
+    def fold(self, batch: Sequence[Event], views: ViewReader) -> list[Write]:
+        return self.inner.fold([e for e in batch if e.occurred_at_us <= self.until_us], views)
 
 
 def check_name(name: str) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from ledger.accounts import Side
-from projections.views import Event, Increment, Table, Write
+from projections.views import Event, Increment, Table, ViewReader, Write
 
 BALANCES: Final = Table(
     "account_balances",
@@ -23,7 +23,7 @@ class BalancesProjection:
     name = "balances"
     tables: tuple[Table, ...] = (BALANCES,)
 
-    def fold(self, batch: Sequence[Event]) -> list[Write]:
+    def fold(self, batch: Sequence[Event], views: ViewReader) -> list[Write]:
         acc: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
         currency: dict[str, str] = {}
         for ev in batch:
@@ -45,7 +45,7 @@ class TrialBalanceProjection:
     name = "trial_balance"
     tables: tuple[Table, ...] = (TRIAL,)
 
-    def fold(self, batch: Sequence[Event]) -> list[Write]:
+    def fold(self, batch: Sequence[Event], views: ViewReader) -> list[Write]:
         acc: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         for ev in batch:
             entry = ev.entry

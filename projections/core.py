@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from domain.settlement.policy import SettlementPolicy
 from projections.balances import BalancesProjection, TrialBalanceProjection
 from projections.fx_rates import FxRatesProjection
 from projections.journal import JournalProjection
+from projections.settlement import SettlementProjection
 from projections.views import Projection
 
 
-def core_projections() -> list[Projection]:
-    """Journal, account balances, trial balance and published FX rates."""
-    return [JournalProjection(), BalancesProjection(), TrialBalanceProjection(), FxRatesProjection()]
+def core_projections(settlement: SettlementPolicy) -> list[Projection]:
+    """Journal, account balances, trial balance, published FX rates and settlement."""
+    return [
+        JournalProjection(),
+        BalancesProjection(),
+        TrialBalanceProjection(),
+        FxRatesProjection(),
+        SettlementProjection(settlement),
+    ]

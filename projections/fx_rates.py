@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Final
 
-from projections.views import Event, Insert, Table, Write
+from projections.views import Event, Insert, Table, ViewReader, Write
 
 RATES: Final = Table("fx_rates", ("base", "quote", "source", "as_of_us", "rate", "position"),
                      ("base", "quote", "source", "as_of_us"))  # fmt: skip
@@ -18,7 +18,7 @@ class FxRatesProjection:
     name = "fx_rates"
     tables: tuple[Table, ...] = (RATES,)
 
-    def fold(self, batch: Sequence[Event]) -> list[Write]:
+    def fold(self, batch: Sequence[Event], views: ViewReader) -> list[Write]:
         rows = []
         for ev in batch:
             if ev.record.topic != "fx.rate_published":

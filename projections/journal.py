@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from ledger.accounts import Side
-from projections.views import Event, Insert, Table, Write
+from projections.views import Event, Insert, Table, ViewReader, Write
 
 ENTRIES: Final = Table(
     "journal_entries",
@@ -26,7 +26,7 @@ class JournalProjection:
     name = "journal"
     tables: tuple[Table, ...] = (ENTRIES, POSTINGS)
 
-    def fold(self, batch: Sequence[Event]) -> list[Write]:
+    def fold(self, batch: Sequence[Event], views: ViewReader) -> list[Write]:
         entries, postings = [], []
         for ev in batch:
             rec = ev.record

@@ -69,7 +69,7 @@ class ProjectionRunner:
             for proj in self.projections:
                 behind = [e for e in batch if e.record.position > tracked[proj.name]]
                 if behind:
-                    writes.extend(proj.fold(behind))
+                    writes.extend(proj.fold(behind, self.views))
                     moves[proj.name] = (tracked[proj.name], behind[-1].record.position)
             try:
                 self.views.commit(writes, moves)

@@ -48,7 +48,19 @@ class Increment:
     rows: list[tuple[Any, ...]]
 
 
-Write = Insert | Increment
+@dataclass(frozen=True, slots=True)
+class Put:
+    """Insert keyed rows, or overwrite every non-key column of rows already there.
+
+    For state a fold must read back later (an order's site, a hold's reason): each key
+    appears at most once per write, its last value in the batch.
+    """
+
+    table: Table
+    rows: list[tuple[Any, ...]]
+
+
+Write = Insert | Increment | Put
 
 
 class Event:
@@ -97,18 +109,28 @@ class ProjectionMoved(QuipuError):
     """Another runner advanced a projection first; this runner's batch was not applied."""
 
 
+class ViewReader(Protocol):
+    """Read access to the committed rows of view tables (what a stateful fold looks up)."""
+
+    def lookup(self, table: Table, keys: Sequence[tuple[Any, ...]]) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+        """The committed rows (whole, in column order) of the given keys that exist, by key."""
+        ...
+
+
 class Projection(Protocol):
     """A deterministic fold of the log into tables."""
 
     name: str
     tables: tuple[Table, ...]
 
-    def fold(self, batch: Sequence[Event]) -> list[Write]:
-        """The writes for a batch of consecutive events (no IO, no clock)."""
+    def fold(self, batch: Sequence[Event], views: ViewReader) -> list[Write]:
+        """The writes for a batch of consecutive events (no clock). ``views`` holds the rows
+        committed up to the batch: a fold that reads them must overlay its own earlier
+        writes of the same batch, so the result never depends on where batches split."""
         ...
 
 
-class ViewStore(Protocol):
+class ViewStore(ViewReader, Protocol):
     """Where projections keep their tables and tracked positions."""
 
     def positions(self, names: Sequence[str]) -> dict[str, int]:

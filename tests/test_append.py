@@ -99,7 +99,8 @@ def test_payouts_never_exceed_available_funds(ledger: Ledger) -> None:
         [released("L1", "50.00"), payout("W1", "30.00"), payout("W2", "20.01"), payout("W3", "20.00")]
     )
     assert [r.outcome.value for r in results] == ["appended", "appended", "rejected", "appended"]
-    assert results[2].reason == "payload.amount: payout of 20.01 BRL exceeds seller S1's available 20.00 BRL (held funds and earlier payouts excluded)"
+    expected = "payout of 20.01 BRL exceeds seller S1's available 20.00 BRL (held funds and earlier payouts excluded)"
+    assert results[2].reason == f"payload.amount: {expected}"
 
 
 def test_payout_lifecycle_is_enforced(ledger: Ledger) -> None:

@@ -11,7 +11,7 @@ from psycopg.sql import SQL, Identifier
 from adapters.store.pg_url import PgTarget
 from adapters.store.postgres_store import schema_lock
 from adapters.views.migrate import pending
-from projections.views import Insert, Projection, ProjectionMoved, Table, Write
+from projections.views import Insert, Projection, ProjectionMoved, Put, Table, Write
 
 
 class PostgresViewStore:
@@ -68,7 +68,17 @@ class PostgresViewStore:
             for w in writes:
                 if not w.rows:
                     continue
-                if isinstance(w, Insert):
+                if isinstance(w, Put):
+                    others = [c for c in w.table.columns if c not in w.table.key]
+                    put_sql = SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}").format(
+                        Identifier(w.table.name),
+                        SQL(",").join(map(Identifier, w.table.columns)),
+                        SQL(",").join(SQL("%s") for _ in w.table.columns),
+                        SQL(",").join(map(Identifier, w.table.key)),
+                        SQL(",").join(SQL("{0} = excluded.{0}").format(Identifier(c)) for c in others),
+                    )
+                    cur.executemany(put_sql, w.rows)
+                elif isinstance(w, Insert):
                     copy_sql = SQL("COPY {} ({}) FROM STDIN").format(
                         Identifier(w.table.name), SQL(",").join(map(Identifier, w.table.columns))
                     )
@@ -114,6 +124,25 @@ class PostgresViewStore:
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self.conn.transaction():
             return list(self.conn.execute(sql.replace("?", "%s").encode(), tuple(params)).fetchall())
+
+    def lookup(self, table: Table, keys: Sequence[tuple[Any, ...]]) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+        found: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        unique = list(dict.fromkeys(keys))
+        key_at = [table.columns.index(k) for k in table.key]
+        width = len(table.key)
+        with self.conn.transaction():
+            for i in range(0, len(unique), 1000):
+                chunk = unique[i : i + 1000]
+                row_marks = SQL("({})").format(SQL(",").join(SQL("%s") for _ in range(width)))
+                sql = SQL("SELECT {} FROM {} WHERE ({}) IN ({})").format(
+                    SQL(",").join(map(Identifier, table.columns)),
+                    Identifier(table.name),
+                    SQL(",").join(map(Identifier, table.key)),
+                    SQL(",").join(row_marks for _ in chunk),
+                )
+                for row in self.conn.execute(sql, [v for k in chunk for v in k]):
+                    found[tuple(row[j] for j in key_at)] = tuple(row)
+        return found
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         """One write statement in its own transaction (administrative tables, not projections)."""

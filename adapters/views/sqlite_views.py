@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.views.migrate import pending
-from projections.views import Increment, Insert, Projection, ProjectionMoved, Table, Write
+from projections.views import Increment, Projection, ProjectionMoved, Put, Table, Write
 
 
 class SQLiteViewStore:
@@ -76,11 +76,14 @@ class SQLiteViewStore:
             for w in writes:
                 if not w.rows:
                     continue
-                cols = w.table.columns if isinstance(w, Insert) else (*w.table.key, *w.fixed, *w.sums)
+                cols = w.table.columns if not isinstance(w, Increment) else (*w.table.key, *w.fixed, *w.sums)
                 marks = ",".join("?" * len(cols))
                 sql = f"INSERT INTO {w.table.name} ({','.join(cols)}) VALUES ({marks})"
                 if isinstance(w, Increment):
                     sets = ",".join(f"{s} = {s} + excluded.{s}" for s in w.sums)
+                    sql += f" ON CONFLICT ({','.join(w.table.key)}) DO UPDATE SET {sets}"
+                elif isinstance(w, Put):
+                    sets = ",".join(f"{s} = excluded.{s}" for s in w.table.columns if s not in w.table.key)
                     sql += f" ON CONFLICT ({','.join(w.table.key)}) DO UPDATE SET {sets}"
                 c.executemany(sql, w.rows)
         except BaseException:
@@ -108,6 +111,21 @@ class SQLiteViewStore:
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return list(self.conn.execute(sql, tuple(params)).fetchall())
+
+    def lookup(self, table: Table, keys: Sequence[tuple[Any, ...]]) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+        found: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        width = len(table.key)
+        unique = list(dict.fromkeys(keys))
+        key_at = [table.columns.index(k) for k in table.key]
+        for i in range(0, len(unique), 400):
+            chunk = unique[i : i + 400]
+            values = ",".join(["(" + ",".join("?" * width) + ")"] * len(chunk))
+            sql = (
+                f"SELECT {','.join(table.columns)} FROM {table.name} WHERE ({','.join(table.key)}) IN (VALUES {values})"
+            )
+            for row in self.conn.execute(sql, [v for k in chunk for v in k]):
+                found[tuple(row[j] for j in key_at)] = tuple(row)
+        return found
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         """One write statement in its own transaction (administrative tables, not projections)."""

@@ -60,14 +60,34 @@ class PixRules(_Frozen):
     same_day: bool = True
 
 
+class ReserveRule(_Frozen):
+    """A rolling reserve: ``percent`` of each release held for ``days`` calendar days."""
+
+    seller: Annotated[str, Field(min_length=1, max_length=64)]
+    """A seller id, or ``*`` for every seller in that currency."""
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    percent: Annotated[str, Field(pattern=r"^(100|[0-9]{1,2})(\.[0-9]{1,4})?$")]
+    days: Annotated[int, Field(ge=1, le=365)]
+    effective_from: dt.date
+
+
 class MethodRules(_Frozen):
-    """``config/settlement.toml``: how each payment method settles after T."""
+    """``config/settlement.toml``: how each payment method settles after T, and reserves."""
 
     version: str
     card: CardRules
     boleto: BoletoRules
     oxxo: OxxoRules
     pix: PixRules
+    reserve: tuple[ReserveRule, ...] = ()
+
+    def reserve_for(self, seller: str, currency: str, on: dt.date) -> ReserveRule | None:
+        """The reserve rule in force for a seller and currency on a day (a seller's own rule
+        beats the ``*`` rule; among equals the latest effective date wins)."""
+        in_force = [r for r in self.reserve if r.currency == currency and r.effective_from <= on]
+        own = [r for r in in_force if r.seller == seller]
+        pick = own or [r for r in in_force if r.seller == "*"]
+        return max(pick, key=lambda r: r.effective_from) if pick else None
 
 
 class SettlementError(QuipuError, ValueError):

@@ -1,0 +1,36 @@
+"""Looking up a recorded FX rate as of a moment, refusing a missing or stale one."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from adapters import config_files
+from domain.fx import FxError
+from projections.views import ViewStore
+
+
+def stored_rate(views: ViewStore, base: str, quote: str, at: dt.datetime) -> tuple[Decimal, str]:
+    """The latest recorded rate for a pair at or before ``at`` and its source; an explicit error
+    when there is none or it is older than the pair's staleness limit (``config/fx.toml``)."""
+    settings = config_files.fx_settings()
+    at_us = int(at.timestamp()) * 1_000_000 + at.microsecond
+    rows = views.query(
+        "SELECT rate, source, as_of_us FROM fx_rates WHERE base = ? AND quote = ? AND as_of_us <= ? "
+        "ORDER BY as_of_us DESC, source LIMIT 1",
+        (base, quote, at_us),
+    )
+    if not rows:
+        raise FxError(
+            f"--rate: no {base}/{quote} rate recorded at or before {at.isoformat()}; import one or pass --rate"
+        )
+    rate, source, as_of_us = rows[0]
+    age_minutes = (at_us - int(as_of_us)) / 60_000_000
+    limit = settings.staleness_limit_minutes(base, quote)
+    if age_minutes > limit:
+        as_of = dt.datetime.fromtimestamp(int(as_of_us) / 1_000_000, dt.UTC).isoformat()
+        raise FxError(
+            f"--rate: the latest {base}/{quote} rate ({source}, as of {as_of}) is {age_minutes:.0f} minutes old, "
+            f"beyond the {limit}-minute limit for the pair"
+        )
+    return Decimal(rate), str(source)

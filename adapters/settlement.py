@@ -1,0 +1,276 @@
+"""Settlement operations over a ledger: positions as of a date, the daily run, schedules,
+batches, holds and payout requests with their cheapest route.
+
+Reads come from the settlement projection (brought to the head of the log first); every
+change is an event posted through the ledger service, so the write side's rules (a payout
+or a hold never exceeds available funds) decide, under the wallet's concurrency control.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Final
+
+from adapters import config_files
+from adapters.bootstrap import Ledger
+from adapters.rates import stored_rate
+from domain.service import PostResult
+from domain.settlement.positions import Position, position
+from domain.settlement.routes import RouteError, RoutePrice, RouteTable, cheapest, load_route_table, price_routes
+from domain.settlement.run import DueReserve, plan
+from ledger.errors import QuipuError
+from ledger.money import format_amount, parse_amount
+
+Row = dict[str, Any]
+OPS_NAMESPACE: Final = uuid.UUID("0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0")
+
+
+class SettlementError(QuipuError, ValueError):
+    """A settlement request that cannot be served as asked; names the option and why."""
+
+
+def _day_end_us(day: dt.date) -> int:
+    """Microseconds since the epoch at the end of ``day`` (UTC): captures up to it count."""
+    start = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
+    return int(start.timestamp()) * 1_000_000
+
+
+def positions(ledger: Ledger, as_of: dt.date, seller: str | None = None) -> list[Position]:
+    """Every seller's (or one seller's) position per currency as of the end of ``as_of``."""
+    where, params = ("AND seller_id = ?", [seller]) if seller else ("", [])
+    day = as_of.isoformat()
+    flows: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+    for s, ccy, kind, total in ledger.views.query(
+        f"SELECT seller_id, currency, kind, SUM(amount_minor) FROM seller_flows WHERE day <= ? {where} "
+        "GROUP BY seller_id, currency, kind",
+        [day, *params],
+    ):
+        flows[(str(s), str(ccy))][str(kind)] = int(total)
+    settled = {
+        (str(s), str(ccy)): int(total)
+        for s, ccy, total in ledger.views.query(
+            "SELECT seller_id, currency, SUM(amount_minor) FROM settlement_schedule "
+            f"WHERE settles_on <> '' AND settles_on <= ? AND captured_at_us < ? {where} GROUP BY seller_id, currency",
+            [day, _day_end_us(as_of), *params],
+        )
+    }
+    return [position(s, ccy, f, settled.get((s, ccy), 0)) for (s, ccy), f in sorted(flows.items())]
+
+
+def due_reserves(ledger: Ledger, as_of: dt.date) -> list[DueReserve]:
+    """Rolling-reserve holds still held whose release date has come."""
+    rows = ledger.views.query(
+        "SELECT hold_id, seller_id, currency, amount_minor FROM settlement_holds "
+        "WHERE reason = 'reserve' AND released_on = '' AND release_on <> '' AND release_on <= ? ORDER BY hold_id",
+        [as_of.isoformat()],
+    )
+    return [DueReserve(str(h), str(s), str(c), int(a)) for h, s, c, a in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """One event of a settlement run and what the ledger did with it."""
+
+    kind: str
+    seller_id: str
+    amount: str
+    currency: str
+    outcome: str
+    reason: str
+
+
+def run(ledger: Ledger, run_date: dt.date) -> list[RunOutcome]:
+    """Release what is due, place and release reserves, recover deficits, for ``run_date``."""
+    ledger.runner.run()
+    events = plan(run_date, positions(ledger, run_date), due_reserves(ledger, run_date),
+                  config_files.settlement_methods())  # fmt: skip
+    results = ledger.service.post(events) if events else []
+    ledger.runner.run()
+    return [
+        RunOutcome(
+            e["type"], e["payload"]["seller_id"], e["payload"]["amount"]["amount"], e["payload"]["amount"]["currency"],
+            r.outcome.value, r.reason or "",
+        )
+        for e, r in zip(events, results, strict=True)
+    ]  # fmt: skip
+
+
+def _op_event(kind: str, version: int, key: str, at: dt.datetime, source: str, payload: Any) -> dict[str, Any]:
+    """An event an operator's command posts; its id derives from ``key``, so a retry is a duplicate."""
+    return {"event_id": str(uuid.uuid5(OPS_NAMESPACE, key)), "type": kind, "schema_version": version,
+            "occurred_at": at.isoformat(), "source": source, "payload": payload}  # fmt: skip
+
+
+def _money(minor: int, ccy: str) -> str:
+    return format_amount(minor, ccy)
+
+
+def seller_rows(ledger: Ledger, seller: str, as_of: dt.date) -> list[Row]:
+    """A seller's balances per currency as of a date; an unknown seller is an error."""
+    ledger.runner.run()
+    found = positions(ledger, as_of, seller)
+    if not found:
+        raise SettlementError(f"seller: no events of seller {seller!r} up to {as_of.isoformat()}")
+    return [
+        {
+            "currency": p.currency,
+            "pending": _money(p.not_yet_due, p.currency),
+            "due": _money(max(0, p.due), p.currency),
+            "deficit": _money(p.deficit, p.currency),
+            "available": _money(p.available, p.currency),
+            "held": _money(p.held - p.reserved, p.currency),
+            "reserved": _money(p.reserved, p.currency),
+            "in_payout": _money(p.in_payout, p.currency),
+            "paid_out": _money(p.paid_out, p.currency),
+            "captured": _money(p.captured, p.currency),
+            "deductions": _money(p.deductions, p.currency),
+        }
+        for p in found
+    ]
+
+
+def schedule_rows(ledger: Ledger, on: dt.date, site: str | None = None) -> list[Row]:
+    """Every installment settling on a date (optionally on one site)."""
+    ledger.runner.run()
+    where, params = ("AND site = ?", [site]) if site else ("", [])
+    rows = ledger.views.query(
+        "SELECT site, currency, seller_id, payment_id, installment, of_installments, method, amount_minor, rule "
+        f"FROM settlement_schedule WHERE settles_on = ? {where} ORDER BY site, currency, seller_id, payment_id, "
+        "installment",
+        [on.isoformat(), *params],
+    )
+    return [
+        {"site": s, "currency": c, "seller": sel, "payment": pay, "installment": f"{k}/{n}", "method": m,
+         "amount": _money(int(a), str(c)), "rule": rule}
+        for s, c, sel, pay, k, n, m, a, rule in rows
+    ]  # fmt: skip
+
+
+def batch_rows(ledger: Ledger, start: dt.date, end: dt.date, site: str | None = None) -> list[Row]:
+    """Daily settlement batches per site and currency between two dates (inclusive)."""
+    ledger.runner.run()
+    where, params = ("AND site = ?", [site]) if site else ("", [])
+    rows = ledger.views.query(
+        "SELECT settles_on, site, currency, amount_minor, items FROM settlement_batches "
+        f"WHERE settles_on >= ? AND settles_on <= ? {where} ORDER BY settles_on, site, currency",
+        [start.isoformat(), end.isoformat(), *params],
+    )
+    return [
+        {"date": d, "site": s, "currency": c, "amount": _money(int(a), str(c)), "installments": int(n)}
+        for d, s, c, a, n in rows
+    ]
+
+
+def route_table() -> RouteTable:
+    """The payout corridors in force (``config/payout_routes.toml``)."""
+    return load_route_table(config_files.CONFIG_ROOT / "payout_routes.toml")
+
+
+def price(
+    ledger: Ledger, amount: str, source: str, target: str, within: int | None, at: dt.datetime
+) -> list[RoutePrice]:
+    """Every route for a payout of ``amount`` ``source`` paid as ``target``, ranked."""
+    value = parse_amount(amount, source, "--amount")
+    table = route_table()
+    if not any(r.source == source and r.target == target for r in table.route):
+        raise RouteError(f"--to: no payout route from {source} to {target}")
+    rate = None
+    if source != target:
+        ledger.runner.run()
+        rate, _ = stored_rate(ledger.views, source, target, at)
+    return price_routes(table, value, source, target, rate, within)
+
+
+def request_payout(
+    ledger: Ledger,
+    seller: str,
+    amount: str,
+    currency: str,
+    target: str,
+    destination: str,
+    within: int | None,
+    at: dt.datetime,
+    payout_id: str | None = None,
+) -> tuple[dict[str, Any], PostResult]:
+    """Price the routes, pick the cheapest that arrives in time, and request the payout.
+
+    ``amount`` leaves the seller's available funds: the route's fee is taken from it and the
+    rest is sent. The event records every route compared.
+    """
+    ledger.runner.run()
+    if not ledger.views.query("SELECT 1 FROM seller_flows WHERE seller_id = ? LIMIT 1", [seller]):
+        raise SettlementError(f"--seller: unknown seller {seller!r} (no events)")
+    prices = price(ledger, amount, currency, target, within, at)
+    chosen = cheapest(prices, within)
+    fee = chosen.fee
+    sent = chosen.amount - fee
+    if sent <= 0:
+        raise SettlementError(f"--amount: {amount} {currency} does not cover the {chosen.name} fee of {fee}")
+    pid = payout_id or "PO-" + uuid.uuid5(OPS_NAMESPACE, f"{seller}:{at.isoformat()}:{amount}:{target}").hex[:16]
+    payload: dict[str, Any] = {
+        "payout_id": pid,
+        "seller_id": seller,
+        "amount": {"amount": str(sent), "currency": currency},
+        "rail": chosen.rail,
+        "destination": destination,
+        "fee": {"amount": str(fee), "currency": currency} if fee > 0 else None,
+        "route": {
+            "chosen": chosen.name,
+            "table_version": route_table().version,
+            "compared": [
+                {"name": p.name, "rail": p.rail, "fee": str(p.fee), "total_cost": str(p.total_cost),
+                 "delivered": str(p.delivered), "days_to_arrive": p.days_to_arrive,
+                 "eligible": p.eligible, "reason": p.reason or ""}
+                for p in prices
+            ],
+        },
+    }  # fmt: skip
+    event = _op_event("payout.requested", 2, f"payout:{seller}:{pid}", at, "quipu payout request", payload)
+    [result] = ledger.service.post([event])
+    ledger.runner.run()
+    return event, result
+
+
+def place_hold(
+    ledger: Ledger, seller: str, amount: str, currency: str, reason: str, reference: str | None, at: dt.datetime,
+    hold_id: str | None = None,
+) -> PostResult:  # fmt: skip
+    """Hold part of a seller's available funds."""
+    value = parse_amount(amount, currency, "--amount")
+    hid = hold_id or "H-" + uuid.uuid5(OPS_NAMESPACE, f"{seller}:{at.isoformat()}:{amount}:{reason}").hex[:16]
+    payload: dict[str, Any] = {
+        "hold_id": hid, "seller_id": seller, "amount": {"amount": str(value), "currency": currency},
+        "reason": reason, "reference": reference,
+    }  # fmt: skip
+    event = _op_event("funds.held", 1, f"hold:{seller}:{hid}", at, "quipu hold place", payload)
+    [result] = ledger.service.post([event])
+    ledger.runner.run()
+    return result
+
+
+def release_hold(ledger: Ledger, hold_id: str, decided_by: str, at: dt.datetime) -> PostResult:
+    """Release a hold whole (its seller, amount and currency come from the projection)."""
+    ledger.runner.run()
+    rows = ledger.views.query(
+        "SELECT seller_id, currency, amount_minor, released_on FROM settlement_holds WHERE hold_id = ?", [hold_id]
+    )
+    if not rows:
+        raise SettlementError(f"HOLD_ID: no hold {hold_id!r}")
+    seller, ccy, minor, released_on = rows[0]
+    if released_on:
+        raise SettlementError(f"HOLD_ID: hold {hold_id} was already released on {released_on}")
+    payload = {"hold_id": hold_id, "seller_id": seller, "decided_by": decided_by,
+               "amount": {"amount": _money(int(minor), str(ccy)), "currency": ccy}}  # fmt: skip
+    event = _op_event("hold.released", 1, f"unhold:{hold_id}", at, "quipu hold release", payload)
+    [result] = ledger.service.post([event])
+    ledger.runner.run()
+    return result
+
+
+def decimal_total(rows: list[Row], column: str) -> Decimal:
+    """The sum of a money column of report rows."""
+    return sum((Decimal(str(r[column])) for r in rows), Decimal(0))
