@@ -11,9 +11,9 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from adapters.bootstrap import open_ledger
-from adapters.demo import LOCALES, generate, iter_jsonl
-from adapters.jsonl import post_lines
+from adapters.bootstrap import Ledger, open_ledger
+from adapters.demo import LOCALES, generate
+from adapters.demo_settlement import show, simulate
 from adapters.reports import Format, balance_rows, fx_exposure_rows, render, trial_balance_rows
 from ledger.errors import QuipuError
 from ledger.money import format_money
@@ -32,12 +32,8 @@ def run_demo(
     import typer
 
     started = time.perf_counter()
-    generated = generate(seed, events)
+    generated = generate(seed, events, settle=False)
     out.print(f"generated {len(generated)} events for October 2026 (seed {seed})")
-    if export is not None:
-        with export.open("wb") as fh:
-            fh.writelines(iter_jsonl(generated))
-        out.print(f"exported them to {export}")
     try:
         ledger = open_ledger(database)
     except QuipuError as exc:
@@ -46,16 +42,17 @@ def run_demo(
     with ledger:
         t0 = time.perf_counter()
         with progress_bar() as bar:
-            task = bar.add_task("posting", total=len(generated))
-            summary = post_lines(ledger.service, iter_jsonl(generated), 1000, lambda n: bar.advance(task, n))
-        posted_s = time.perf_counter() - t0
+            task = bar.add_task("posting day by day, settling each day", total=len(generated))
+            story = simulate(ledger, generated, seed, lambda n: bar.advance(task, n))
         out.print(
-            f"posted to {ledger.url}: appended {summary.appended}, duplicates {summary.duplicates}, "
-            f"rejected {summary.rejected}, conflicts {summary.conflicts} "
-            f"({len(generated) / posted_s:,.0f} events/s)"
+            f"posted {story['posted']} business events to {ledger.url} day by day, with daily settlement runs and "
+            f"Monday payouts, in {time.perf_counter() - t0:.1f} s; {len(story['problems'])} problems"
         )
-        for number, outcome, reason in summary.problems[:10]:
-            err.print(f"event {number}: {outcome}: {reason}", markup=False)
+        for problem in story["problems"][:10]:
+            err.print(problem, markup=False)
+        if export is not None:
+            written = _export_log(ledger, export)
+            out.print(f"exported all {written} recorded events, settlement included, to {export}")
         t0 = time.perf_counter()
         with progress_bar() as bar:
             task = bar.add_task("projecting", total=ledger.store.head())
@@ -63,7 +60,10 @@ def run_demo(
         out.print(f"projected {report.events} events in {time.perf_counter() - t0:.1f} s")
         render(trial_balance_rows(ledger), Format.table, "trial balance (net is zero in every currency)", out)
         _largest(ledger_rows=balance_rows(ledger, "seller:*"), out=out)
-        render(fx_exposure_rows(ledger), Format.table, "FX exposure after cross-border sellers' USD conversions", out)
+        exposure = fx_exposure_rows(ledger)
+        if exposure:
+            render(exposure, Format.table, "FX exposure", out)
+        show(ledger, story, out)
         from adapters.audit import key_path, load_or_create_key, take_checkpoint
 
         signed = take_checkpoint(ledger.store, load_or_create_key(key_path()))
@@ -75,8 +75,19 @@ def run_demo(
             f"{checkpoint_file}; keep it outside the system and run `quipu verify --from-checkpoint {checkpoint_file}`"
         )
         out.print(f"done in {time.perf_counter() - started:.1f} s; try `quipu verify` and `quipu project --check`")
-        if not summary.ok:
+        if story["problems"]:
             raise typer.Exit(1)
+
+
+def _export_log(ledger: Ledger, path: Path) -> int:
+    """Every recorded event, in log order, as the JSONL `quipu post` accepts (the stored bytes)."""
+    written, position = 0, 0
+    with path.open("wb") as fh:
+        while records := ledger.store.read(position, 5000):
+            fh.writelines(r.body + b"\n" for r in records)
+            written += len(records)
+            position = records[-1].position
+    return written
 
 
 def _largest(ledger_rows: list[dict[str, str]], out: Console, per_currency: int = 3) -> None:

@@ -1,0 +1,205 @@
+"""The settlement half of ``quipu demo``: day by day, the business events of the day, the
+settlement run, Monday payouts over the cheapest route (USD for cross-border sellers, EUR
+for two Brazilian sellers, local currency for the rest), bank confirmations days later, a
+planted AML hold that a case clears, and what it all shows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, Final
+
+from rich.console import Console
+
+from adapters import settlement
+from adapters.bootstrap import Ledger
+from adapters.demo import iter_jsonl
+from adapters.jsonl import post_lines
+from adapters.reports import Format, render
+from domain.settlement.routes import RouteError
+from ledger.errors import QuipuError
+
+LAST_DAY: Final = dt.date(2026, 11, 30)
+EUR_SELLERS: Final = ("BR-S7-001", "BR-S7-002")
+HOLD_ON, CLEAR_ON = dt.date(2026, 10, 15), dt.date(2026, 10, 25)
+
+
+def _utc_day(event: dict[str, Any]) -> dt.date:
+    return dt.datetime.fromisoformat(event["occurred_at"]).astimezone(dt.UTC).date()
+
+
+def _ev(kind: str, when: dt.datetime, payload: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    return {"event_id": f"{rng.getrandbits(128):032x}", "type": kind, "schema_version": 1,
+            "occurred_at": when.isoformat(), "source": "demo-bank", "payload": payload}  # fmt: skip
+
+
+def simulate(ledger: Ledger, events: list[dict[str, Any]], seed: int, tick: Callable[[int], None]) -> dict[str, Any]:
+    """Post ``events`` day by day with the settlement machinery in between; a summary of what happened."""
+    rng = random.Random(seed)
+    by_day: dict[dt.date, list[dict[str, Any]]] = defaultdict(list)
+    for e in events:
+        by_day[_utc_day(e)].append(e)
+    story: dict[str, Any] = {"runs": Counter(), "amounts": defaultdict(Decimal), "payouts": [], "problems": [],
+                             "held": None, "posted": 0}  # fmt: skip
+    in_flight: list[tuple[dt.date, dict[str, Any]]] = []
+    day = min(by_day)
+    while day <= LAST_DAY:
+        _confirm_arrivals(ledger, day, in_flight, rng, story)
+        for o in settlement.run(ledger, day):
+            story["runs"][o.kind] += 1
+            story["amounts"][(o.kind, o.currency)] += Decimal(o.amount)
+            if o.outcome == "rejected":
+                story["problems"].append(f"{day}: {o.kind} {o.seller_id}: {o.reason}")
+        todays = by_day.get(day, [])
+        if todays:
+            summary = post_lines(ledger.service, iter_jsonl(todays), 1000, tick)
+            story["posted"] += summary.appended
+            story["problems"] += [f"event {n}: {outcome}: {reason}" for n, outcome, reason in summary.problems]
+        if day == HOLD_ON:
+            story["held"] = _plant_hold(ledger, day)
+        if day == CLEAR_ON and story["held"]:
+            at = dt.datetime.combine(day, dt.time(15), dt.UTC)
+            settlement.release_hold(ledger, story["held"][0], "case AML-1 cleared by compliance (ana)", at)
+        if day.weekday() == 0:
+            _pay_out(ledger, day, in_flight, rng, story)
+        day += dt.timedelta(days=1)
+    ledger.runner.run()
+    return story
+
+
+def _plant_hold(ledger: Ledger, day: dt.date) -> tuple[str, str, str] | None:
+    """An AML alert holds half of the richest BRL seller's available funds."""
+    ledger.runner.run()
+    rich = max((p for p in settlement.positions(ledger, day) if p.currency == "BRL"), key=lambda p: p.available)
+    if rich.available < 2:
+        return None
+    amount = f"{rich.available // 2 // 100}.{rich.available // 2 % 100:02d}"
+    at = dt.datetime.combine(day, dt.time(14), dt.UTC)
+    r = settlement.place_hold(ledger, rich.seller_id, amount, "BRL", "aml", "ALERT-AML-1", at, "H-AML-1")
+    return ("H-AML-1", rich.seller_id, amount) if r.outcome.value == "appended" else None
+
+
+def _pay_out(
+    ledger: Ledger, day: dt.date, in_flight: list[tuple[dt.date, dict[str, Any]]], rng: random.Random,
+    story: dict[str, Any],
+) -> None:  # fmt: skip
+    """Every Monday at 13:30 São Paulo time each seller is paid all its available funds."""
+    at = dt.datetime.combine(day, dt.time(16, 30), dt.UTC)
+    ledger.runner.run()
+    for p in settlement.positions(ledger, day):
+        if p.available <= 0 or p.currency in ("USD", "EUR"):
+            continue
+        target = "USD" if p.seller_id.startswith("CN-") else "EUR" if p.seller_id in EUR_SELLERS else p.currency
+        amount = str(Decimal(p.available).scaleb(-_exp(p.currency)))
+        try:
+            event, result = settlement.request_payout(
+                ledger,
+                p.seller_id,
+                amount,
+                p.currency,
+                target,
+                f"acct-{p.seller_id}-{target.lower()}",
+                None,
+                at,
+                f"{p.seller_id}-{p.currency}-{day:%Y%m%d}",
+            )
+        except RouteError as exc:
+            # Below every route's minimum (SWIFT has one): the funds wait for next week.
+            story["runs"]["payout waiting (below route minimum)"] += 1
+            if "--amount" not in str(exc):
+                story["problems"].append(f"{day}: payout of {p.seller_id}: {exc}")
+            continue
+        except QuipuError as exc:
+            story["problems"].append(f"{day}: payout of {p.seller_id}: {exc}")
+            continue
+        if result.outcome.value != "appended":
+            story["problems"].append(f"{day}: payout of {p.seller_id}: {result.reason}")
+            continue
+        body = event["payload"]
+        route = body["route"]
+        chosen = next(o for o in route["compared"] if o["name"] == route["chosen"])
+        fee = Decimal(body["fee"]["amount"]) if body["fee"] else Decimal(0)
+        story["payouts"].append((target, route["chosen"], Decimal(chosen["delivered"]), fee, p.currency))
+        base = {"payout_id": body["payout_id"], "seller_id": p.seller_id, "amount": body["amount"]}
+        sent = _ev("payout.sent", at + dt.timedelta(minutes=5), {**base, "bank_reference": f"REF{rng.getrandbits(40)}"},
+                   rng)  # fmt: skip
+        ledger.service.post([sent])
+        in_flight.append((day + dt.timedelta(days=max(1, chosen["days_to_arrive"])), base))
+
+
+def _confirm_arrivals(
+    ledger: Ledger, day: dt.date, in_flight: list[tuple[dt.date, dict[str, Any]]], rng: random.Random,
+    story: dict[str, Any],
+) -> None:  # fmt: skip
+    """The bank confirms payouts that arrive today; about one in 40 bounces and returns its funds."""
+    due = [item for item in in_flight if item[0] <= day]
+    in_flight[:] = [item for item in in_flight if item[0] > day]
+    at = dt.datetime.combine(day, dt.time(12), dt.UTC)
+    batch = []
+    for _, base in due:
+        if rng.random() < 0.025:
+            batch.append(_ev("payout.failed", at, {**base, "reason": "beneficiary account closed"}, rng))
+            story["runs"]["payout.failed"] += 1
+        else:
+            batch.append(_ev("payout.settled", at, {**base, "settled_on": day.isoformat()}, rng))
+            story["runs"]["payout.settled"] += 1
+    if batch:
+        ledger.service.post(batch)
+
+
+def _exp(ccy: str) -> int:
+    from ledger.money import exponent
+
+    return exponent(ccy)
+
+
+def show(ledger: Ledger, story: dict[str, Any], out: Console) -> None:
+    """The settlement calendar around Carnival and a Mexican bank holiday, the runs, payouts, a hold."""
+    from adapters import config_files
+    from domain.settlement.calendar import build_calendar
+
+    for site, start, end in (("BR", dt.date(2027, 2, 4), dt.date(2027, 2, 16)),
+                             ("MX", dt.date(2026, 11, 12), dt.date(2026, 11, 20))):  # fmt: skip
+        calendar = build_calendar(config_files.calendars(), site, [start.year])
+        batches = {r["date"]: r for r in settlement.batch_rows(ledger, start, end, site)}
+        rows = []
+        day = start
+        while day <= end:
+            closed = calendar.closed.get(day)
+            status = f"closed: {closed[0]}" if closed else "weekend" if day.weekday() >= 5 else "open"
+            b = batches.get(day.isoformat())
+            rows.append({"date": day.isoformat(), "weekday": day.strftime("%a"), "bank day": status,
+                         "settling": f"{b['amount']} {b['currency']}" if b else "",
+                         "installments": b["installments"] if b else ""})  # fmt: skip
+            day += dt.timedelta(days=1)
+        render(
+            rows, Format.table, f"{site} settlement calendar {start} to {end} (nothing settles on a closed day)", out
+        )
+    runs = [{"event": kind, "count": n,
+             "totals": ", ".join(f"{v} {c}" for (k, c), v in sorted(story["amounts"].items()) if k == kind)}
+            for kind, n in sorted(story["runs"].items())]  # fmt: skip
+    render(runs, Format.table, "settlement runs, Oct 1 to Nov 30: releases, reserves, deficit recoveries, payouts", out)
+    by_target: dict[str, list[Any]] = defaultdict(list)
+    for item in story["payouts"]:
+        by_target[item[0]].append(item)
+    paid = [{"paid in": t, "payouts": len(items), "delivered": str(sum((i[2] for i in items), Decimal(0))),
+             "routes chosen": ", ".join(f"{r} ×{n}" for r, n in Counter(i[1] for i in items).most_common())}
+            for t, items in sorted(by_target.items())]  # fmt: skip
+    render(paid, Format.table, "payouts by the currency delivered", out)
+    recovered = ledger.views.query(
+        "SELECT seller_id, currency, SUM(amount_minor) FROM seller_flows WHERE kind = 'recovered' "
+        "GROUP BY seller_id, currency ORDER BY SUM(amount_minor) DESC LIMIT 1"
+    )
+    if recovered:
+        seller = str(recovered[0][0])
+        title = f"a seller charged back after release: {seller}'s deficit was recovered before payouts"
+        render(settlement.seller_rows(ledger, seller, LAST_DAY), Format.table, title, out)
+    if story["held"]:
+        hold_id, seller, amount = story["held"]
+        out.print(f"AML hold {hold_id}: {amount} BRL of {seller} held on {HOLD_ON}, kept out of the "
+                  f"{HOLD_ON + dt.timedelta(days=(7 - HOLD_ON.weekday()) % 7)} payout, released on {CLEAR_ON} "
+                  "when case AML-1 was cleared")  # fmt: skip
