@@ -207,7 +207,8 @@ def _stored_rate(database: str | None, base: str, quote: str, at: dt.datetime) -
     """The latest recorded rate for a pair at or before ``at``, refused when missing or stale."""
     with ledger_for(database) as ledger:
         ledger.runner.run()
-        return stored_rate(ledger.views, base, quote, at)
+        found = stored_rate(ledger.views, base, quote, at)
+    return found.rate, found.source
 
 
 @fx_app.command("quote")

@@ -258,13 +258,16 @@ def payout_routes(
     try:
         when = _moment(at, "--at")
         with ledger_for(database) as ledger:
-            prices = settlement.price(ledger, amount, source.upper(), target.upper(), within, when)
+            priced = settlement.price(ledger, amount, source.upper(), target.upper(), within, when)
     except QuipuError as exc:
         raise fail(exc) from None
     title = f"payout routes for {amount} {source.upper()} → {target.upper()}" + (
         f" (seller {seller})" if seller else ""
     )
-    render([p.as_record() for p in prices], fmt, title, out)
+    if priced.rate is not None:
+        title += f" at {priced.rate.rate} ({priced.rate.source}, as of {priced.rate.as_of.isoformat()})"
+    rows = [{**p.as_record(), "arrives_on": priced.arrives_on[p.name].isoformat()} for p in priced.routes]
+    render(rows, fmt, title, out)
 
 
 @payout_app.command("request")

@@ -128,7 +128,7 @@ def _pay_out(
         sent = _ev("payout.sent", at + dt.timedelta(minutes=5), {**base, "bank_reference": f"REF{rng.getrandbits(40)}"},
                    rng)  # fmt: skip
         ledger.service.post([sent])
-        in_flight.append((day + dt.timedelta(days=max(1, chosen["days_to_arrive"])), base))
+        in_flight.append((max(day + dt.timedelta(days=1), dt.date.fromisoformat(chosen["arrives_on"])), base))
 
 
 def _confirm_arrivals(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from decimal import Decimal
 
 from adapters import config_files
@@ -10,9 +11,18 @@ from domain.fx import FxError
 from projections.views import ViewStore
 
 
-def stored_rate(views: ViewStore, base: str, quote: str, at: dt.datetime) -> tuple[Decimal, str]:
-    """The latest recorded rate for a pair at or before ``at`` and its source; an explicit error
-    when there is none or it is older than the pair's staleness limit (``config/fx.toml``)."""
+@dataclass(frozen=True, slots=True)
+class RecordedRate:
+    """A published rate as recorded: value, source and the moment it is as of."""
+
+    rate: Decimal
+    source: str
+    as_of: dt.datetime
+
+
+def stored_rate(views: ViewStore, base: str, quote: str, at: dt.datetime) -> RecordedRate:
+    """The latest recorded rate for a pair at or before ``at``; an explicit error when there is
+    none or it is older than the pair's staleness limit (``config/fx.toml``)."""
     settings = config_files.fx_settings()
     at_us = int(at.timestamp()) * 1_000_000 + at.microsecond
     rows = views.query(
@@ -27,10 +37,10 @@ def stored_rate(views: ViewStore, base: str, quote: str, at: dt.datetime) -> tup
     rate, source, as_of_us = rows[0]
     age_minutes = (at_us - int(as_of_us)) / 60_000_000
     limit = settings.staleness_limit_minutes(base, quote)
+    as_of = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=int(as_of_us))
     if age_minutes > limit:
-        as_of = dt.datetime.fromtimestamp(int(as_of_us) / 1_000_000, dt.UTC).isoformat()
         raise FxError(
-            f"--rate: the latest {base}/{quote} rate ({source}, as of {as_of}) is {age_minutes:.0f} minutes old, "
-            f"beyond the {limit}-minute limit for the pair"
+            f"--rate: the latest {base}/{quote} rate ({source}, as of {as_of.isoformat()}) is {age_minutes:.0f} "
+            f"minutes old, beyond the {limit}-minute limit for the pair"
         )
-    return Decimal(rate), str(source)
+    return RecordedRate(Decimal(rate), str(source), as_of)

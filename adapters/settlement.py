@@ -16,9 +16,10 @@ from decimal import Decimal
 from typing import Any, Final
 
 from adapters import config_files
-from adapters.bootstrap import Ledger
-from adapters.rates import stored_rate
+from adapters.bootstrap import Ledger, settlement_policy
+from adapters.rates import RecordedRate, stored_rate
 from domain.service import PostResult
+from domain.settlement.policy import SettlementPolicy
 from domain.settlement.positions import Position, position
 from domain.settlement.routes import RouteError, RoutePrice, RouteTable, cheapest, load_route_table, price_routes
 from domain.settlement.run import DueReserve, plan
@@ -170,10 +171,19 @@ def route_table() -> RouteTable:
     return load_route_table(config_files.CONFIG_ROOT / "payout_routes.toml")
 
 
-def price(
-    ledger: Ledger, amount: str, source: str, target: str, within: int | None, at: dt.datetime
-) -> list[RoutePrice]:
-    """Every route for a payout of ``amount`` ``source`` paid as ``target``, ranked."""
+@dataclass(frozen=True, slots=True)
+class Priced:
+    """Every route priced for one payout, ranked, with the rate used and each arrival date."""
+
+    routes: list[RoutePrice]
+    arrives_on: dict[str, dt.date]
+    rate: RecordedRate | None
+    table_version: str
+
+
+def price(ledger: Ledger, amount: str, source: str, target: str, within: int | None, at: dt.datetime) -> Priced:
+    """Every route for a payout of ``amount`` ``source`` paid as ``target``, ranked; arrival dates
+    count only the days both the source and the target bank calendars are open."""
     value = parse_amount(amount, source, "--amount")
     table = route_table()
     if not any(r.source == source and r.target == target for r in table.route):
@@ -181,8 +191,24 @@ def price(
     rate = None
     if source != target:
         ledger.runner.run()
-        rate, _ = stored_rate(ledger.views, source, target, at)
-    return price_routes(table, value, source, target, rate, within)
+        rate = stored_rate(ledger.views, source, target, at)
+    routes = price_routes(table, value, source, target, rate.rate if rate else None, within)
+    policy = _policy()
+    by_name = {r.name: r for r in table.route}
+    arrives = {
+        p.name: policy.payout_arrival(source, target, at, by_name[p.name].cutoff, p.days_to_arrive) for p in routes
+    }
+    return Priced(routes, arrives, rate, table.version)
+
+
+_POLICY: list[SettlementPolicy] = []
+
+
+def _policy() -> SettlementPolicy:
+    """The settlement policy from the rule files, built once per process (calendars are cached in it)."""
+    if not _POLICY:
+        _POLICY.append(settlement_policy())
+    return _POLICY[0]
 
 
 def request_payout(
@@ -204,7 +230,8 @@ def request_payout(
     ledger.runner.run()
     if not ledger.views.query("SELECT 1 FROM seller_flows WHERE seller_id = ? LIMIT 1", [seller]):
         raise SettlementError(f"--seller: unknown seller {seller!r} (no events)")
-    prices = price(ledger, amount, currency, target, within, at)
+    priced = price(ledger, amount, currency, target, within, at)
+    prices = priced.routes
     chosen = cheapest(prices, within)
     fee = chosen.fee
     sent = chosen.amount - fee
@@ -220,13 +247,17 @@ def request_payout(
         "fee": {"amount": str(fee), "currency": currency} if fee > 0 else None,
         "route": {
             "chosen": chosen.name,
-            "table_version": route_table().version,
+            "table_version": priced.table_version,
             "compared": [
                 {"name": p.name, "rail": p.rail, "fee": str(p.fee), "total_cost": str(p.total_cost),
                  "delivered": str(p.delivered), "days_to_arrive": p.days_to_arrive,
-                 "eligible": p.eligible, "reason": p.reason or ""}
+                 "arrives_on": priced.arrives_on[p.name].isoformat(), "eligible": p.eligible,
+                 "reason": p.reason or ""}
                 for p in prices
             ],
+            "reference_rate": format(priced.rate.rate, "f") if priced.rate else None,
+            "rate_source": priced.rate.source if priced.rate else None,
+            "rate_as_of": priced.rate.as_of.isoformat() if priced.rate else None,
         },
     }  # fmt: skip
     event = _op_event("payout.requested", 2, f"payout:{seller}:{pid}", at, "quipu payout request", payload)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AwareDatetime, Field, model_validator
 
 from domain.envelope import Amount, Envelope, Ident, Payload, Text
 
@@ -54,6 +54,8 @@ class RouteOption(Payload):
     delivered: DecimalString
     """What reaches the seller, in the route's target currency."""
     days_to_arrive: Annotated[int, Field(ge=0, le=60)]
+    arrives_on: dt.date | None = None
+    """Counting only days both the source and the target calendars are open."""
     eligible: bool
     reason: Annotated[str, Field(max_length=200)] = ""
 
@@ -64,6 +66,10 @@ class RouteChoice(Payload):
     chosen: Annotated[str, Field(min_length=1, max_length=64)]
     table_version: Annotated[str, Field(min_length=1, max_length=32)]
     compared: Annotated[tuple[RouteOption, ...], Field(min_length=1, max_length=32)]
+    reference_rate: DecimalString | None = None
+    """For a cross-currency payout: the recorded rate the routes were priced at (target per source)."""
+    rate_source: Annotated[str, Field(min_length=1, max_length=60)] | None = None
+    rate_as_of: AwareDatetime | None = None
 
     @model_validator(mode="after")
     def _chosen_was_compared(self) -> RouteChoice:

@@ -339,3 +339,21 @@ def test_the_same_run_date_twice_proposes_the_same_event_ids() -> None:
     assert a == b and len(a) == 1
     assert a[0]["payload"]["amount"] == {"amount": "1000", "currency": "CLP"}  # zero-exponent: no decimals
     assert uuid.UUID(a[0]["event_id"]).version == 5
+
+
+def test_a_cross_currency_payout_moves_only_on_days_both_calendars_are_open() -> None:
+    from adapters.bootstrap import settlement_policy
+
+    policy = settlement_policy()
+    # Wed 25 Nov 2026 10:00 in São Paulo, BRL → USD in 2 days: Thu 26 Nov is Thanksgiving (the
+    # Federal Reserve is closed), so day 1 is Fri 27 Nov and day 2 Mon 30 Nov.
+    at = dt.datetime(2026, 11, 25, 10, tzinfo=dt.timezone(dt.timedelta(hours=-3)))
+    assert policy.payout_arrival("BRL", "USD", at, dt.time(15), 2) == dt.date(2026, 11, 30)
+    # The same payout within Brazil only counts Brazilian bank days: Thu 26 and Fri 27 Nov.
+    assert policy.payout_arrival("BRL", "BRL", at, dt.time(15), 2) == dt.date(2026, 11, 27)
+    # Requested on Carnival Monday 2027 it leaves on Ash Wednesday (10 Feb) and arrives 2 joint days later.
+    carnival = dt.datetime(2027, 2, 8, 9, tzinfo=dt.timezone(dt.timedelta(hours=-3)))
+    assert policy.payout_arrival("BRL", "EUR", carnival, dt.time(15), 2) == dt.date(2027, 2, 12)
+    # After the route's cut-off it leaves the next joint business day.
+    late = dt.datetime(2026, 11, 24, 16, tzinfo=dt.timezone(dt.timedelta(hours=-3)))
+    assert policy.payout_arrival("BRL", "USD", late, dt.time(15), 0) == dt.date(2026, 11, 25)

@@ -52,12 +52,21 @@ class Override(BaseModel):
     name: Annotated[str, Field(min_length=1)]
 
 
+class CurrencyCalendar(BaseModel):
+    """The calendar a payout currency moves on when no country site owns it (USD, EUR)."""
+
+    model_config = _FROZEN
+    site: Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+    time_zone: Annotated[str, Field(min_length=3)]
+
+
 class CalendarTable(BaseModel):
     """The whole ``config/calendars.toml``."""
 
     model_config = _FROZEN
     site: dict[str, SiteCalendarRule] = Field(default_factory=dict)
     override: tuple[Override, ...] = ()
+    currency_calendar: dict[str, CurrencyCalendar] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True)

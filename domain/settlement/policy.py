@@ -10,10 +10,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from domain.regions import RegionConfig
 from domain.settlement.calendar import BankCalendar, CalendarTable, build_calendar
-from domain.settlement.dates import MethodRules, settlement_dates
+from domain.settlement.dates import MethodRules, SettlementError, settlement_dates
 from ledger.money import format_amount, to_minor_units
 
 #: Payment methods that settle like another: a buyer's wallet balance moves at once, like Pix.
@@ -51,6 +52,40 @@ class SettlementPolicy:
         if key not in self._built:
             self._built[key] = build_calendar(self.calendars, site, range(year - 1, year + 3))
         return self._built[key]
+
+    def currency_calendar(self, currency: str) -> tuple[str, str]:
+        """(calendar site, time zone) a currency's payouts move on: its own entry in
+        ``calendars.toml`` (USD, EUR), else the first site whose local currency it is."""
+        own = self.calendars.currency_calendar.get(currency)
+        if own is not None:
+            return own.site, own.time_zone
+        for site, region in sorted(self.regions.region_config.items()):
+            if region.currency == currency:
+                return site, region.time_zone
+        raise SettlementError(f"--to: no bank calendar for {currency}")
+
+    def payout_arrival(self, source: str, target: str, at: dt.datetime, cutoff: dt.time, days: int) -> dt.date:
+        """When a payout requested at ``at`` arrives: it leaves on the source side's local date if
+        both calendars are open and it is before the route's cut-off, else on the next day both
+        are open, and arrives ``days`` days later counting only days both calendars are open."""
+        src_site, zone = self.currency_calendar(source)
+        tgt_site, _ = self.currency_calendar(target)
+        local = at.astimezone(ZoneInfo(zone))
+        cals = [self.calendar(src_site, local.year), self.calendar(tgt_site, local.year)]
+
+        def open_(day: dt.date) -> bool:
+            return all(c.is_business_day(day) for c in cals)
+
+        day = local.date()
+        if not open_(day) or local.time() >= cutoff:
+            day += dt.timedelta(days=1)
+            while not open_(day):
+                day += dt.timedelta(days=1)
+        for _ in range(days):
+            day += dt.timedelta(days=1)
+            while not open_(day):
+                day += dt.timedelta(days=1)
+        return day
 
     def schedule(
         self, site: str, method: str, installments: int, captured_at: dt.datetime, amount_minor: int, currency: str
