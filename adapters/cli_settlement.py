@@ -7,14 +7,14 @@ from typing import Annotated, Optional
 
 import typer
 
-from adapters import config_files, settlement
+from adapters import config_files, logistics, settlement
 from adapters.cli import DatabaseOpt, FormatOpt, app, fail, ledger_for, out
 from adapters.reports import Format, render
 from domain.service import PostResult
 from domain.settlement.calendar import build_calendar
 from domain.settlement.dates import settlement_dates
 from ledger.errors import QuipuError
-from ledger.money import parse_amount
+from ledger.money import format_amount, parse_amount
 
 settlement_app = typer.Typer(help="Settlement dates and schedules.", no_args_is_help=True)
 app.add_typer(settlement_app, name="settlement")
@@ -137,7 +137,7 @@ def settlement_run(
             outcomes = settlement.run(ledger, day)
     except QuipuError as exc:
         raise fail(exc) from None
-    rows = [{"event": o.kind, "seller": o.seller_id, "amount": o.amount, "currency": o.currency,
+    rows = [{"event": o.kind, "party": o.party, "amount": o.amount, "currency": o.currency,
              "outcome": o.outcome, "reason": o.reason} for o in outcomes]  # fmt: skip
     render(rows, fmt, f"settlement run {day.isoformat()}: {len(rows)} events", out)
     if any(o.outcome == "rejected" for o in outcomes):
@@ -294,3 +294,43 @@ def payout_request(
         raise fail(exc) from None
     p = event["payload"]
     _posted(result, f"payout {p['payout_id']} of {p['amount']['amount']} {ccy} via {p['route']['chosen']}")
+
+
+logistics_app = typer.Typer(help="Late deliveries and their compensations.", no_args_is_help=True)
+app.add_typer(logistics_app, name="logistics")
+
+
+@logistics_app.command("compensate")
+def logistics_compensate(database: DatabaseOpt = None, fmt: FormatOpt = Format.table) -> None:
+    """Grant the compensations late deliveries call for (also part of `settlement run`); idempotent."""
+    try:
+        with ledger_for(database) as ledger:
+            done = logistics.compensate(ledger)
+    except QuipuError as exc:
+        raise fail(exc) from None
+    rows = [{"order": c.order_id, "buyer": c.buyer_id, "amount": c.amount, "currency": c.currency,
+             "funded_by": c.funded_by, "outcome": c.outcome, "reason": c.reason} for c in done]  # fmt: skip
+    render(rows, fmt, f"{len(rows)} compensations", out)
+    if any(c.outcome == "rejected" for c in done):
+        raise typer.Exit(1)
+
+
+@logistics_app.command("late")
+def logistics_late(database: DatabaseOpt = None, fmt: FormatOpt = Format.table) -> None:
+    """Late deliveries reported, and what was granted for each."""
+    try:
+        with ledger_for(database) as ledger:
+            ledger.runner.run()
+            rows = ledger.views.query(
+                "SELECT d.order_id, o.site, d.carrier, d.days_late, c.compensation_id, c.amount_minor, c.currency, "
+                "c.funded_by FROM logistics_delays d JOIN logistics_orders o ON o.order_id = d.order_id "
+                "LEFT JOIN logistics_compensations c ON c.order_id = d.order_id ORDER BY d.order_id"
+            )
+    except QuipuError as exc:
+        raise fail(exc) from None
+    render(
+        [{"order": o, "site": s, "carrier": car, "days_late": d, "compensation": cid or "",
+          "amount": format_amount(int(a), str(c)) if cid else "", "currency": c or "", "funded_by": f or ""}
+         for o, s, car, d, cid, a, c, f in rows],
+        fmt, "late deliveries", out,
+    )  # fmt: skip

@@ -12,6 +12,7 @@ from typing import Final, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from domain.logistics import LogisticsRules
 from domain.regions import RegionConfig
 from domain.settlement.calendar import CalendarTable
 from domain.settlement.dates import MethodRules
@@ -86,3 +87,8 @@ def calendars(path: Path | None = None) -> CalendarTable:
 def settlement_methods(path: Path | None = None) -> MethodRules:
     """How each payment method settles."""
     return _load(MethodRules, path or CONFIG_ROOT / "settlement.toml")
+
+
+def logistics(path: Path | None = None) -> LogisticsRules:
+    """The delivery-delay compensation rules."""
+    return _load(LogisticsRules, path or CONFIG_ROOT / "logistics.toml")

@@ -1,7 +1,8 @@
-"""The settlement half of ``quipu demo``: day by day, the business events of the day, the
-settlement run, Monday payouts over the cheapest route (USD for cross-border sellers, EUR
-for two Brazilian sellers, local currency for the rest), bank confirmations days later, a
-planted AML hold that a case clears, and what it all shows.
+"""The settlement half of ``quipu demo``: day by day, the business events of the day (with
+some late deliveries), the settlement run (which also grants delay compensations), Monday
+payouts over the cheapest route (USD for cross-border sellers, EUR for two Brazilian
+sellers, local currency for the rest), bank confirmations days later, a planted AML hold
+that a case clears, and what it all shows.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from adapters.jsonl import post_lines
 from adapters.reports import Format, render
 from domain.settlement.routes import RouteError
 from ledger.errors import QuipuError
+from ledger.money import format_amount
 
 LAST_DAY: Final = dt.date(2026, 11, 30)
 EUR_SELLERS: Final = ("BR-S7-001", "BR-S7-002")
@@ -43,6 +45,8 @@ def simulate(ledger: Ledger, events: list[dict[str, Any]], seed: int, tick: Call
     by_day: dict[dt.date, list[dict[str, Any]]] = defaultdict(list)
     for e in events:
         by_day[_utc_day(e)].append(e)
+    for e in _late_deliveries(events, rng):
+        by_day[_utc_day(e)].append(e)
     story: dict[str, Any] = {"runs": Counter(), "amounts": defaultdict(Decimal), "payouts": [], "problems": [],
                              "held": None, "posted": 0}  # fmt: skip
     in_flight: list[tuple[dt.date, dict[str, Any]]] = []
@@ -53,7 +57,7 @@ def simulate(ledger: Ledger, events: list[dict[str, Any]], seed: int, tick: Call
             story["runs"][o.kind] += 1
             story["amounts"][(o.kind, o.currency)] += Decimal(o.amount)
             if o.outcome == "rejected":
-                story["problems"].append(f"{day}: {o.kind} {o.seller_id}: {o.reason}")
+                story["problems"].append(f"{day}: {o.kind} {o.party}: {o.reason}")
         todays = by_day.get(day, [])
         if todays:
             summary = post_lines(ledger.service, iter_jsonl(todays), 1000, tick)
@@ -69,6 +73,23 @@ def simulate(ledger: Ledger, events: list[dict[str, Any]], seed: int, tick: Call
         day += dt.timedelta(days=1)
     ledger.runner.run()
     return story
+
+
+def _late_deliveries(events: list[dict[str, Any]], rng: random.Random) -> list[dict[str, Any]]:
+    """One order in 60 is reported late by its carrier a week after it was placed (1 to 12 days)."""
+    out = []
+    for e in events:
+        if e["type"] != "order.placed" or rng.random() >= 1 / 60:
+            continue
+        placed = dt.datetime.fromisoformat(e["occurred_at"])
+        p = e["payload"]
+        days = rng.randint(1, 12)
+        out.append(_ev("delivery.delayed", placed + dt.timedelta(days=7 + days), {
+            "order_id": p["order_id"], "shipment_id": f"SH-{p['order_id']}",
+            "carrier": rng.choice(("correios", "estafeta", "andreani", "chilexpress", "servientrega")),
+            "promised_on": (placed + dt.timedelta(days=7)).date().isoformat(), "days_late": days,
+        }, rng))  # fmt: skip
+    return out
 
 
 def _plant_hold(ledger: Ledger, day: dt.date) -> tuple[str, str, str] | None:
@@ -198,6 +219,15 @@ def show(ledger: Ledger, story: dict[str, Any], out: Console) -> None:
         seller = str(recovered[0][0])
         title = f"a seller charged back after release: {seller}'s deficit was recovered before payouts"
         render(settlement.seller_rows(ledger, seller, LAST_DAY), Format.table, title, out)
+    late = ledger.views.query(
+        "SELECT o.site, o.currency, COUNT(*), COUNT(c.order_id), COALESCE(SUM(c.amount_minor), 0), "
+        "MAX(c.funded_by) FROM logistics_delays d JOIN logistics_orders o ON o.order_id = d.order_id "
+        "LEFT JOIN logistics_compensations c ON c.order_id = d.order_id GROUP BY o.site, o.currency ORDER BY o.site"
+    )
+    late_rows = [{"site": s, "late deliveries": n, "compensated": k, "funded by": f or "",
+                  "store credit": f"{format_amount(int(a), str(c))} {c}"} for s, c, n, k, a, f in late]  # fmt: skip
+    title = "late deliveries: compensated automatically beyond each site's threshold (config/logistics.toml)"
+    render(late_rows, Format.table, title, out)
     if story["held"]:
         hold_id, seller, amount = story["held"]
         out.print(f"AML hold {hold_id}: {amount} BRL of {seller} held on {HOLD_ON}, kept out of the "

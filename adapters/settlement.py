@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
-from adapters import config_files
+from adapters import config_files, logistics
 from adapters.bootstrap import Ledger, settlement_policy
 from adapters.rates import RecordedRate, stored_rate
 from domain.service import PostResult
@@ -77,7 +77,8 @@ class RunOutcome:
     """One event of a settlement run and what the ledger did with it."""
 
     kind: str
-    seller_id: str
+    party: str
+    """The seller, or the buyer of a compensation."""
     amount: str
     currency: str
     outcome: str
@@ -85,19 +86,24 @@ class RunOutcome:
 
 
 def run(ledger: Ledger, run_date: dt.date) -> list[RunOutcome]:
-    """Release what is due, place and release reserves, recover deficits, for ``run_date``."""
+    """Release what is due, place and release reserves, recover deficits, for ``run_date``; then
+    grant the delivery-delay compensations that are due."""
     ledger.runner.run()
     events = plan(run_date, positions(ledger, run_date), due_reserves(ledger, run_date),
                   config_files.settlement_methods())  # fmt: skip
     results = ledger.service.post(events) if events else []
     ledger.runner.run()
-    return [
+    outcomes = [
         RunOutcome(
             e["type"], e["payload"]["seller_id"], e["payload"]["amount"]["amount"], e["payload"]["amount"]["currency"],
             r.outcome.value, r.reason or "",
         )
         for e, r in zip(events, results, strict=True)
     ]  # fmt: skip
+    # The daily run is also when the compensation process manager catches up.
+    outcomes += [RunOutcome("compensation.granted", c.buyer_id, c.amount, c.currency, c.outcome, c.reason)
+                 for c in logistics.compensate(ledger)]  # fmt: skip
+    return outcomes
 
 
 def _op_event(kind: str, version: int, key: str, at: dt.datetime, source: str, payload: Any) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from domain.envelope import Envelope
 from domain.fees import FeeCharged, FundsReleased
 from domain.fx_events import FxConverted, FxRatePublished
 from domain.holds import DeficitRecovered, FundsHeld, HoldReleased
+from domain.logistics import CompensationGranted, DeliveryDelayed
 from domain.orders import OrderCancelled, OrderPlaced
 from domain.payments import (
     ChargebackOpened,
@@ -36,6 +37,8 @@ from ledger.pan import contains_pan, masked
 EVENT_CLASSES: Final[tuple[type[Envelope], ...]] = (
     OrderPlaced,
     OrderCancelled,
+    DeliveryDelayed,
+    CompensationGranted,
     PaymentAuthorized,
     PaymentCapturedV1,
     PaymentCaptured,

@@ -139,6 +139,13 @@ def _recovered(p: Doc) -> JournalEntry:
     return _transfer(_seller(s, "available", ccy), _seller(s, "pending", ccy), p["amount"], memo)
 
 
+def _compensation(p: Doc) -> JournalEntry:
+    ccy = p["amount"]["currency"]
+    funding = "carrier_claims" if p["funded_by"] == "carrier" else "logistics_compensation"
+    memo = f"delivery-delay compensation {p['compensation_id']} for order {p['order_id']}"
+    return _transfer(f"{PLATFORM}:{funding}:{ccy}", f"buyer:{p['buyer_id']}:store_credit:{ccy}", p["amount"], memo)
+
+
 def _payout_sent(p: Doc) -> JournalEntry:
     ccy = p["amount"]["currency"]
     clearing = f"{PLATFORM}:payouts_clearing:{ccy}"
@@ -203,6 +210,7 @@ RULES: Final[dict[tuple[str, int], Callable[[Doc], JournalEntry | None]]] = {
     ("deficit.recovered", 1): _recovered,
     ("payout.failed", 1): _payout_failed,
     ("adjustment.posted", 1): _adjustment,
+    ("compensation.granted", 1): _compensation,
     ("fx.converted", 1): _converted,
 }
 

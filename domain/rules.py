@@ -7,7 +7,9 @@ its stream is unique), so two writers can never both pass a rule against the sam
 ========================  ==========================  ===================================
 stream                    events                      rules
 ========================  ==========================  ===================================
-``order:<order_id>``      order.placed / cancelled    placed once; cancelled once, after
+``order:<order_id>``      order.placed / cancelled,   placed once; cancelled once, after;
+                          delivery.delayed,           delays of placed orders only; one
+                          compensation.granted        compensation, ≤ total, its currency
 ``payment:<payment_id>``  payment.*, refund.issued,   captures ≤ authorisation; refunds +
                           chargeback.*                chargebacks ≤ captures; same seller,
                                                       psp and currency; ids never reused
@@ -38,6 +40,7 @@ from domain.fees import FeeCharged, FundsReleased
 from domain.fx import figures
 from domain.fx_events import FxConverted, FxRatePublished
 from domain.holds import DeficitRecovered, FundsHeld, HoldReleased
+from domain.logistics import CompensationGranted, DeliveryDelayed
 from domain.orders import OrderCancelled, OrderPlaced
 from domain.payments import (
     ChargebackOpened,
@@ -73,7 +76,7 @@ _WALLET_EVENTS: Final = (
 def stream_name(event: Envelope) -> str:
     """The consistency boundary an event belongs to."""
     p: Any = event.payload
-    if isinstance(event, (OrderPlaced, OrderCancelled)):
+    if isinstance(event, (OrderPlaced, OrderCancelled, DeliveryDelayed, CompensationGranted)):
         return f"order:{p.order_id}"
     if isinstance(event, _WALLET_EVENTS):
         return f"wallet:{p.seller_id}"
@@ -98,6 +101,10 @@ class OrderState:
 
     placed: bool = False
     cancelled: bool = False
+    currency: str = ""
+    total_minor: int = 0
+    days_late: int = 0
+    compensated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +207,7 @@ def _same_parties(state: PaymentState, seller_id: str, psp: str, amount: Amount)
 def _order_placed(s: OrderState, e: OrderPlaced) -> OrderState:
     if s.placed:
         raise RuleViolation("payload.order_id", f"order {e.payload.order_id} was already placed")
-    return OrderState(placed=True)
+    return OrderState(placed=True, currency=e.payload.total.currency, total_minor=e.payload.total.minor)
 
 
 def _order_cancelled(s: OrderState, e: OrderCancelled) -> OrderState:
@@ -209,6 +216,31 @@ def _order_cancelled(s: OrderState, e: OrderCancelled) -> OrderState:
     if s.cancelled:
         raise RuleViolation("payload.order_id", f"order {e.payload.order_id} is already cancelled")
     return replace(s, cancelled=True)
+
+
+def _delivery_delayed(s: OrderState, e: DeliveryDelayed) -> OrderState:
+    if not s.placed:
+        raise RuleViolation("payload.order_id", f"order {e.payload.order_id} was never placed")
+    return replace(s, days_late=max(s.days_late, e.payload.days_late))
+
+
+def _compensated(s: OrderState, e: CompensationGranted) -> OrderState:
+    p = e.payload
+    if not s.placed:
+        raise RuleViolation("payload.order_id", f"order {p.order_id} was never placed")
+    if s.days_late == 0:
+        raise RuleViolation("payload.order_id", f"order {p.order_id} has no delivery delay reported")
+    if s.compensated:
+        raise RuleViolation("payload.order_id", f"order {p.order_id} was already compensated")
+    if p.amount.currency != s.currency:
+        raise RuleViolation("payload.amount.currency", f"{p.amount.currency} is not the order's currency {s.currency}")
+    if p.amount.minor > s.total_minor:
+        raise RuleViolation(
+            "payload.amount", f"{_money(p.amount)} exceeds the order total {_minor(s.total_minor, s.currency)}"
+        )
+    if p.funded_by == "carrier" and p.carrier is None:
+        raise RuleViolation("payload.carrier", "required when the carrier funds the compensation")
+    return replace(s, compensated=True)
 
 
 def _authorized(s: PaymentState, e: PaymentAuthorized) -> PaymentState:
@@ -442,6 +474,8 @@ def _converted(s: WalletState, e: FxConverted) -> WalletState:
 _RULES: Final[dict[type[Envelope], Callable[[Any, Any], State]]] = {
     OrderPlaced: _order_placed,
     OrderCancelled: _order_cancelled,
+    DeliveryDelayed: _delivery_delayed,
+    CompensationGranted: _compensated,
     PaymentAuthorized: _authorized,
     PaymentCaptured: _captured,
     PaymentFailed: _failed,

@@ -10,6 +10,7 @@ An account name has four colon-separated parts, ``party:party_id:purpose:CCY``::
     platform:main:payouts_clearing:USD
     platform:main:chargeback_losses:CLP
     platform:main:rounding:CLP
+    buyer:B-77:store_credit:BRL      compensation a buyer may spend on the marketplace
 
 Every account holds exactly one currency. Its *normal side* (debit for assets and
 expenses, credit for liabilities and revenue) decides the sign a report shows, so a
@@ -64,6 +65,9 @@ NORMAL_SIDE: Final[dict[str, Side]] = {
     "rounding": Side.DEBIT,
     "chargeback_losses": Side.DEBIT,
     "adjustments": Side.DEBIT,
+    "store_credit": Side.CREDIT,  # what a buyer may spend on the marketplace (compensations)
+    "logistics_compensation": Side.DEBIT,  # expense: delivery-delay compensations the platform funds
+    "carrier_claims": Side.DEBIT,  # receivable: compensations a carrier owes back under its contract
     "suspense": Side.DEBIT,
 }
 

@@ -6,16 +6,18 @@ from domain.settlement.policy import SettlementPolicy
 from projections.balances import BalancesProjection, TrialBalanceProjection
 from projections.fx_rates import FxRatesProjection
 from projections.journal import JournalProjection
+from projections.logistics import LogisticsProjection
 from projections.settlement import SettlementProjection
 from projections.views import Projection
 
 
 def core_projections(settlement: SettlementPolicy) -> list[Projection]:
-    """Journal, account balances, trial balance, published FX rates and settlement."""
+    """Journal, account balances, trial balance, published FX rates, settlement and logistics."""
     return [
         JournalProjection(),
         BalancesProjection(),
         TrialBalanceProjection(),
         FxRatesProjection(),
         SettlementProjection(settlement),
+        LogisticsProjection(),
     ]

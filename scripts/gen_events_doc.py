@@ -126,6 +126,16 @@ def story() -> list[dict[str, Any]]:
             "final_rate": "0.179732", "rate_source": "BCB PTAX", "rate_as_of": "2026-10-27T13:00:00-03:00",
             "quote_id": "Q-1001", "quote_expires_at": "2026-10-27T13:05:00-03:00",
         }),
+        _event(25, "delivery.delayed", "2026-10-12T09:00:00-03:00", "carrier:correios", {
+            "order_id": "O-1001", "shipment_id": "SH-1001", "carrier": "correios", "promised_on": "2026-10-05",
+            "days_late": 7,
+        }),
+        _event(26, "compensation.granted", "2026-10-13T00:00:00+00:00", "logistics-compensation", {
+            "compensation_id": "LC-O-1001", "order_id": "O-1001", "buyer_id": "B-2001", "amount": _brl("15.00"),
+            "funded_by": "carrier", "carrier": "correios",
+            "rule": "logistics.toml 2026-11-26: BR more than 5 days late → 10% of the order total, at most 50.00 BRL, "
+                    "funded by carrier",
+        }),
         _event(19, "funds.held", "2026-10-28T00:00:00-03:00", "settlement-run", {
             "hold_id": "H-1001", **wallet, "amount": _brl("2.00"), "reason": "reserve",
             "reference": "run-2026-10-28", "release_on": "2026-11-27",
