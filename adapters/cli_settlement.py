@@ -245,10 +245,12 @@ def hold_release(
 
 @payout_app.command("routes")
 def payout_routes(
-    amount: Annotated[str, typer.Option("--amount", help="decimal string in --from currency")],
-    source: Annotated[str, typer.Option("--from", help="currency the funds are in, e.g. BRL")],
+    amount: Annotated[str, typer.Option("--amount", help="decimal string in the funds' currency")],
     target: Annotated[str, typer.Option("--to", help="currency to deliver, e.g. USD")],
-    seller: Annotated[Optional[str], typer.Option("--seller", help="for the record; routes are per corridor")] = None,
+    seller: Annotated[
+        Optional[str], typer.Option("--seller", help="whose funds (sets --from when unambiguous)")
+    ] = None,
+    source: Annotated[Optional[str], typer.Option("--from", help="currency the funds are in, e.g. BRL")] = None,
     within: Annotated[Optional[int], typer.Option("--within", help="business days to arrive, at most")] = None,
     at: Annotated[Optional[str], typer.Option("--at", help="moment for the FX rate (default: now)")] = None,
     database: DatabaseOpt = None,
@@ -258,12 +260,12 @@ def payout_routes(
     try:
         when = _moment(at, "--at")
         with ledger_for(database) as ledger:
-            priced = settlement.price(ledger, amount, source.upper(), target.upper(), within, when)
+            ccy = source.upper() if source else settlement.funds_currency(ledger, seller, when.date())
+            priced = settlement.price(ledger, amount, ccy, target.upper(), within, when)
     except QuipuError as exc:
         raise fail(exc) from None
-    title = f"payout routes for {amount} {source.upper()} → {target.upper()}" + (
-        f" (seller {seller})" if seller else ""
-    )
+    title = f"payout routes for {amount} {ccy} → {target.upper()}"
+    title += f" (seller {seller})" if seller else ""
     if priced.rate is not None:
         title += f" at {priced.rate.rate} ({priced.rate.source}, as of {priced.rate.as_of.isoformat()})"
     rows = [{**p.as_record(), "arrives_on": priced.arrives_on[p.name].isoformat()} for p in priced.routes]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from decimal import Decimal
@@ -21,6 +22,7 @@ from adapters.bootstrap import Ledger
 from adapters.demo import iter_jsonl
 from adapters.jsonl import post_lines
 from adapters.reports import Format, render
+from domain.service import PostResult
 from domain.settlement.routes import RouteError
 from ledger.errors import QuipuError
 from ledger.money import format_amount
@@ -35,17 +37,17 @@ def _utc_day(event: dict[str, Any]) -> dt.date:
 
 
 def _ev(kind: str, when: dt.datetime, payload: dict[str, Any], rng: random.Random) -> dict[str, Any]:
-    return {"event_id": f"{rng.getrandbits(128):032x}", "type": kind, "schema_version": 1,
+    return {"event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "type": kind, "schema_version": 1,
             "occurred_at": when.isoformat(), "source": "demo-bank", "payload": payload}  # fmt: skip
 
 
 def simulate(ledger: Ledger, events: list[dict[str, Any]], seed: int, tick: Callable[[int], None]) -> dict[str, Any]:
     """Post ``events`` day by day with the settlement machinery in between; a summary of what happened."""
-    rng = random.Random(seed)
+    rng = random.Random(f"settlement-{seed}")  # not the generator's stream: its ids would repeat
     by_day: dict[dt.date, list[dict[str, Any]]] = defaultdict(list)
     for e in events:
         by_day[_utc_day(e)].append(e)
-    for e in _late_deliveries(events, rng):
+    for e in _deliveries(events, rng):
         by_day[_utc_day(e)].append(e)
     story: dict[str, Any] = {"runs": Counter(), "amounts": defaultdict(Decimal), "payouts": [], "problems": [],
                              "held": None, "posted": 0}  # fmt: skip
@@ -75,20 +77,28 @@ def simulate(ledger: Ledger, events: list[dict[str, Any]], seed: int, tick: Call
     return story
 
 
-def _late_deliveries(events: list[dict[str, Any]], rng: random.Random) -> list[dict[str, Any]]:
-    """One order in 60 is reported late by its carrier a week after it was placed (1 to 12 days)."""
+def _deliveries(events: list[dict[str, Any]], rng: random.Random) -> list[dict[str, Any]]:
+    """Every order that is not cancelled is delivered 2 to 7 days after it was placed; one in 60
+    is late against its 7-day promise (1 to 12 days), reported by the carrier, then delivered."""
+    cancelled = {e["payload"]["order_id"] for e in events if e["type"] == "order.cancelled"}
     out = []
     for e in events:
-        if e["type"] != "order.placed" or rng.random() >= 1 / 60:
+        if e["type"] != "order.placed" or e["payload"]["order_id"] in cancelled:
             continue
         placed = dt.datetime.fromisoformat(e["occurred_at"])
-        p = e["payload"]
-        days = rng.randint(1, 12)
-        out.append(_ev("delivery.delayed", placed + dt.timedelta(days=7 + days), {
-            "order_id": p["order_id"], "shipment_id": f"SH-{p['order_id']}",
-            "carrier": rng.choice(("correios", "estafeta", "andreani", "chilexpress", "servientrega")),
-            "promised_on": (placed + dt.timedelta(days=7)).date().isoformat(), "days_late": days,
-        }, rng))  # fmt: skip
+        oid = e["payload"]["order_id"]
+        ship = {"order_id": oid, "shipment_id": f"SH-{oid}",
+                "carrier": rng.choice(("correios", "estafeta", "andreani", "chilexpress", "servientrega"))}  # fmt: skip
+        if rng.random() < 1 / 60:
+            days = rng.randint(1, 12)
+            late = placed + dt.timedelta(days=7 + days)
+            out.append(_ev("delivery.delayed", late, {
+                **ship, "promised_on": (placed + dt.timedelta(days=7)).date().isoformat(), "days_late": days,
+            }, rng))  # fmt: skip
+            delivered = late + dt.timedelta(hours=rng.randint(1, 30))
+        else:
+            delivered = placed + dt.timedelta(days=rng.randint(2, 7), hours=rng.randint(0, 12))
+        out.append(_ev("delivery.confirmed", delivered, {**ship, "delivered_at": delivered.isoformat()}, rng))
     return out
 
 
@@ -148,7 +158,7 @@ def _pay_out(
         base = {"payout_id": body["payout_id"], "seller_id": p.seller_id, "amount": body["amount"]}
         sent = _ev("payout.sent", at + dt.timedelta(minutes=5), {**base, "bank_reference": f"REF{rng.getrandbits(40)}"},
                    rng)  # fmt: skip
-        ledger.service.post([sent])
+        _check(ledger.service.post([sent]), story)
         in_flight.append((max(day + dt.timedelta(days=1), dt.date.fromisoformat(chosen["arrives_on"])), base))
 
 
@@ -169,7 +179,11 @@ def _confirm_arrivals(
             batch.append(_ev("payout.settled", at, {**base, "settled_on": day.isoformat()}, rng))
             story["runs"]["payout.settled"] += 1
     if batch:
-        ledger.service.post(batch)
+        _check(ledger.service.post(batch), story)
+
+
+def _check(results: list[PostResult], story: dict[str, Any]) -> None:
+    story["problems"] += [f"{r.outcome.value}: {r.reason}" for r in results if r.outcome.value not in ("appended",)]
 
 
 def _exp(ccy: str) -> int:
@@ -178,28 +192,46 @@ def _exp(ccy: str) -> int:
     return exponent(ccy)
 
 
-def show(ledger: Ledger, story: dict[str, Any], out: Console) -> None:
-    """The settlement calendar around Carnival and a Mexican bank holiday, the runs, payouts, a hold."""
+def _month_grid(ledger: Ledger, site: str, first: dt.date, out: Console) -> None:
+    """A month as weeks × weekdays: each day's settlement batch, or why banks are closed."""
+    from rich.table import Table
+
     from adapters import config_files
     from domain.settlement.calendar import build_calendar
 
-    for site, start, end in (("BR", dt.date(2027, 2, 4), dt.date(2027, 2, 16)),
-                             ("MX", dt.date(2026, 11, 12), dt.date(2026, 11, 20))):  # fmt: skip
-        calendar = build_calendar(config_files.calendars(), site, [start.year])
-        batches = {r["date"]: r for r in settlement.batch_rows(ledger, start, end, site)}
-        rows = []
-        day = start
-        while day <= end:
-            closed = calendar.closed.get(day)
-            status = f"closed: {closed[0]}" if closed else "weekend" if day.weekday() >= 5 else "open"
-            b = batches.get(day.isoformat())
-            rows.append({"date": day.isoformat(), "weekday": day.strftime("%a"), "bank day": status,
-                         "settling": f"{b['amount']} {b['currency']}" if b else "",
-                         "installments": b["installments"] if b else ""})  # fmt: skip
-            day += dt.timedelta(days=1)
-        render(
-            rows, Format.table, f"{site} settlement calendar {start} to {end} (nothing settles on a closed day)", out
+    last = (first.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(days=1)
+    calendar = build_calendar(config_files.calendars(), site, [first.year])
+    batches = {r["date"]: r for r in settlement.batch_rows(ledger, first, last, site)}
+    grid = Table(title=f"{site} settlement calendar, {first:%B %Y}: batches settling each bank day", show_lines=True)
+    for name in ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"):
+        grid.add_column(name, justify="right")
+    week: list[str] = [""] * first.weekday()
+    day = first
+    while day <= last:
+        closed = calendar.closed.get(day)
+        b = batches.get(day.isoformat())
+        note = (
+            f"[red]closed[/red]\n{closed[0][:18]}"
+            if closed
+            else f"{b['amount']}\n{b['installments']} inst."
+            if b
+            else ""
         )
+        week.append(f"[bold]{day.day}[/bold]\n{note}")
+        if len(week) == 7:
+            grid.add_row(*week)
+            week = []
+        day += dt.timedelta(days=1)
+    if week:
+        grid.add_row(*week, *[""] * (7 - len(week)))
+    out.print(grid)
+
+
+def show(ledger: Ledger, story: dict[str, Any], out: Console) -> None:
+    """The settlement calendars of a month with Carnival and one with Mexican bank holidays, the
+    runs, payouts, late deliveries and a hold."""
+    for site, first in (("BR", dt.date(2027, 2, 1)), ("MX", dt.date(2026, 11, 1))):
+        _month_grid(ledger, site, first, out)
     runs = [{"event": kind, "count": n,
              "totals": ", ".join(f"{v} {c}" for (k, c), v in sorted(story["amounts"].items()) if k == kind)}
             for kind, n in sorted(story["runs"].items())]  # fmt: skip

@@ -54,12 +54,27 @@ def positions(ledger: Ledger, as_of: dt.date, seller: str | None = None) -> list
     settled = {
         (str(s), str(ccy)): int(total)
         for s, ccy, total in ledger.views.query(
-            "SELECT seller_id, currency, SUM(amount_minor) FROM settlement_schedule "
-            f"WHERE settles_on <> '' AND settles_on <= ? AND captured_at_us < ? {where} GROUP BY seller_id, currency",
-            [day, _day_end_us(as_of), *params],
+            "SELECT seller_id, currency, SUM(amount_minor) FROM settlement_schedule s "
+            "WHERE settles_on <> '' AND settles_on <= ? AND captured_at_us < ? AND (gated = 0 OR EXISTS "
+            "(SELECT 1 FROM settlement_deliveries d WHERE d.order_id = s.order_id AND d.release_from <= ?)) "
+            f"{where} GROUP BY seller_id, currency",
+            [day, _day_end_us(as_of), day, *params],
         )
     }
     return [position(s, ccy, f, settled.get((s, ccy), 0)) for (s, ccy), f in sorted(flows.items())]
+
+
+def funds_currency(ledger: Ledger, seller: str | None, on: dt.date) -> str:
+    """The one currency a seller holds available funds in (for commands that leave --from out)."""
+    if seller is None:
+        raise SettlementError("--from: give the currency of the funds, or --seller to take it from their balance")
+    ledger.runner.run()
+    found = positions(ledger, on, seller)
+    funded = [p.currency for p in found if p.available > 0] or [p.currency for p in found]
+    if len(funded) != 1:
+        where = f"funds in {', '.join(funded)}" if funded else "no funds"
+        raise SettlementError(f"--from: seller {seller} has {where}; say which currency with --from")
+    return funded[0]
 
 
 def due_reserves(ledger: Ledger, as_of: dt.date) -> list[DueReserve]:

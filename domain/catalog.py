@@ -15,6 +15,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from domain.adjustments import AdjustmentPosted
+from domain.deliveries import DeliveryConfirmed
 from domain.envelope import Envelope
 from domain.fees import FeeCharged, FundsReleased
 from domain.fx_events import FxConverted, FxRatePublished
@@ -38,6 +39,7 @@ EVENT_CLASSES: Final[tuple[type[Envelope], ...]] = (
     OrderPlaced,
     OrderCancelled,
     DeliveryDelayed,
+    DeliveryConfirmed,
     CompensationGranted,
     PaymentAuthorized,
     PaymentCapturedV1,

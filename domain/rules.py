@@ -8,8 +8,9 @@ its stream is unique), so two writers can never both pass a rule against the sam
 stream                    events                      rules
 ========================  ==========================  ===================================
 ``order:<order_id>``      order.placed / cancelled,   placed once; cancelled once, after;
-                          delivery.delayed,           delays of placed orders only; one
-                          compensation.granted        compensation, ≤ total, its currency
+                          delivery.delayed/confirmed, delays and delivery of placed
+                          compensation.granted        orders only; delivered once; one
+                                                      compensation, ≤ total, its currency
 ``payment:<payment_id>``  payment.*, refund.issued,   captures ≤ authorisation; refunds +
                           chargeback.*                chargebacks ≤ captures; same seller,
                                                       psp and currency; ids never reused
@@ -35,6 +36,7 @@ from functools import lru_cache
 from typing import Any, Final
 
 from domain.adjustments import AdjustmentPosted
+from domain.deliveries import DeliveryConfirmed
 from domain.envelope import Amount, Envelope
 from domain.fees import FeeCharged, FundsReleased
 from domain.fx import figures
@@ -76,7 +78,7 @@ _WALLET_EVENTS: Final = (
 def stream_name(event: Envelope) -> str:
     """The consistency boundary an event belongs to."""
     p: Any = event.payload
-    if isinstance(event, (OrderPlaced, OrderCancelled, DeliveryDelayed, CompensationGranted)):
+    if isinstance(event, (OrderPlaced, OrderCancelled, DeliveryDelayed, DeliveryConfirmed, CompensationGranted)):
         return f"order:{p.order_id}"
     if isinstance(event, _WALLET_EVENTS):
         return f"wallet:{p.seller_id}"
@@ -105,6 +107,7 @@ class OrderState:
     total_minor: int = 0
     days_late: int = 0
     compensated: bool = False
+    delivered: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +225,14 @@ def _delivery_delayed(s: OrderState, e: DeliveryDelayed) -> OrderState:
     if not s.placed:
         raise RuleViolation("payload.order_id", f"order {e.payload.order_id} was never placed")
     return replace(s, days_late=max(s.days_late, e.payload.days_late))
+
+
+def _delivery_confirmed(s: OrderState, e: DeliveryConfirmed) -> OrderState:
+    if not s.placed:
+        raise RuleViolation("payload.order_id", f"order {e.payload.order_id} was never placed")
+    if s.delivered:
+        raise RuleViolation("payload.order_id", f"order {e.payload.order_id} was already delivered")
+    return replace(s, delivered=True)
 
 
 def _compensated(s: OrderState, e: CompensationGranted) -> OrderState:
@@ -475,6 +486,7 @@ _RULES: Final[dict[type[Envelope], Callable[[Any, Any], State]]] = {
     OrderPlaced: _order_placed,
     OrderCancelled: _order_cancelled,
     DeliveryDelayed: _delivery_delayed,
+    DeliveryConfirmed: _delivery_confirmed,
     CompensationGranted: _compensated,
     PaymentAuthorized: _authorized,
     PaymentCaptured: _captured,

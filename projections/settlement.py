@@ -20,11 +20,13 @@ from domain.settlement.policy import SettlementPolicy
 from projections.views import Event, Increment, Insert, Put, Table, ViewReader, Write
 
 ORDERS: Final = Table("settlement_orders", ("order_id", "site"), ("order_id",))
-PAYMENTS: Final = Table("settlement_payments", ("payment_id", "site", "method", "installments"), ("payment_id",))
+PAYMENTS: Final = Table(
+    "settlement_payments", ("payment_id", "site", "method", "installments", "order_id"), ("payment_id",)
+)
 SCHEDULE: Final = Table(
     "settlement_schedule",
     ("event_id", "installment", "of_installments", "payment_id", "seller_id", "site", "currency", "method",
-     "captured_at_us", "settles_on", "amount_minor", "rule"),
+     "captured_at_us", "settles_on", "amount_minor", "rule", "order_id", "gated"),
     ("event_id", "installment"),
 )  # fmt: skip
 BATCHES: Final = Table(
@@ -37,6 +39,7 @@ FLOWS: Final = Table(
     ("seller_id", "currency", "day", "kind", "amount_minor", "events"),
     ("seller_id", "currency", "day", "kind"),
 )
+DELIVERIES: Final = Table("settlement_deliveries", ("order_id", "delivered_on", "release_from"), ("order_id",))
 HOLDS: Final = Table(
     "settlement_holds",
     ("hold_id", "seller_id", "currency", "amount_minor", "reason", "release_on", "held_on", "released_on"),
@@ -57,7 +60,7 @@ _SIMPLE_FLOWS: Final = {
 }
 TOPICS: Final = frozenset(
     {*_SIMPLE_FLOWS, "order.placed", "payment.authorized", "chargeback.resolved", "payout.requested",
-     "fx.converted", "funds.held", "hold.released"}
+     "fx.converted", "funds.held", "hold.released", "delivery.confirmed"}
 )  # fmt: skip
 UNSCHEDULED: Final = ""
 
@@ -71,7 +74,7 @@ class SettlementProjection:
     """Schedules, batches, holds and seller flows."""
 
     name = "settlement"
-    tables: tuple[Table, ...] = (ORDERS, PAYMENTS, SCHEDULE, BATCHES, FLOWS, HOLDS)
+    tables: tuple[Table, ...] = (ORDERS, PAYMENTS, SCHEDULE, BATCHES, FLOWS, HOLDS, DELIVERIES)
 
     def __init__(self, policy: SettlementPolicy) -> None:
         self.policy = policy
@@ -82,6 +85,7 @@ class SettlementProjection:
         new_orders: dict[str, tuple[Any, ...]] = {}
         new_payments: dict[str, tuple[Any, ...]] = {}
         new_holds: dict[str, tuple[Any, ...]] = {}
+        deliveries: dict[str, tuple[Any, ...]] = {}
         schedule: list[tuple[Any, ...]] = []
         batches: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
         flows: dict[tuple[str, str, str, str], list[int]] = defaultdict(lambda: [0, 0])
@@ -106,7 +110,16 @@ class SettlementProjection:
                     site,
                     method["kind"],
                     method.get("installments", 1),
+                    p["order_id"],
                 )
+                continue
+            if kind == "delivery.confirmed":
+                placed = orders.get(p["order_id"])
+                delivered = dt.datetime.fromisoformat(p["delivered_at"])
+                local = delivered.astimezone(self.policy.zone(placed[1])) if placed else delivered
+                delay = self.policy.methods.release_delay_for(placed[1], local.date()) if placed else None
+                release_from = local.date() + dt.timedelta(days=delay or 0)
+                deliveries[p["order_id"]] = (p["order_id"], local.date().isoformat(), release_from.isoformat())
                 continue
             day = utc_day(doc["occurred_at"])
             if kind in _SIMPLE_FLOWS:
@@ -138,6 +151,7 @@ class SettlementProjection:
             Put(ORDERS, list(new_orders.values())),
             Put(PAYMENTS, list(new_payments.values())),
             Put(HOLDS, list(new_holds.values())),
+            Put(DELIVERIES, list(deliveries.values())),
             Insert(SCHEDULE, schedule),
             Increment(BATCHES, (), ("amount_minor", "items"), [(*k, *v) for k, v in sorted(batches.items())]),
             Increment(FLOWS, (), ("amount_minor", "events"), [(*k, *v) for k, v in sorted(flows.items())]),
@@ -151,7 +165,7 @@ class SettlementProjection:
         want: dict[str, set[str]] = {"order": set(), "payment": set(), "hold": set()}
         for ev in events:
             topic = ev.record.topic
-            if topic == "payment.authorized":
+            if topic in ("payment.authorized", "delivery.confirmed"):
                 want["order"].add(ev.doc["payload"]["order_id"])
             elif topic == "payment.captured":
                 want["payment"].add(ev.doc["payload"]["payment_id"])
@@ -170,16 +184,21 @@ class SettlementProjection:
         event_id = str(ev.record.event_id)
         site = payment[1] if payment else UNSCHEDULED
         method = payment[2] if payment else ""
+        order_id = payment[4] if payment else ""
         if site == UNSCHEDULED:
             why = "unscheduled: the payment's order (and so its site) is not in the log"
             return [(event_id, 1, 1, p["payment_id"], p["seller_id"], "", ccy, method, ev.occurred_at_us, "", minor,
-                     why)]  # fmt: skip
+                     why, order_id, 0)]  # fmt: skip
         captured_at = dt.datetime.fromisoformat(ev.doc["occurred_at"])
+        local_day = captured_at.astimezone(self.policy.zone(site)).date()
+        delay = self.policy.methods.release_delay_for(site, local_day)
+        gated = 0 if delay is None else 1
+        after = "" if delay is None else f"; released only {delay} days after delivery"
         rows = []
         for inst in self.policy.schedule(site, method, payment[3] if payment else 1, captured_at, minor, ccy):
             day = inst.settles_on.isoformat()
             rows.append((event_id, inst.number, inst.of, p["payment_id"], p["seller_id"], site, ccy, method,
-                         ev.occurred_at_us, day, inst.amount_minor, inst.rule))  # fmt: skip
+                         ev.occurred_at_us, day, inst.amount_minor, inst.rule + after, order_id, gated))  # fmt: skip
             b = batches[(site, ccy, day)]
             b[0] += inst.amount_minor
             b[1] += 1

@@ -130,6 +130,10 @@ def story() -> list[dict[str, Any]]:
             "order_id": "O-1001", "shipment_id": "SH-1001", "carrier": "correios", "promised_on": "2026-10-05",
             "days_late": 7,
         }),
+        _event(27, "delivery.confirmed", "2026-10-12T15:20:00-03:00", "carrier:correios", {
+            "order_id": "O-1001", "shipment_id": "SH-1001", "carrier": "correios",
+            "delivered_at": "2026-10-12T15:20:00-03:00",
+        }),
         _event(26, "compensation.granted", "2026-10-13T00:00:00+00:00", "logistics-compensation", {
             "compensation_id": "LC-O-1001", "order_id": "O-1001", "buyer_id": "B-2001", "amount": _brl("15.00"),
             "funded_by": "carrier", "carrier": "correios",

@@ -357,3 +357,24 @@ def test_a_cross_currency_payout_moves_only_on_days_both_calendars_are_open() ->
     # After the route's cut-off it leaves the next joint business day.
     late = dt.datetime(2026, 11, 24, 16, tzinfo=dt.timezone(dt.timedelta(hours=-3)))
     assert policy.payout_arrival("BRL", "USD", late, dt.time(15), 0) == dt.date(2026, 11, 25)
+
+
+def test_on_a_site_with_a_release_delay_funds_wait_for_delivery_plus_the_delay(ledger_url: str) -> None:
+    # config/settlement.toml: CO captures from 2026-10-15 are released 3 days after delivery.
+    # Pix-like account money settles on the capture date (Tue 20 Oct 2026, Bogotá).
+    when = "2026-10-20T10:00:00-05:00"
+    with open_ledger(ledger_url) as ledger:
+        post_ok(ledger, sale("C1", "CO", "1000.00", "COP", {"kind": "account_money"}, "S-CO", when))
+        assert schedule(ledger, "C1") == [(1, "2026-10-20", 100000)]
+        assert settlement.run(ledger, dt.date(2026, 10, 25)) == []  # not delivered yet
+        delivered = ev("delivery.confirmed", {"order_id": "o-C1", "shipment_id": "SH1", "carrier": "servientrega",
+                                              "delivered_at": "2026-10-26T18:00:00-05:00"},
+                       when="2026-10-26T18:00:00-05:00")  # fmt: skip
+        post_ok(ledger, [delivered])
+        assert settlement.run(ledger, dt.date(2026, 10, 28)) == []  # delivered 26 Oct + 3 days = 29 Oct
+        assert [(o.kind, o.amount) for o in settlement.run(ledger, dt.date(2026, 10, 29))] == [
+            ("funds.released", "1000.00")
+        ]
+        [twice] = ledger.service.post([{**delivered, "event_id": str(uuid.uuid4())}])
+        assert twice.reason == "payload.order_id: order o-C1 was already delivered"
+        _assert_positions_match_the_journal(ledger)

@@ -71,6 +71,14 @@ class ReserveRule(_Frozen):
     effective_from: dt.date
 
 
+class ReleaseDelay(_Frozen):
+    """Captures on a site are released only ``days`` calendar days after the order's delivery."""
+
+    site: Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+    days: Annotated[int, Field(ge=0, le=60)]
+    effective_from: dt.date
+
+
 class MethodRules(_Frozen):
     """``config/settlement.toml``: how each payment method settles after T, and reserves."""
 
@@ -80,6 +88,13 @@ class MethodRules(_Frozen):
     oxxo: OxxoRules
     pix: PixRules
     reserve: tuple[ReserveRule, ...] = ()
+    release_delay: tuple[ReleaseDelay, ...] = ()
+
+    def release_delay_for(self, site: str, on: dt.date) -> int | None:
+        """Days after delivery a capture on ``site`` on day ``on`` waits for, or None when the
+        site releases on the settlement date alone."""
+        rules = [r for r in self.release_delay if r.site == site and r.effective_from <= on]
+        return max(rules, key=lambda r: r.effective_from).days if rules else None
 
     def reserve_for(self, seller: str, currency: str, on: dt.date) -> ReserveRule | None:
         """The reserve rule in force for a seller and currency on a day (a seller's own rule

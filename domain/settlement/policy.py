@@ -53,6 +53,10 @@ class SettlementPolicy:
             self._built[key] = build_calendar(self.calendars, site, range(year - 1, year + 3))
         return self._built[key]
 
+    def zone(self, site: str) -> ZoneInfo:
+        """The site's time zone."""
+        return ZoneInfo(self.regions.region_config[site].time_zone)  # type: ignore[index]
+
     def currency_calendar(self, currency: str) -> tuple[str, str]:
         """(calendar site, time zone) a currency's payouts move on: its own entry in
         ``calendars.toml`` (USD, EUR), else the first site whose local currency it is."""
