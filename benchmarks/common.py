@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import platform
@@ -72,7 +73,17 @@ def demo_lines(seed: int, events: int) -> list[bytes]:
     made = generate(seed=seed, events=events + events // 8 + 50)
     if len(made) < events:  # pragma: no cover - the generator undershot by more than 12%
         raise RuntimeError(f"generate(seed={seed}) made {len(made)} events, {events} needed")
-    return list(iter_jsonl(made[:events]))
+    return list(iter_jsonl([_own_rates(e, seed) for e in made[:events]]))
+
+
+def _own_rates(event: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Every seed publishes the same daily fixes (pair, source, as-of): a rate is recorded once,
+    so a second seed's would be refused. Each seed's fixes are stamped a few seconds apart."""
+    if event["type"] != "fx.rate_published":
+        return event
+    shift = dt.timedelta(seconds=seed % 86_400)
+    as_of = dt.datetime.fromisoformat(event["payload"]["as_of"]) + shift
+    return {**event, "occurred_at": as_of.isoformat(), "payload": {**event["payload"], "as_of": as_of.isoformat()}}
 
 
 def batches(lines: Sequence[bytes], size: int) -> Iterator[Sequence[bytes]]:

@@ -69,15 +69,19 @@ class PostgresViewStore:
                 if not w.rows:
                     continue
                 if isinstance(w, Put):
+                    # Whole rows over column arrays, like increments: each key appears once per write.
                     others = [c for c in w.table.columns if c not in w.table.key]
-                    put_sql = SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}").format(
+                    put_types = [SQL("bigint[]") if isinstance(v, int) else SQL("text[]") for v in w.rows[0]]
+                    put_sql = SQL(
+                        "INSERT INTO {} ({}) SELECT * FROM unnest({}) ON CONFLICT ({}) DO UPDATE SET {}"
+                    ).format(
                         Identifier(w.table.name),
                         SQL(",").join(map(Identifier, w.table.columns)),
-                        SQL(",").join(SQL("%s") for _ in w.table.columns),
+                        SQL(",").join(SQL("%s::{}").format(t) for t in put_types),
                         SQL(",").join(map(Identifier, w.table.key)),
                         SQL(",").join(SQL("{0} = excluded.{0}").format(Identifier(c)) for c in others),
                     )
-                    cur.executemany(put_sql, w.rows)
+                    cur.execute(put_sql, [list(column) for column in zip(*w.rows, strict=True)])
                 elif isinstance(w, Insert):
                     copy_sql = SQL("COPY {} ({}) FROM STDIN").format(
                         Identifier(w.table.name), SQL(",").join(map(Identifier, w.table.columns))
@@ -128,20 +132,27 @@ class PostgresViewStore:
     def lookup(self, table: Table, keys: Sequence[tuple[Any, ...]]) -> dict[tuple[Any, ...], tuple[Any, ...]]:
         found: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         unique = list(dict.fromkeys(keys))
+        if not unique:
+            return found
         key_at = [table.columns.index(k) for k in table.key]
-        width = len(table.key)
+        cols = SQL(",").join(map(Identifier, table.columns))
         with self.conn.transaction():
-            for i in range(0, len(unique), 1000):
-                chunk = unique[i : i + 1000]
-                row_marks = SQL("({})").format(SQL(",").join(SQL("%s") for _ in range(width)))
-                sql = SQL("SELECT {} FROM {} WHERE ({}) IN ({})").format(
-                    SQL(",").join(map(Identifier, table.columns)),
-                    Identifier(table.name),
-                    SQL(",").join(map(Identifier, table.key)),
-                    SQL(",").join(row_marks for _ in chunk),
+            if len(table.key) == 1:
+                # One array parameter: one plan however many keys (a VALUES list is planned per size).
+                kind = SQL("bigint[]") if isinstance(unique[0][0], int) else SQL("text[]")
+                sql = SQL("SELECT {} FROM {} WHERE {} = ANY(%s::{})").format(
+                    cols, Identifier(table.name), Identifier(table.key[0]), kind
                 )
-                for row in self.conn.execute(sql, [v for k in chunk for v in k]):
-                    found[tuple(row[j] for j in key_at)] = tuple(row)
+                rows = self.conn.execute(sql, [[k[0] for k in unique]]).fetchall()
+            else:
+                row_marks = SQL("({})").format(SQL(",").join(SQL("%s") for _ in table.key))
+                sql = SQL("SELECT {} FROM {} WHERE ({}) IN ({})").format(
+                    cols, Identifier(table.name), SQL(",").join(map(Identifier, table.key)),
+                    SQL(",").join(row_marks for _ in unique),
+                )  # fmt: skip
+                rows = self.conn.execute(sql, [v for k in unique for v in k]).fetchall()
+        for row in rows:
+            found[tuple(row[j] for j in key_at)] = tuple(row)
         return found
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:

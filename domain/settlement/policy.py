@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from domain.regions import RegionConfig
 from domain.settlement.calendar import BankCalendar, CalendarTable, build_calendar
 from domain.settlement.dates import MethodRules, SettlementError, settlement_dates
-from ledger.money import format_amount, to_minor_units
+from ledger.money import allocate
 
 #: Payment methods that settle like another: a buyer's wallet balance moves at once, like Pix.
 _SETTLES_AS = {"account_money": "pix"}
@@ -40,6 +39,9 @@ class SettlementPolicy:
         self.calendars = calendars
         self.methods = methods
         self._built: dict[tuple[str, int], BankCalendar] = {}
+        self._zones: dict[str, ZoneInfo] = {}
+        self._cutoffs: dict[str, dt.time] = {}
+        self._dates: dict[tuple[str, str, int, dt.date, bool], list[tuple[int, int, dt.date, str]]] = {}
 
     @property
     def version(self) -> str:
@@ -55,7 +57,10 @@ class SettlementPolicy:
 
     def zone(self, site: str) -> ZoneInfo:
         """The site's time zone."""
-        return ZoneInfo(self.regions.region_config[site].time_zone)  # type: ignore[index]
+        found = self._zones.get(site)
+        if found is None:
+            found = self._zones.setdefault(site, ZoneInfo(self.regions.region_config[site].time_zone))  # type: ignore[index]
+        return found
 
     def currency_calendar(self, currency: str) -> tuple[str, str]:
         """(calendar site, time zone) a currency's payouts move on: its own entry in
@@ -94,23 +99,26 @@ class SettlementPolicy:
     def schedule(
         self, site: str, method: str, installments: int, captured_at: dt.datetime, amount_minor: int, currency: str
     ) -> list[Installment]:
-        """The installments of a capture (one unless a card capture is in installments)."""
+        """The installments of a capture (one unless a card capture is in installments).
+
+        The dates depend only on the site, method, installments, local capture date and which
+        side of the cut-off the capture fell: they are computed once per such key (a rebuild
+        schedules millions of captures over a few hundred distinct days)."""
         region = self.regions.region_config[site]  # type: ignore[index]
-        local_year = captured_at.astimezone(dt.UTC).year
         kind = _SETTLES_AS.get(method, method)
-        rows = settlement_dates(
-            captured_at,
-            region.time_zone,
-            dt.time.fromisoformat(region.settlement.cutoff),
-            region.settlement.days,
-            self.calendar(site, local_year),
-            self.methods,
-            kind,
-            installments if kind == "card" else 1,
-            format_amount(amount_minor, currency),
-            currency,
-        )
-        return [
-            Installment(r.installment, r.of, r.date, to_minor_units(r.amount or Decimal(0), currency), r.rule)
-            for r in rows
-        ]
+        n = installments if kind == "card" else 1
+        cutoff = self._cutoffs.get(site)
+        if cutoff is None:
+            cutoff = self._cutoffs.setdefault(site, dt.time.fromisoformat(region.settlement.cutoff))
+        local = captured_at.astimezone(self.zone(site))
+        key = (site, kind, n, local.date(), local.time() < cutoff)
+        dates = self._dates.get(key)
+        if dates is None:
+            rows = settlement_dates(captured_at, region.time_zone, cutoff, region.settlement.days,
+                                    self.calendar(site, local.year), self.methods, kind, n)  # fmt: skip
+            dates = [(r.installment, r.of, r.date, r.rule) for r in rows]
+            if len(self._dates) > 200_000:
+                self._dates.clear()
+            self._dates[key] = dates
+        parts = allocate(amount_minor, len(dates)) if len(dates) > 1 else [amount_minor]
+        return [Installment(k, of, day, part, rule) for (k, of, day, rule), part in zip(dates, parts, strict=True)]
