@@ -11,7 +11,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from adapters import config_files
+from adapters import config_files, taxes
 from adapters.cli import DatabaseOpt, FormatOpt, app, err, fail, ledger_for, out
 from adapters.rates import stored_rate
 from adapters.reports import Format, render
@@ -334,3 +334,34 @@ def clients_revoke(client_id: Annotated[str, typer.Argument()], database: Databa
         except QuipuError as exc:
             raise fail(exc) from None
     out.print(f"revoked {client_id}")
+
+
+@tax_app.command("assess")
+def tax_assess(database: DatabaseOpt = None, fmt: FormatOpt = Format.table) -> None:
+    """Assess the taxes of every order not assessed yet, reverse those of cancelled orders (also part of
+    `settlement run`). Idempotent; orders waiting for a recorded FX rate are listed, never guessed."""
+    try:
+        with ledger_for(database) as ledger:
+            done = taxes.assess(ledger)
+    except QuipuError as exc:
+        raise fail(exc) from None
+    rows = [{"order": t.order_id, "kind": t.kind, "event": t.action, "total": t.total, "currency": t.currency,
+             "outcome": t.outcome, "reason": t.reason} for t in done]  # fmt: skip
+    render(rows, fmt, f"{sum(t.outcome == 'appended' for t in done)} tax events recorded", out)
+    if any(t.outcome == "rejected" for t in done):
+        raise typer.Exit(1)
+
+
+@tax_app.command("summary")
+def tax_summary(
+    site: Annotated[Optional[str], typer.Option("--site", help="only this site")] = None,
+    database: DatabaseOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Taxes assessed (less reversed) per site, kind and tax: what the platform owes each authority."""
+    try:
+        with ledger_for(database) as ledger:
+            rows = taxes.summary_rows(ledger, site.upper() if site else None)
+    except QuipuError as exc:
+        raise fail(exc) from None
+    render(rows, fmt, "taxes assessed per site (reversals deducted)", out)

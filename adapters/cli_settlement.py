@@ -130,11 +130,12 @@ def settlement_run(
     database: DatabaseOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Release what is due, place and release rolling reserves, recover deficits. Idempotent per date."""
+    """The daily run: assess new orders' taxes, release what is due, place and release rolling reserves,
+    recover deficits, grant delivery-delay compensations. Idempotent per date."""
     try:
         day = _day(date, "--date")
         with ledger_for(database) as ledger:
-            outcomes = settlement.run(ledger, day)
+            outcomes = settlement.close_day(ledger, day)
     except QuipuError as exc:
         raise fail(exc) from None
     rows = [{"event": o.kind, "party": o.party, "amount": o.amount, "currency": o.currency,

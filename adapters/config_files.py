@@ -16,6 +16,7 @@ from domain.logistics import LogisticsRules
 from domain.regions import RegionConfig
 from domain.settlement.calendar import CalendarTable
 from domain.settlement.dates import MethodRules
+from domain.taxes.assess import WithholdingTable
 from domain.taxes.rules import ConsumptionTable, ImportTable
 from ledger.errors import QuipuError
 
@@ -67,6 +68,7 @@ class FxSettings(BaseModel):
     version: str
     lock_seconds: int
     default_markup: str
+    customs_valuation_minutes: int = 4320
     staleness_minutes: dict[str, int]
 
     def staleness_limit_minutes(self, base: str, quote: str) -> int:
@@ -92,3 +94,8 @@ def settlement_methods(path: Path | None = None) -> MethodRules:
 def logistics(path: Path | None = None) -> LogisticsRules:
     """The delivery-delay compensation rules."""
     return _load(LogisticsRules, path or CONFIG_ROOT / "logistics.toml")
+
+
+def withholding(path: Path | None = None) -> WithholdingTable:
+    """The platform withholding rules and registered sellers."""
+    return _load(WithholdingTable, path or CONFIG_ROOT / "withholding.toml")

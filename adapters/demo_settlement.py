@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from rich.console import Console
 
-from adapters import settlement
+from adapters import settlement, taxes
 from adapters.bootstrap import Ledger
 from adapters.demo import iter_jsonl
 from adapters.jsonl import post_lines
@@ -55,7 +55,7 @@ def simulate(ledger: Ledger, events: list[dict[str, Any]], seed: int, tick: Call
     day = min(by_day)
     while day <= LAST_DAY:
         _confirm_arrivals(ledger, day, in_flight, rng, story)
-        for o in settlement.run(ledger, day):
+        for o in settlement.close_day(ledger, day):
             story["runs"][o.kind] += 1
             story["amounts"][(o.kind, o.currency)] += Decimal(o.amount)
             if o.outcome == "rejected":
@@ -260,6 +260,8 @@ def show(ledger: Ledger, story: dict[str, Any], out: Console) -> None:
                   "store credit": f"{format_amount(int(a), str(c))} {c}"} for s, c, n, k, a, f in late]  # fmt: skip
     title = "late deliveries: compensated automatically beyond each site's threshold (config/logistics.toml)"
     render(late_rows, Format.table, title, out)
+    render(taxes.summary_rows(ledger), Format.table, "tax summary per site: assessed by each day's run, "
+           "reversals deducted (what the platform owes each authority)", out)  # fmt: skip
     if story["held"]:
         hold_id, seller, amount = story["held"]
         out.print(f"AML hold {hold_id}: {amount} BRL of {seller} held on {HOLD_ON}, kept out of the "

@@ -20,7 +20,9 @@ class RecordedRate:
     as_of: dt.datetime
 
 
-def stored_rate(views: ViewStore, base: str, quote: str, at: dt.datetime) -> RecordedRate:
+def stored_rate(
+    views: ViewStore, base: str, quote: str, at: dt.datetime, limit_minutes: int | None = None
+) -> RecordedRate:
     """The latest recorded rate for a pair at or before ``at``; an explicit error when there is
     none or it is older than the pair's staleness limit (``config/fx.toml``)."""
     settings = config_files.fx_settings()
@@ -36,7 +38,7 @@ def stored_rate(views: ViewStore, base: str, quote: str, at: dt.datetime) -> Rec
         )
     rate, source, as_of_us = rows[0]
     age_minutes = (at_us - int(as_of_us)) / 60_000_000
-    limit = settings.staleness_limit_minutes(base, quote)
+    limit = limit_minutes if limit_minutes is not None else settings.staleness_limit_minutes(base, quote)
     as_of = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=int(as_of_us))
     if age_minutes > limit:
         raise FxError(

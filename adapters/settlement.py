@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
-from adapters import config_files, logistics
+from adapters import config_files, logistics, taxes
 from adapters.bootstrap import Ledger, settlement_policy
 from adapters.rates import RecordedRate, stored_rate
 from domain.service import PostResult
@@ -101,8 +101,7 @@ class RunOutcome:
 
 
 def run(ledger: Ledger, run_date: dt.date) -> list[RunOutcome]:
-    """Release what is due, place and release reserves, recover deficits, for ``run_date``; then
-    grant the delivery-delay compensations that are due."""
+    """Release what is due, place and release reserves, recover deficits, for ``run_date``."""
     ledger.runner.run()
     events = plan(run_date, positions(ledger, run_date), due_reserves(ledger, run_date),
                   config_files.settlement_methods())  # fmt: skip
@@ -116,6 +115,15 @@ def run(ledger: Ledger, run_date: dt.date) -> list[RunOutcome]:
         for e, r in zip(events, results, strict=True)
     ]  # fmt: skip
     # The daily run is also when the compensation process manager catches up.
+    return outcomes
+
+
+def close_day(ledger: Ledger, run_date: dt.date) -> list[RunOutcome]:
+    """The daily run: taxes of new orders first (what is withheld is a deduction the releases
+    must net), then :func:`run`, then the delivery-delay compensations that are due."""
+    outcomes = [RunOutcome(t.action, t.order_id, t.total, t.currency, t.outcome, t.reason)
+                for t in taxes.assess(ledger) if t.outcome != "waiting"]  # fmt: skip
+    outcomes += run(ledger, run_date)
     outcomes += [RunOutcome("compensation.granted", c.buyer_id, c.amount, c.currency, c.outcome, c.reason)
                  for c in logistics.compensate(ledger)]  # fmt: skip
     return outcomes

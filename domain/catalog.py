@@ -32,6 +32,7 @@ from domain.payments import (
     RefundIssued,
 )
 from domain.payouts import PayoutFailed, PayoutRequested, PayoutRequestedV1, PayoutSent, PayoutSettled
+from domain.taxes.events import TaxAssessed, TaxReversed
 from ledger.errors import QuipuError
 from ledger.pan import contains_pan, masked
 
@@ -41,6 +42,8 @@ EVENT_CLASSES: Final[tuple[type[Envelope], ...]] = (
     DeliveryDelayed,
     DeliveryConfirmed,
     CompensationGranted,
+    TaxAssessed,
+    TaxReversed,
     PaymentAuthorized,
     PaymentCapturedV1,
     PaymentCaptured,

@@ -146,6 +146,25 @@ def _compensation(p: Doc) -> JournalEntry:
     return _transfer(f"{PLATFORM}:{funding}:{ccy}", f"buyer:{p['buyer_id']}:store_credit:{ccy}", p["amount"], memo)
 
 
+def _tax_payable(name: str, ccy: str) -> str:
+    slug = "".join(ch if ch.isalnum() else "_" for ch in name.lower()).strip("_")
+    while "__" in slug:
+        slug = slug.replace("__", "_")
+    return f"{PLATFORM}:tax_payable.{slug[:40] or 'tax'}:{ccy}"
+
+
+def _tax(p: Doc, reverse: bool) -> JournalEntry:
+    seller = p["seller_id"]
+    postings = []
+    for line in p["lines"]:
+        ccy, minor = line["amount"]["currency"], minor_units(line["amount"])
+        pending, payable = _seller(seller, "pending", ccy), _tax_payable(line["name"], ccy)
+        dr, cr = (payable, pending) if reverse else (pending, payable)
+        postings += [debit(dr, ccy, minor), credit(cr, ccy, minor)]
+    verb = "reversed" if reverse else "assessed"
+    return JournalEntry(tuple(postings), f"{p['kind']} tax {p['assessment_id']} {verb} on order {p['order_id']}")
+
+
 def _payout_sent(p: Doc) -> JournalEntry:
     ccy = p["amount"]["currency"]
     clearing = f"{PLATFORM}:payouts_clearing:{ccy}"
@@ -211,6 +230,8 @@ RULES: Final[dict[tuple[str, int], Callable[[Doc], JournalEntry | None]]] = {
     ("payout.failed", 1): _payout_failed,
     ("adjustment.posted", 1): _adjustment,
     ("compensation.granted", 1): _compensation,
+    ("tax.assessed", 1): lambda p: _tax(p, reverse=False),
+    ("tax.reversed", 1): lambda p: _tax(p, reverse=True),
     ("fx.converted", 1): _converted,
 }
 

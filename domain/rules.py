@@ -9,8 +9,9 @@ stream                    events                      rules
 ========================  ==========================  ===================================
 ``order:<order_id>``      order.placed / cancelled,   placed once; cancelled once, after;
                           delivery.delayed/confirmed, delays and delivery of placed
-                          compensation.granted        orders only; delivered once; one
-                                                      compensation, ≤ total, its currency
+                          compensation.granted,       orders only; delivered once; one
+                          tax.assessed / reversed     compensation, ≤ total, its currency;
+                                                      each tax kind once, taxes ≤ total
 ``payment:<payment_id>``  payment.*, refund.issued,   captures ≤ authorisation; refunds +
                           chargeback.*                chargebacks ≤ captures; same seller,
                                                       psp and currency; ids never reused
@@ -53,6 +54,7 @@ from domain.payments import (
     RefundIssued,
 )
 from domain.payouts import PayoutFailed, PayoutRequested, PayoutSent, PayoutSettled
+from domain.taxes.events import TaxAssessed, TaxReversed
 from ledger.errors import QuipuError
 from ledger.money import format_amount
 
@@ -69,6 +71,9 @@ class RuleViolation(QuipuError, ValueError):
         self.reason = reason
 
 
+_ORDER_EVENTS: Final = (
+    OrderPlaced, OrderCancelled, DeliveryDelayed, DeliveryConfirmed, CompensationGranted, TaxAssessed, TaxReversed,
+)  # fmt: skip
 _WALLET_EVENTS: Final = (
     FundsReleased, PayoutRequested, PayoutSent, PayoutSettled, PayoutFailed, FxConverted, FundsHeld,
     HoldReleased, DeficitRecovered,
@@ -78,7 +83,7 @@ _WALLET_EVENTS: Final = (
 def stream_name(event: Envelope) -> str:
     """The consistency boundary an event belongs to."""
     p: Any = event.payload
-    if isinstance(event, (OrderPlaced, OrderCancelled, DeliveryDelayed, DeliveryConfirmed, CompensationGranted)):
+    if isinstance(event, _ORDER_EVENTS):
         return f"order:{p.order_id}"
     if isinstance(event, _WALLET_EVENTS):
         return f"wallet:{p.seller_id}"
@@ -108,6 +113,9 @@ class OrderState:
     days_late: int = 0
     compensated: bool = False
     delivered: bool = False
+    seller_id: str = ""
+    taxes: tuple[tuple[str, int, bool], ...] = ()
+    """(kind, total assessed in minor units, reversed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +218,8 @@ def _same_parties(state: PaymentState, seller_id: str, psp: str, amount: Amount)
 def _order_placed(s: OrderState, e: OrderPlaced) -> OrderState:
     if s.placed:
         raise RuleViolation("payload.order_id", f"order {e.payload.order_id} was already placed")
-    return OrderState(placed=True, currency=e.payload.total.currency, total_minor=e.payload.total.minor)
+    p = e.payload
+    return OrderState(placed=True, currency=p.total.currency, total_minor=p.total.minor, seller_id=p.seller_id)
 
 
 def _order_cancelled(s: OrderState, e: OrderCancelled) -> OrderState:
@@ -233,6 +242,45 @@ def _delivery_confirmed(s: OrderState, e: DeliveryConfirmed) -> OrderState:
     if s.delivered:
         raise RuleViolation("payload.order_id", f"order {e.payload.order_id} was already delivered")
     return replace(s, delivered=True)
+
+
+def _tax_lines(s: OrderState, lines: Any) -> int:
+    for i, line in enumerate(lines):
+        if line.amount.currency != s.currency:
+            raise RuleViolation(
+                f"payload.lines.{i}.amount.currency", f"{line.amount.currency} is not the order's currency {s.currency}"
+            )
+    return sum(line.amount.minor for line in lines)
+
+
+def _tax_assessed(s: OrderState, e: TaxAssessed) -> OrderState:
+    p = e.payload
+    if not s.placed:
+        raise RuleViolation("payload.order_id", f"order {p.order_id} was never placed")
+    if p.seller_id != s.seller_id:
+        raise RuleViolation("payload.seller_id", f"{p.seller_id} is not the order's seller {s.seller_id}")
+    if any(kind == p.kind for kind, _, _ in s.taxes):
+        raise RuleViolation("payload.kind", f"{p.kind} tax of order {p.order_id} was already assessed")
+    total = _tax_lines(s, p.lines)
+    assessed = sum(amount for _, amount, undone in s.taxes if not undone)
+    if assessed + total > s.total_minor:
+        raise RuleViolation(
+            "payload.lines", f"taxes of {_minor(assessed + total, s.currency)} exceed the order total "
+            f"{_minor(s.total_minor, s.currency)}",
+        )  # fmt: skip
+    return replace(s, taxes=(*s.taxes, (p.kind, total, False)))
+
+
+def _tax_reversed(s: OrderState, e: TaxReversed) -> OrderState:
+    p = e.payload
+    for i, (kind, amount, undone) in enumerate(s.taxes):
+        if kind == p.kind:
+            if undone:
+                raise RuleViolation("payload.kind", f"{kind} tax of order {p.order_id} was already reversed")
+            if _tax_lines(s, p.lines) != amount:
+                raise RuleViolation("payload.lines", f"do not add up to the assessed {_minor(amount, s.currency)}")
+            return replace(s, taxes=(*s.taxes[:i], (kind, amount, True), *s.taxes[i + 1 :]))
+    raise RuleViolation("payload.kind", f"no {p.kind} tax was assessed on order {p.order_id}")
 
 
 def _compensated(s: OrderState, e: CompensationGranted) -> OrderState:
@@ -487,6 +535,8 @@ _RULES: Final[dict[type[Envelope], Callable[[Any, Any], State]]] = {
     OrderCancelled: _order_cancelled,
     DeliveryDelayed: _delivery_delayed,
     DeliveryConfirmed: _delivery_confirmed,
+    TaxAssessed: _tax_assessed,
+    TaxReversed: _tax_reversed,
     CompensationGranted: _compensated,
     PaymentAuthorized: _authorized,
     PaymentCaptured: _captured,

@@ -8,11 +8,12 @@ from projections.fx_rates import FxRatesProjection
 from projections.journal import JournalProjection
 from projections.logistics import LogisticsProjection
 from projections.settlement import SettlementProjection
+from projections.taxes import TaxProjection
 from projections.views import Projection
 
 
 def core_projections(settlement: SettlementPolicy) -> list[Projection]:
-    """Journal, account balances, trial balance, published FX rates, settlement and logistics."""
+    """Journal, account balances, trial balance, published FX rates, settlement, logistics and taxes."""
     return [
         JournalProjection(),
         BalancesProjection(),
@@ -20,4 +21,5 @@ def core_projections(settlement: SettlementPolicy) -> list[Projection]:
         FxRatesProjection(),
         SettlementProjection(settlement),
         LogisticsProjection(),
+        TaxProjection(),
     ]

@@ -60,7 +60,7 @@ _SIMPLE_FLOWS: Final = {
 }
 TOPICS: Final = frozenset(
     {*_SIMPLE_FLOWS, "order.placed", "payment.authorized", "chargeback.resolved", "payout.requested",
-     "fx.converted", "funds.held", "hold.released", "delivery.confirmed"}
+     "fx.converted", "funds.held", "hold.released", "delivery.confirmed", "tax.assessed", "tax.reversed"}
 )  # fmt: skip
 UNSCHEDULED: Final = ""
 
@@ -133,6 +133,9 @@ class SettlementProjection:
                 flow(p, "payout_requested", day, p["amount"])
                 if p.get("fee"):
                     flow(p, "payout_fee", day, p["fee"])
+            elif kind in ("tax.assessed", "tax.reversed"):
+                for line in p["lines"]:
+                    flow(p, "tax" if kind == "tax.assessed" else "tax_reversed", day, line["amount"])
             elif kind == "fx.converted":
                 flow(p, "converted_out", day, p["source"])
                 flow(p, "converted_in", day, p["target"])

@@ -62,6 +62,13 @@ def _brl(value: str) -> dict[str, str]:
     return {"amount": value, "currency": "BRL"}
 
 
+#: ICMS inside O-1002's 89.90 BRL: 89.90 × 18 / 118 = 13.713… → 13.71; net 76.19.
+_ICMS_LINE: Final = {
+    "name": "ICMS", "base": {"amount": "76.19", "currency": "BRL"}, "rate_pct": "18",
+    "amount": {"amount": "13.71", "currency": "BRL"},
+}  # fmt: skip
+
+
 def _event(n: int, kind: str, when: str, source: str, payload: dict[str, Any]) -> dict[str, Any]:
     return {
         "event_id": str(uuid.UUID(int=n, version=4)),
@@ -179,6 +186,11 @@ def story() -> list[dict[str, Any]]:
             "order_id": "O-1002", "site": "BR", "buyer_id": "B-2002", "seller_id": _SELLER,
             "total": _brl("89.90"),
         }),
+        _event(28, "tax.assessed", "2026-10-04T12:00:00-03:00", "tax-assessment", {
+            "assessment_id": "TAX-CONS-O-1002", "order_id": "O-1002", "seller_id": _SELLER, "site": "BR",
+            "kind": "consumption", "lines": [_ICMS_LINE],
+            "rule": "consumption_taxes.toml 2026-11-25: BR rule valid from 2000-01-01, tax included in the total",
+        }),
         _event(14, "payment.authorized", "2026-10-04T12:00:04-03:00", "payments-gateway", {
             "payment_id": "P-1002", "order_id": "O-1002", "seller_id": _SELLER, "psp": _PSP,
             "amount": _brl("89.90"), "method": {"kind": "boleto", "barcode": "2" * 47},
@@ -188,6 +200,10 @@ def story() -> list[dict[str, Any]]:
         }),
         _event(16, "order.cancelled", "2026-10-08T00:05:00-03:00", "checkout-api", {
             "order_id": "O-1002", "reason": "payment failed: boleto expired unpaid",
+        }),
+        _event(29, "tax.reversed", "2026-10-08T00:05:00-03:00", "tax-assessment", {
+            "assessment_id": "TAX-CONS-O-1002", "order_id": "O-1002", "seller_id": _SELLER, "site": "BR",
+            "kind": "consumption", "lines": [_ICMS_LINE], "reason": "the order was cancelled",
         }),
     ]  # fmt: skip
 

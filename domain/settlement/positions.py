@@ -5,7 +5,7 @@ up to the date, plus the part of the captures whose settlement date has come. Th
 the journal's seller accounts exactly (a test holds them to it):
 
 * ``pending`` (account ``pending``) = captured − deductions − released + recovered, where
-  deductions = refunds + chargebacks − chargebacks won + fees; it is ``not_yet_due``
+  deductions = refunds + chargebacks − chargebacks won + fees + taxes assessed − reversed; it is ``not_yet_due``
   (captured − settled) plus ``due``;
 * ``due`` = settled − deductions − released + recovered is owed to the seller now
   (the next release), and a negative ``due`` is a **deficit**: refunds or chargebacks after
@@ -68,7 +68,10 @@ def position(seller_id: str, currency: str, flows: Mapping[str, int], settled: i
     held = sum(v for k, v in flows.items() if k.startswith("held:"))
     unheld = sum(v for k, v in flows.items() if k.startswith("hold_released:"))
     reserved = f("held:reserve", 0) - f("hold_released:reserve", 0)
-    deductions = f("refunded", 0) + f("charged_back", 0) - f("chargeback_won", 0) + f("fee", 0)
+    deductions = (
+        f("refunded", 0) + f("charged_back", 0) - f("chargeback_won", 0) + f("fee", 0) + f("tax", 0)
+        - f("tax_reversed", 0)
+    )  # fmt: skip
     available = (
         f("released", 0) - f("recovered", 0) - held + unheld - f("payout_requested", 0) - f("payout_fee", 0)
         + f("payout_failed", 0) - f("converted_out", 0) + f("converted_in", 0)

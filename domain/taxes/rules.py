@@ -117,6 +117,7 @@ class ConsumptionTable(BaseModel):
     """The whole consumption-tax file."""
 
     model_config = _FROZEN
+    version: str = "unversioned"
     rule: tuple[ConsumptionRule, ...]
 
 
