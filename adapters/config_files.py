@@ -12,6 +12,7 @@ from typing import Final, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from domain.fx_rules import ConversionRules
 from domain.logistics import LogisticsRules
 from domain.regions import RegionConfig
 from domain.settlement.calendar import CalendarTable
@@ -99,3 +100,8 @@ def logistics(path: Path | None = None) -> LogisticsRules:
 def withholding(path: Path | None = None) -> WithholdingTable:
     """The platform withholding rules and registered sellers."""
     return _load(WithholdingTable, path or CONFIG_ROOT / "withholding.toml")
+
+
+def conversion_rules(path: Path | None = None) -> ConversionRules:
+    """The sellers' automatic conversion rules."""
+    return _load(ConversionRules, path or CONFIG_ROOT / "conversion_rules.toml")

@@ -56,8 +56,9 @@ def simulate(ledger: Ledger, events: list[dict[str, Any]], seed: int, tick: Call
     while day <= LAST_DAY:
         _confirm_arrivals(ledger, day, in_flight, rng, story)
         for o in settlement.close_day(ledger, day):
-            story["runs"][o.kind] += 1
-            story["amounts"][(o.kind, o.currency)] += Decimal(o.amount)
+            if o.outcome == "appended":
+                story["runs"][o.kind] += 1
+                story["amounts"][(o.kind, o.currency)] += Decimal(o.amount)
             if o.outcome == "rejected":
                 story["problems"].append(f"{day}: {o.kind} {o.party}: {o.reason}")
         todays = by_day.get(day, [])
@@ -122,9 +123,12 @@ def _pay_out(
     at = dt.datetime.combine(day, dt.time(16, 30), dt.UTC)
     ledger.runner.run()
     for p in settlement.positions(ledger, day):
-        if p.available <= 0 or p.currency in ("USD", "EUR"):
+        if p.available <= 0:
             continue
-        target = "USD" if p.seller_id.startswith("CN-") else "EUR" if p.seller_id in EUR_SELLERS else p.currency
+        if p.currency in ("USD", "EUR"):  # converted by the seller's rules: paid out as it is
+            target = p.currency
+        else:
+            target = "USD" if p.seller_id.startswith("CN-") else "EUR" if p.seller_id in EUR_SELLERS else p.currency
         amount = str(Decimal(p.available).scaleb(-_exp(p.currency)))
         try:
             event, result = settlement.request_payout(

@@ -18,6 +18,8 @@ from typing import Any, Final
 from adapters import config_files, logistics, taxes
 from adapters.bootstrap import Ledger, settlement_policy
 from adapters.rates import RecordedRate, stored_rate
+from domain.fx_rules import conversion_events
+from domain.ids import derived_id
 from domain.service import PostResult
 from domain.settlement.policy import SettlementPolicy
 from domain.settlement.positions import Position, position
@@ -118,12 +120,50 @@ def run(ledger: Ledger, run_date: dt.date) -> list[RunOutcome]:
     return outcomes
 
 
+def convert(ledger: Ledger, run_date: dt.date) -> list[RunOutcome]:
+    """Apply the sellers' automatic conversion rules to their available funds, through locked quotes
+    at the latest recorded rate (a stale or missing rate leaves the funds and says so)."""
+    rules, fx = config_files.conversion_rules(), config_files.fx_settings()
+    at = dt.datetime.combine(run_date, dt.time(0, 2), dt.UTC)
+    policy = _policy()
+    sites = {ccy: site for site, ccy in ((s, r.currency) for s, r in sorted(policy.regions.region_config.items()))}
+    events: list[dict[str, Any]] = []
+    outcomes: list[RunOutcome] = []
+    ledger.runner.run()
+    for p in positions(ledger, run_date):
+        rule = rules.for_seller(p.seller_id, sites.get(p.currency), p.currency, run_date)
+        if rule is None or rule.target == p.currency or p.available <= 0:
+            continue
+        amount = Decimal(format_amount(p.available, p.currency))
+        if amount < Decimal(rule.min_amount):
+            continue
+        try:
+            rate = stored_rate(ledger.views, p.currency, rule.target, at)
+        except QuipuError as exc:
+            outcomes.append(RunOutcome("fx.converted", p.seller_id, str(amount), p.currency, "waiting", str(exc)))
+            continue
+        key = f"{p.seller_id}:{p.currency}:{rule.target}:{run_date}:{p.converted_out}"
+        events += conversion_events(p.seller_id, p.currency, rule.target, amount, rate.rate,
+                                    Decimal(fx.default_markup), rate.source, rate.as_of, at,
+                                    dt.timedelta(seconds=fx.lock_seconds), key)  # fmt: skip
+    results = ledger.service.post(events) if events else []
+    ledger.runner.run()
+    for e, r in zip(events, results, strict=True):
+        if e["type"] == "fx.converted":
+            src = e["payload"]["source"]
+            outcomes.append(RunOutcome("fx.converted", e["payload"]["seller_id"], src["amount"], src["currency"],
+                                       r.outcome.value, r.reason or ""))  # fmt: skip
+    return outcomes
+
+
 def close_day(ledger: Ledger, run_date: dt.date) -> list[RunOutcome]:
     """The daily run: taxes of new orders first (what is withheld is a deduction the releases
-    must net), then :func:`run`, then the delivery-delay compensations that are due."""
+    must net), then :func:`run`, then the sellers' automatic conversions of what was released,
+    then the delivery-delay compensations that are due."""
     outcomes = [RunOutcome(t.action, t.order_id, t.total, t.currency, t.outcome, t.reason)
                 for t in taxes.assess(ledger) if t.outcome != "waiting"]  # fmt: skip
     outcomes += run(ledger, run_date)
+    outcomes += convert(ledger, run_date)
     outcomes += [RunOutcome("compensation.granted", c.buyer_id, c.amount, c.currency, c.outcome, c.reason)
                  for c in logistics.compensate(ledger)]  # fmt: skip
     return outcomes
@@ -266,7 +306,7 @@ def request_payout(
     sent = chosen.amount - fee
     if sent <= 0:
         raise SettlementError(f"--amount: {amount} {currency} does not cover the {chosen.name} fee of {fee}")
-    pid = payout_id or "PO-" + uuid.uuid5(OPS_NAMESPACE, f"{seller}:{at.isoformat()}:{amount}:{target}").hex[:16]
+    pid = payout_id or derived_id("PO-", f"{seller}:{at.isoformat()}:{amount}:{target}")
     payload: dict[str, Any] = {
         "payout_id": pid,
         "seller_id": seller,
@@ -301,7 +341,7 @@ def place_hold(
 ) -> PostResult:  # fmt: skip
     """Hold part of a seller's available funds."""
     value = parse_amount(amount, currency, "--amount")
-    hid = hold_id or "H-" + uuid.uuid5(OPS_NAMESPACE, f"{seller}:{at.isoformat()}:{amount}:{reason}").hex[:16]
+    hid = hold_id or derived_id("H-", f"{seller}:{at.isoformat()}:{amount}:{reason}")
     payload: dict[str, Any] = {
         "hold_id": hid, "seller_id": seller, "amount": {"amount": str(value), "currency": currency},
         "reason": reason, "reference": reference,

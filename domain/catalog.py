@@ -18,7 +18,7 @@ from domain.adjustments import AdjustmentPosted
 from domain.deliveries import DeliveryConfirmed
 from domain.envelope import Envelope
 from domain.fees import FeeCharged, FundsReleased
-from domain.fx_events import FxConverted, FxRatePublished
+from domain.fx_events import FxConverted, FxQuoteLocked, FxRatePublished
 from domain.holds import DeficitRecovered, FundsHeld, HoldReleased
 from domain.logistics import CompensationGranted, DeliveryDelayed
 from domain.orders import OrderCancelled, OrderPlaced
@@ -63,6 +63,7 @@ EVENT_CLASSES: Final[tuple[type[Envelope], ...]] = (
     DeficitRecovered,
     AdjustmentPosted,
     FxRatePublished,
+    FxQuoteLocked,
     FxConverted,
 )
 

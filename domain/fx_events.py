@@ -76,3 +76,29 @@ class FxConverted(Envelope):
     type: Literal["fx.converted"]
     schema_version: Literal[1]
     payload: FxConvertedPayload
+
+
+class FxQuoteLockedPayload(Payload):
+    """A rate locked for a seller's conversion: reference, markup, final rate, amounts, expiry.
+
+    A conversion that names this quote must use its figures and happen before it expires.
+    """
+
+    quote_id: Ident
+    seller_id: Ident
+    source: Amount
+    target: Amount
+    reference_rate: RateString
+    markup: MarkupString
+    final_rate: Annotated[str, Field(pattern=r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,24})?$")]
+    rate_source: Annotated[str, Field(min_length=1, max_length=60)]
+    rate_as_of: AwareDatetime
+    expires_at: AwareDatetime
+
+
+class FxQuoteLocked(Envelope):
+    """``fx.quote_locked``: books nothing; it is what a conversion of the seller's funds refers to."""
+
+    type: Literal["fx.quote_locked"]
+    schema_version: Literal[1]
+    payload: FxQuoteLockedPayload

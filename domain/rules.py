@@ -41,7 +41,7 @@ from domain.deliveries import DeliveryConfirmed
 from domain.envelope import Amount, Envelope
 from domain.fees import FeeCharged, FundsReleased
 from domain.fx import figures
-from domain.fx_events import FxConverted, FxRatePublished
+from domain.fx_events import FxConverted, FxQuoteLocked, FxRatePublished
 from domain.holds import DeficitRecovered, FundsHeld, HoldReleased
 from domain.logistics import CompensationGranted, DeliveryDelayed
 from domain.orders import OrderCancelled, OrderPlaced
@@ -75,7 +75,7 @@ _ORDER_EVENTS: Final = (
     OrderPlaced, OrderCancelled, DeliveryDelayed, DeliveryConfirmed, CompensationGranted, TaxAssessed, TaxReversed,
 )  # fmt: skip
 _WALLET_EVENTS: Final = (
-    FundsReleased, PayoutRequested, PayoutSent, PayoutSettled, PayoutFailed, FxConverted, FundsHeld,
+    FxQuoteLocked, FundsReleased, PayoutRequested, PayoutSent, PayoutSettled, PayoutFailed, FxConverted, FundsHeld,
     HoldReleased, DeficitRecovered,
 )  # fmt: skip
 
@@ -155,6 +155,8 @@ class WalletState:
     conversion_ids: frozenset[str] = frozenset()
     holds: tuple[tuple[str, str, int, bool], ...] = ()
     """(hold id, currency, amount in minor units, still held)."""
+    quotes: tuple[tuple[str, str, str, str, str, int], ...] = ()
+    """(quote id, source currency, target currency, reference rate, markup, source minor units)."""
     recovery_ids: frozenset[str] = frozenset()
 
     def balance(self, currency: str) -> int:
@@ -499,8 +501,31 @@ def _recovered(s: WalletState, e: DeficitRecovered) -> WalletState:
     return replace(s, available=s.moved((ccy, -p.amount.minor)), recovery_ids=s.recovery_ids | {p.recovery_id})
 
 
+def _quote_locked(s: WalletState, e: FxQuoteLocked) -> WalletState:
+    p = e.payload
+    if any(q[0] == p.quote_id for q in s.quotes):
+        raise RuleViolation("payload.quote_id", f"quote {p.quote_id} was already locked")
+    if p.source.currency == p.target.currency:
+        raise RuleViolation("payload.target.currency", "a quote needs two different currencies")
+    if p.expires_at <= e.occurred_at:
+        raise RuleViolation("payload.expires_at", "must be after the moment the quote is locked")
+    f = figures(p.source.decimal, p.target.currency, Decimal(p.reference_rate), Decimal(p.markup))
+    if Decimal(p.final_rate) != f.final_rate or p.target.decimal != f.target_amount:
+        raise RuleViolation(
+            "payload.target.amount", f"{p.target.amount} is not source × final rate = {f.target_amount}"
+        )
+    quote = (p.quote_id, p.source.currency, p.target.currency, p.reference_rate, p.markup, p.source.minor)
+    return replace(s, quotes=(*s.quotes, quote))
+
+
 def _converted(s: WalletState, e: FxConverted) -> WalletState:
     p = e.payload
+    locked = next((q for q in s.quotes if q[0] == p.quote_id), None) if p.quote_id else None
+    if locked is not None:
+        _, src, tgt, ref, markup, minor = locked
+        if (src, tgt, ref, markup, minor) != (p.source.currency, p.target.currency, p.reference_rate, p.markup,
+                                              p.source.minor):  # fmt: skip
+            raise RuleViolation("payload.quote_id", f"the conversion does not use the figures of quote {p.quote_id}")
     if p.conversion_id in s.conversion_ids:
         raise RuleViolation("payload.conversion_id", f"conversion {p.conversion_id} was already booked")
     if p.source.currency == p.target.currency:
@@ -555,6 +580,7 @@ _RULES: Final[dict[type[Envelope], Callable[[Any, Any], State]]] = {
     HoldReleased: _hold_released,
     DeficitRecovered: _recovered,
     FxConverted: _converted,
+    FxQuoteLocked: _quote_locked,
     FxRatePublished: _once("payload.as_of"),
 }
 

@@ -127,6 +127,12 @@ def story() -> list[dict[str, Any]]:
             "base": "BRL", "quote": "USD", "rate": "0.1834", "source": "BCB PTAX",
             "as_of": "2026-10-27T13:00:00-03:00",
         }),
+        _event(30, "fx.quote_locked", "2026-10-27T13:00:30-03:00", "fx-service", {
+            "quote_id": "Q-1001", **wallet, "source": _brl("100.00"),
+            "target": {"amount": "17.97", "currency": "USD"}, "reference_rate": "0.1834", "markup": "0.02",
+            "final_rate": "0.179732", "rate_source": "BCB PTAX", "rate_as_of": "2026-10-27T13:00:00-03:00",
+            "expires_at": "2026-10-27T13:05:00-03:00",
+        }),
         _event(18, "fx.converted", "2026-10-27T13:02:00-03:00", "fx-service", {
             "conversion_id": "FX-1001", **wallet, "source": _brl("100.00"),
             "target": {"amount": "17.97", "currency": "USD"}, "reference_rate": "0.1834", "markup": "0.02",

@@ -76,14 +76,34 @@ def test_import_duties_at_the_recorded_rate_replace_the_consumption_tax(ledger_u
                                         "as_of": fix}, when=fix)  # fmt: skip
         post(ledger, [rate, order("X1", "BR", "300.00", "BRL", "CN-1", "CN")])
         [duty] = taxes.assess(ledger)
-        # 300.00 BRL × 0.18 = 54.00 USD, in the 50.01–3,000 band of Remessa Conforme (from 2024-08-01):
-        # II = 54.00 × 60% − 20.00 = 12.40 USD; ICMS 17% by gross-up = (54.00 + 12.40) × 17 / 83 = 13.60 USD.
-        # In BRL at the same rate: 12.40 / 0.18 = 68.888… → 68.89; 13.60 / 0.18 = 75.555… → 75.56.
-        assert (duty.kind, duty.total, duty.outcome) == ("import", "144.45", "appended")
+        # The buyer paid 300.00 BRL × 0.18 = 54.00 USD, duties included. The customs value is the largest v
+        # with v + duties(v) ≤ 54.00: v = 37.35 (band up to USD 50 of Remessa Conforme from 2024-08-01):
+        # II 20% = 7.47; ICMS 17% by gross-up = (37.35 + 7.47) × 17 / 83 = 9.18; 37.35 + 7.47 + 9.18 = 54.00.
+        # In BRL at the same rate: 7.47 / 0.18 = 41.50; 9.18 / 0.18 = 51.00.
+        assert (duty.kind, duty.total, duty.outcome) == ("import", "92.50", "appended")
         b = tax_balances(ledger)
-        assert b["platform:main:tax_payable.ii:BRL"] == 6889 and b["platform:main:tax_payable.icms:BRL"] == 7556
+        assert b["platform:main:tax_payable.ii:BRL"] == 4150 and b["platform:main:tax_payable.icms:BRL"] == 5100
         line = ledger.views.query("SELECT lines FROM tax_assessments WHERE order_id = 'X1'")[0][0]
-        assert '"base":{"amount":"54.00","currency":"USD"}' in str(line)
+        assert '"base":{"amount":"37.35","currency":"USD"}' in str(line)
+
+
+def test_the_customs_value_takes_the_duties_out_of_what_the_buyer_paid() -> None:
+    import datetime as dt
+    from decimal import Decimal
+
+    from domain.taxes.assess import customs_value
+    from domain.taxes.quotes import import_quote, import_regime
+
+    regime = import_regime(config_files.import_duties(), "BR", "CN", dt.date(2026, 10, 1))
+    # DOMAIN.md's example: USD 50 of goods → +10.00 II, +12.29 ICMS = 72.29 paid.
+    assert customs_value(regime, Decimal("72.29")) == Decimal("50.00")
+    # One cent less cannot carry USD 50 of goods: 49.99 → II 10.00 (9.998), ICMS 12.28.
+    assert customs_value(regime, Decimal("72.28")) == Decimal("49.99")
+    # Above the band edge the 60% rate minus USD 20 applies: 80.00 paid = 54.00 + 12.40 + 13.60.
+    assert customs_value(regime, Decimal("80.00")) == Decimal("54.00")
+    for paid in ("0.50", "10.00", "72.30", "999.99", "5000.00"):
+        value = customs_value(regime, Decimal(paid))
+        assert import_quote(regime, value).total <= Decimal(paid)
 
 
 def test_a_cross_border_order_without_a_recorded_rate_waits_and_writes_nothing(ledger_url: str) -> None:

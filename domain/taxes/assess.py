@@ -6,7 +6,8 @@ total is total × rate ÷ (100 + Σ rates), rounded half-even on its own; net is
 so net + taxes = total exactly. Withholdings are net × rate, each rounded on its own. Cross-border orders on a site
 with an import regime pay the regime's duties and taxes (computed in USD on the total's USD
 value at the recorded rate, each line converted back at the same rate and rounded) instead
-of the domestic consumption tax.
+of the domestic consumption tax; the total includes them, so the customs value is the largest
+value whose duties fit in it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from domain.envelope import Site
 from domain.taxes.quotes import TaxRuleError, consumption_rule, import_quote, import_regime
-from domain.taxes.rules import Component, ConsumptionTable, Dated, ImportTable
+from domain.taxes.rules import Component, ConsumptionTable, Dated, ImportRegime, ImportTable
 from ledger.money import format_amount, quantize, to_minor_units
 
 NAMESPACE: Final = uuid.UUID("6b2c3a1d-9e4f-4b7a-8c5d-1f0e2d3c4b5a")
@@ -148,11 +149,36 @@ def withholding(order: Order, table: WithholdingTable, consumption_table: Consum
     return _event(order, "withholding", lines, text)
 
 
+def customs_value(regime: ImportRegime, paid_usd: Decimal) -> Decimal:
+    """The largest customs value v (USD, in cents) with v + duties(v) ≤ what the buyer paid:
+    the order total includes the duties collected at checkout. Bisection over cents, because the
+    bands make duties piecewise (a deduction, a gross-up, a jump at a band's edge)."""
+    low, high = 0, int(paid_usd * 100)
+    while low < high:
+        mid = (low + high + 1) // 2
+        value = Decimal(mid) / 100
+        try:
+            fits = import_quote(regime, value).total <= paid_usd
+        except TaxRuleError:
+            fits = False  # above the regime's last band
+        if fits:
+            low = mid
+        else:
+            high = mid - 1
+    if low == 0:
+        raise TaxRuleError(f"--value-usd: {paid_usd} USD cannot pay for goods and duties under {regime.name}")
+    return quantize(Decimal(low) / 100, "USD")
+
+
 def import_duties(order: Order, table: ImportTable, rate: UsdRate) -> dict[str, Any] | None:
-    """The duties and taxes of a cross-border order, computed in USD and booked in its currency."""
+    """The duties and taxes of a cross-border order, computed in USD and booked in its currency.
+
+    The total the buyer paid includes the duties: the customs value is what remains once they
+    are taken out (:func:`customs_value`)."""
     regime = import_regime(table, order.site, order.seller_country, order.local_date)
     total = Decimal(format_amount(order.total_minor, order.currency))
-    value_usd = quantize(total * rate.rate, "USD")
+    paid_usd = quantize(total * rate.rate, "USD")
+    value_usd = customs_value(regime, paid_usd)
     quote = import_quote(regime, value_usd)
     lines = []
     for line in quote.lines:
@@ -162,7 +188,8 @@ def import_duties(order: Order, table: ImportTable, rate: UsdRate) -> dict[str, 
                           "rate_pct": str(line.rate_pct), "amount": _amount(local, order.currency)})  # fmt: skip
     if not lines:
         return None
-    text = f"import_duties.toml: {regime.name} ({regime.source}), valid from {regime.valid_from}; value {value_usd} USD"
+    text = (f"import_duties.toml: {regime.name} ({regime.source}), valid from {regime.valid_from}; paid "
+            f"{paid_usd} USD = customs value {value_usd} + duties {quote.tax}")  # fmt: skip
     return _event(order, "import", lines, text, reference_rate=format(rate.rate, "f"), rate_source=rate.source,
                   rate_as_of=rate.as_of.isoformat())  # fmt: skip
 
