@@ -225,7 +225,7 @@ def demo(
 
 
 #: Modules that add their commands to ``app`` when imported.
-COMMAND_MODULES = ("adapters.cli_rules", "adapters.cli_audit", "adapters.cli_settlement")
+COMMAND_MODULES = ("adapters.cli_rules", "adapters.cli_audit", "adapters.cli_settlement", "adapters.cli_config")
 
 
 def main() -> None:

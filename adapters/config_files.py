@@ -17,6 +17,7 @@ from domain.logistics import LogisticsRules
 from domain.regions import RegionConfig
 from domain.settlement.calendar import CalendarTable
 from domain.settlement.dates import MethodRules
+from domain.settlement.routes import RouteError, RouteTable, load_route_table
 from domain.taxes.assess import WithholdingTable
 from domain.taxes.rules import ConsumptionTable, ImportTable
 from ledger.errors import QuipuError
@@ -105,3 +106,11 @@ def withholding(path: Path | None = None) -> WithholdingTable:
 def conversion_rules(path: Path | None = None) -> ConversionRules:
     """The sellers' automatic conversion rules."""
     return _load(ConversionRules, path or CONFIG_ROOT / "conversion_rules.toml")
+
+
+def route_table(path: Path | None = None) -> RouteTable:
+    """The payout corridors."""
+    try:
+        return load_route_table(path or CONFIG_ROOT / "payout_routes.toml")
+    except RouteError as exc:
+        raise ConfigError(str(exc)) from None

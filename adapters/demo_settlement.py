@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from rich.console import Console
 
-from adapters import settlement, taxes
+from adapters import config_history, settlement, taxes
 from adapters.bootstrap import Ledger
 from adapters.demo import iter_jsonl
 from adapters.jsonl import post_lines
@@ -52,6 +52,10 @@ def simulate(ledger: Ledger, events: list[dict[str, Any]], seed: int, tick: Call
     story: dict[str, Any] = {"runs": Counter(), "amounts": defaultdict(Decimal), "payouts": [], "problems": [],
                              "held": None, "posted": 0}  # fmt: skip
     in_flight: list[tuple[dt.date, dict[str, Any]]] = []
+    # The rules the month runs under, published first: `quipu config status` shows them in force.
+    for name in config_history.FILES:
+        config_history.publish(ledger, name, dt.date(2026, 1, 1), "finance (demo)",
+                               at=dt.datetime(2026, 9, 30, tzinfo=dt.UTC))  # fmt: skip
     day = min(by_day)
     while day <= LAST_DAY:
         _confirm_arrivals(ledger, day, in_flight, rng, story)

@@ -23,7 +23,7 @@ from domain.ids import derived_id
 from domain.service import PostResult
 from domain.settlement.policy import SettlementPolicy
 from domain.settlement.positions import Position, position
-from domain.settlement.routes import RouteError, RoutePrice, RouteTable, cheapest, load_route_table, price_routes
+from domain.settlement.routes import RouteError, RoutePrice, RouteTable, cheapest, price_routes
 from domain.settlement.run import DueReserve, plan
 from ledger.errors import QuipuError
 from ledger.money import format_amount, parse_amount
@@ -237,7 +237,7 @@ def batch_rows(ledger: Ledger, start: dt.date, end: dt.date, site: str | None = 
 
 def route_table() -> RouteTable:
     """The payout corridors in force (``config/payout_routes.toml``)."""
-    return load_route_table(config_files.CONFIG_ROOT / "payout_routes.toml")
+    return config_files.route_table()
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from domain.adjustments import AdjustmentPosted
+from domain.config_events import ConfigPublished
 from domain.deliveries import DeliveryConfirmed
 from domain.envelope import Envelope
 from domain.fees import FeeCharged, FundsReleased
@@ -65,6 +66,7 @@ EVENT_CLASSES: Final[tuple[type[Envelope], ...]] = (
     FxRatePublished,
     FxQuoteLocked,
     FxConverted,
+    ConfigPublished,
 )
 
 
@@ -187,7 +189,7 @@ def parse_event(raw: bytes | str | dict[str, Any]) -> Envelope:
 #: boleto barcodes, OXXO vouchers, Pix end-to-end ids (ISPB + timestamp digits), acquirer and bank references.
 _NOT_PAN_FIELDS: Final = frozenset(
     {"amount", "barcode", "voucher", "rate", "reference_rate", "final_rate", "markup", "end_to_end_id",
-     "acquirer_reference", "bank_reference"}
+     "acquirer_reference", "bank_reference", "content", "sha256"}
 )  # fmt: skip
 
 

@@ -21,6 +21,7 @@ stream                    events                      rules
                           hold.released,              currency; holds released whole and
                           deficit.recovered           once; payout lifecycle order
 ``adjustment:<id>``       adjustment.posted           once
+``config:<name>:<ver>``   config.published            each version once
 ========================  ==========================  ===================================
 
 ``evolve(state, event)`` is both the rule check (it raises :class:`RuleViolation`) and the
@@ -37,6 +38,7 @@ from functools import lru_cache
 from typing import Any, Final
 
 from domain.adjustments import AdjustmentPosted
+from domain.config_events import ConfigPublished
 from domain.deliveries import DeliveryConfirmed
 from domain.envelope import Amount, Envelope
 from domain.fees import FeeCharged, FundsReleased
@@ -89,6 +91,8 @@ def stream_name(event: Envelope) -> str:
         return f"wallet:{p.seller_id}"
     if isinstance(event, FxRatePublished):
         return f"fxrate:{p.base}{p.quote}:{p.source}:{p.as_of.isoformat()}"
+    if isinstance(event, ConfigPublished):
+        return f"config:{p.name}:{p.version}"
     if isinstance(event, FeeCharged):
         return f"fee:{p.fee_id}"
     if isinstance(event, AdjustmentPosted):
@@ -582,6 +586,7 @@ _RULES: Final[dict[type[Envelope], Callable[[Any, Any], State]]] = {
     FxConverted: _converted,
     FxQuoteLocked: _quote_locked,
     FxRatePublished: _once("payload.as_of"),
+    ConfigPublished: _once("payload.version"),
 }
 
 

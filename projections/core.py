@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from domain.settlement.policy import SettlementPolicy
 from projections.balances import BalancesProjection, TrialBalanceProjection
+from projections.config_history import ConfigHistoryProjection
 from projections.fx_rates import FxRatesProjection
 from projections.journal import JournalProjection
 from projections.logistics import LogisticsProjection
@@ -13,7 +14,7 @@ from projections.views import Projection
 
 
 def core_projections(settlement: SettlementPolicy) -> list[Projection]:
-    """Journal, account balances, trial balance, published FX rates, settlement, logistics and taxes."""
+    """Journal, balances, trial balance, FX rates, settlement, logistics, taxes and the rule files' history."""
     return [
         JournalProjection(),
         BalancesProjection(),
@@ -22,4 +23,5 @@ def core_projections(settlement: SettlementPolicy) -> list[Projection]:
         SettlementProjection(settlement),
         LogisticsProjection(),
         TaxProjection(),
+        ConfigHistoryProjection(),
     ]

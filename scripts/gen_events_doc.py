@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import hashlib
 import inspect
 import itertools
 import re
@@ -61,6 +62,12 @@ _PSP: Final = "cielo"
 def _brl(value: str) -> dict[str, str]:
     return {"amount": value, "currency": "BRL"}
 
+
+#: A rule file's text, as `quipu config publish` records it (shortened for the page).
+_CONFIG_TEXT: Final = (
+    'version = "2026-11-26"\n\n[[compensation]]\nsite = "BR"\neffective_from = "2026-01-01"\n'
+    'threshold_days = 5\npercent = "10"\ncap = "50.00"\nfunded_by = "carrier"\n'
+)
 
 #: ICMS inside O-1002's 89.90 BRL: 89.90 × 18 / 118 = 13.713… → 13.71; net 76.19.
 _ICMS_LINE: Final = {
@@ -152,6 +159,11 @@ def story() -> list[dict[str, Any]]:
             "funded_by": "carrier", "carrier": "correios",
             "rule": "logistics.toml 2026-11-26: BR more than 5 days late → 10% of the order total, at most 50.00 BRL, "
                     "funded by carrier",
+        }),
+        _event(31, "config.published", "2026-09-30T12:00:00-03:00", "config:ana", {
+            "name": "logistics", "version": "2026-11-26", "effective_from": "2026-01-01",
+            "sha256": hashlib.sha256(_CONFIG_TEXT.encode()).hexdigest(), "content": _CONFIG_TEXT,
+            "published_by": "ana (finance)",
         }),
         _event(19, "funds.held", "2026-10-28T00:00:00-03:00", "settlement-run", {
             "hold_id": "H-1001", **wallet, "amount": _brl("2.00"), "reason": "reserve",
