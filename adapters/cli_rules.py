@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from adapters import config_files, taxes
+from adapters import config_files, fx_accounting, taxes
 from adapters.cli import DatabaseOpt, FormatOpt, app, err, fail, ledger_for, out
 from adapters.rates import stored_rate
 from adapters.reports import Format, render
@@ -365,3 +366,47 @@ def tax_summary(
     except QuipuError as exc:
         raise fail(exc) from None
     render(rows, fmt, "taxes assessed per site (reversals deducted)", out)
+
+
+@fx_app.command("revalue")
+def fx_revalue(
+    as_of: Annotated[str, typer.Option("--as-of", help="period end YYYY-MM-DD")],
+    database: DatabaseOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """IAS 21: book unrealised gains/losses on open FX positions at the closing rate, reversed the next day."""
+    try:
+        day = _date(as_of, "--as-of")
+        with ledger_for(database) as ledger:
+            done = fx_accounting.revalue(ledger, day)
+    except QuipuError as exc:
+        raise fail(exc) from None
+    render([dataclasses.asdict(r) for r in done], fmt, f"revaluation as of {day} (USD)", out)
+    if any(r.outcome == "rejected" for r in done):
+        raise typer.Exit(1)
+
+
+@fx_app.command("settle-position")
+def fx_settle_position(
+    currency: Annotated[str, typer.Option("--currency", help="the foreign currency sold, e.g. BRL")],
+    amount: Annotated[str, typer.Option("--amount", help="how much of the position was sold")],
+    received: Annotated[str, typer.Option("--received", help="USD received for it")],
+    counterparty: Annotated[str, typer.Option("--counterparty", help="the liquidity provider")],
+    at: Annotated[Optional[str], typer.Option("--at", help="ISO 8601 moment (default: now)")] = None,
+    database: DatabaseOpt = None,
+) -> None:
+    """IAS 21: close part of an FX position; the gap to its carrying value is the realised gain or loss."""
+    try:
+        when = dt.datetime.fromisoformat(at) if at else dt.datetime.now(dt.UTC).replace(microsecond=0)
+        if when.tzinfo is None:
+            raise QuipuError(f"--at: {at!r} has no UTC offset")
+        with ledger_for(database) as ledger:
+            event, result = fx_accounting.settle_position(ledger, currency.upper(), amount, received, counterparty,
+                                                          when)  # fmt: skip
+    except (QuipuError, ValueError) as exc:
+        raise fail(exc) from None
+    p = event["payload"]
+    if result.outcome.value == "rejected":
+        raise fail(QuipuError(result.reason or "rejected"))
+    out.print(f"settled {p['sold']['amount']} {p['sold']['currency']} for {p['received']['amount']} USD: carrying "
+              f"{p['carrying']}, realised {p['realised']} USD ({result.outcome.value})")  # fmt: skip

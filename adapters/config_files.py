@@ -70,7 +70,7 @@ class FxSettings(BaseModel):
     version: str
     lock_seconds: int
     default_markup: str
-    customs_valuation_minutes: int = 4320
+    official_fix_minutes: int = 4320
     staleness_minutes: dict[str, int]
 
     def staleness_limit_minutes(self, base: str, quote: str) -> int:

@@ -7,6 +7,7 @@ that a case clears, and what it all shows.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import random
 import uuid
@@ -17,7 +18,7 @@ from typing import Any, Final
 
 from rich.console import Console
 
-from adapters import config_history, settlement, taxes
+from adapters import config_history, fx_accounting, settlement, taxes
 from adapters.bootstrap import Ledger
 from adapters.demo import iter_jsonl
 from adapters.jsonl import post_lines
@@ -50,7 +51,7 @@ def simulate(ledger: Ledger, events: list[dict[str, Any]], seed: int, tick: Call
     for e in _deliveries(events, rng):
         by_day[_utc_day(e)].append(e)
     story: dict[str, Any] = {"runs": Counter(), "amounts": defaultdict(Decimal), "payouts": [], "problems": [],
-                             "held": None, "posted": 0}  # fmt: skip
+                             "held": None, "posted": 0, "revaluation": []}  # fmt: skip
     in_flight: list[tuple[dt.date, dict[str, Any]]] = []
     # The rules the month runs under, published first: `quipu config status` shows them in force.
     for name in config_history.FILES:
@@ -77,6 +78,8 @@ def simulate(ledger: Ledger, events: list[dict[str, Any]], seed: int, tick: Call
             settlement.release_hold(ledger, story["held"][0], "case AML-1 cleared by compliance (ana)", at)
         if day.weekday() == 0:
             _pay_out(ledger, day, in_flight, rng, story)
+        if day == dt.date(2026, 11, 1):  # October closed: IAS 21 revaluation at the month-end fixes
+            story["revaluation"] = fx_accounting.revalue(ledger, dt.date(2026, 10, 31))
         day += dt.timedelta(days=1)
     ledger.runner.run()
     return story
@@ -268,6 +271,9 @@ def show(ledger: Ledger, story: dict[str, Any], out: Console) -> None:
                   "store credit": f"{format_amount(int(a), str(c))} {c}"} for s, c, n, k, a, f in late]  # fmt: skip
     title = "late deliveries: compensated automatically beyond each site's threshold (config/logistics.toml)"
     render(late_rows, Format.table, title, out)
+    if story["revaluation"]:
+        title = "IAS 21 revaluation of the platform's FX positions at 31 Oct 2026 (USD; reversed on 1 Nov)"
+        render([dataclasses.asdict(r) for r in story["revaluation"]], Format.table, title, out)
     render(taxes.summary_rows(ledger), Format.table, "tax summary per site: assessed by each day's run, "
            "reversals deducted (what the platform owes each authority)", out)  # fmt: skip
     if story["held"]:

@@ -76,7 +76,7 @@ def assess(ledger: Ledger) -> list[TaxOutcome]:
     for order in _orders(ledger):
         try:
             if has_import_regime(duties, order):
-                found = stored_rate(ledger.views, order.currency, "USD", order.placed_at, fx.customs_valuation_minutes)
+                found = stored_rate(ledger.views, order.currency, "USD", order.placed_at, fx.official_fix_minutes)
                 first = import_duties(order, duties, UsdRate(found.rate, found.source, found.as_of))
             else:
                 first = consumption(order, consumption_table)

@@ -19,7 +19,7 @@ from domain.config_events import ConfigPublished
 from domain.deliveries import DeliveryConfirmed
 from domain.envelope import Envelope
 from domain.fees import FeeCharged, FundsReleased
-from domain.fx_events import FxConverted, FxQuoteLocked, FxRatePublished
+from domain.fx_events import FxConverted, FxPositionSettled, FxQuoteLocked, FxRatePublished, FxRevalued
 from domain.holds import DeficitRecovered, FundsHeld, HoldReleased
 from domain.logistics import CompensationGranted, DeliveryDelayed
 from domain.orders import OrderCancelled, OrderPlaced
@@ -66,6 +66,8 @@ EVENT_CLASSES: Final[tuple[type[Envelope], ...]] = (
     FxRatePublished,
     FxQuoteLocked,
     FxConverted,
+    FxRevalued,
+    FxPositionSettled,
     ConfigPublished,
 )
 

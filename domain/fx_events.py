@@ -102,3 +102,69 @@ class FxQuoteLocked(Envelope):
     type: Literal["fx.quote_locked"]
     schema_version: Literal[1]
     payload: FxQuoteLockedPayload
+
+
+SignedDecimal = Annotated[str, Field(pattern=r"^-?(0|[1-9][0-9]{0,17})(\.[0-9]{1,2})?$")]
+
+
+class FxRevaluedPayload(Payload):
+    """IAS 21: an open FX position remeasured at the closing rate, in the functional currency.
+
+    ``difference`` = ``revalued`` − ``carrying`` (USD, signed): a gain when positive. A
+    revaluation with ``reverses`` set undoes the one it names (booked on the next period's
+    first day), so each period starts from the historical carrying value.
+    """
+
+    revaluation_id: Ident
+    currency: Currency
+    position: SignedDecimal
+    """The platform's FX liquidity in ``currency`` (long when positive), at its exponent."""
+    closing_rate: RateString
+    """USD per unit of ``currency``."""
+    rate_source: Annotated[str, Field(min_length=1, max_length=60)]
+    rate_as_of: AwareDatetime
+    carrying: SignedDecimal
+    revalued: SignedDecimal
+    difference: SignedDecimal
+    reverses: Ident | None = None
+
+
+class FxRevalued(Envelope):
+    """``fx.revalued``: gain: Dr ``platform:main:fx_revaluation:USD``, Cr ``platform:main:fx_unrealised:USD``;
+    a loss the other way round; a reversal books the opposite of what it reverses."""
+
+    type: Literal["fx.revalued"]
+    schema_version: Literal[1]
+    payload: FxRevaluedPayload
+
+
+class FxPositionSettledPayload(Payload):
+    """Part of an FX position closed with a liquidity provider: ``sold`` left, ``received`` (USD) came in.
+
+    ``realised`` = received − the carrying value of what was sold (USD, signed): a gain when positive.
+    """
+
+    settlement_id: Ident
+    sold: Amount
+    received: Amount
+    carrying: SignedDecimal
+    realised: SignedDecimal
+    counterparty: Annotated[str, Field(min_length=1, max_length=60)]
+
+    @model_validator(mode="after")
+    def _into_the_functional_currency(self) -> FxPositionSettledPayload:
+        if self.received.currency != "USD":
+            raise ValueError(f"received: {self.received.currency} is not the functional currency USD")
+        if self.sold.currency == "USD":
+            raise ValueError("sold: USD is the functional currency; sell a foreign currency position")
+        return self
+
+
+class FxPositionSettled(Envelope):
+    """``fx.position_settled``: Dr ``fx_liquidity`` / Cr ``cash`` in the sold currency; Dr ``cash`` / Cr
+    ``fx_liquidity`` USD for what was received; the realised gain (loss) Dr (Cr) ``fx_liquidity:USD``,
+    Cr (Dr) ``platform:main:fx_realised:USD``."""
+
+    type: Literal["fx.position_settled"]
+    schema_version: Literal[1]
+    payload: FxPositionSettledPayload

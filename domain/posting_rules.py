@@ -165,6 +165,42 @@ def _tax(p: Doc, reverse: bool) -> JournalEntry:
     return JournalEntry(tuple(postings), f"{p['kind']} tax {p['assessment_id']} {verb} on order {p['order_id']}")
 
 
+def _usd_minor(value: str) -> int:
+    """A signed USD decimal string in cents."""
+    return int(Decimal(value).scaleb(2))
+
+
+def _revalued(p: Doc) -> JournalEntry | None:
+    diff = _usd_minor(p["difference"])
+    if p.get("reverses"):
+        diff = -diff  # the reversal carries the figures of what it undoes
+    if diff == 0:
+        return None
+    adj, pnl = f"{PLATFORM}:fx_revaluation:USD", f"{PLATFORM}:fx_unrealised:USD"
+    dr, cr = (adj, pnl) if diff > 0 else (pnl, adj)
+    verb = "reversal of revaluation" if p.get("reverses") else "revaluation"
+    memo = f"IAS 21 {verb} {p['revaluation_id']} of {p['currency']} at {p['closing_rate']}"
+    return JournalEntry((debit(dr, "USD", abs(diff)), credit(cr, "USD", abs(diff))), memo)
+
+
+def _position_settled(p: Doc) -> JournalEntry:
+    sold, received = p["sold"], p["received"]
+    s_ccy, r_ccy = sold["currency"], received["currency"]
+    lines = [
+        debit(f"{PLATFORM}:fx_liquidity:{s_ccy}", s_ccy, minor_units(sold)),
+        credit(f"{PLATFORM}:cash:{s_ccy}", s_ccy, minor_units(sold)),
+        debit(f"{PLATFORM}:cash:{r_ccy}", r_ccy, minor_units(received)),
+        credit(f"{PLATFORM}:fx_liquidity:{r_ccy}", r_ccy, minor_units(received)),
+    ]
+    realised = _usd_minor(p["realised"])
+    liquidity, pnl = f"{PLATFORM}:fx_liquidity:USD", f"{PLATFORM}:fx_realised:USD"
+    if realised > 0:
+        lines += [debit(liquidity, "USD", realised), credit(pnl, "USD", realised)]
+    elif realised < 0:
+        lines += [debit(pnl, "USD", -realised), credit(liquidity, "USD", -realised)]
+    return JournalEntry(tuple(lines), f"FX position {p['settlement_id']} settled with {p['counterparty']}")
+
+
 def _payout_sent(p: Doc) -> JournalEntry:
     ccy = p["amount"]["currency"]
     clearing = f"{PLATFORM}:payouts_clearing:{ccy}"
@@ -230,6 +266,8 @@ RULES: Final[dict[tuple[str, int], Callable[[Doc], JournalEntry | None]]] = {
     ("payout.failed", 1): _payout_failed,
     ("adjustment.posted", 1): _adjustment,
     ("compensation.granted", 1): _compensation,
+    ("fx.revalued", 1): _revalued,
+    ("fx.position_settled", 1): _position_settled,
     ("tax.assessed", 1): lambda p: _tax(p, reverse=False),
     ("tax.reversed", 1): lambda p: _tax(p, reverse=True),
     ("fx.converted", 1): _converted,

@@ -22,6 +22,8 @@ stream                    events                      rules
                           deficit.recovered           once; payout lifecycle order
 ``adjustment:<id>``       adjustment.posted           once
 ``config:<name>:<ver>``   config.published            each version once
+``fxreval:`` / ``fxsettle:``  fx.revalued, fx.position_ once per id
+                          settled
 ========================  ==========================  ===================================
 
 ``evolve(state, event)`` is both the rule check (it raises :class:`RuleViolation`) and the
@@ -43,7 +45,7 @@ from domain.deliveries import DeliveryConfirmed
 from domain.envelope import Amount, Envelope
 from domain.fees import FeeCharged, FundsReleased
 from domain.fx import figures
-from domain.fx_events import FxConverted, FxQuoteLocked, FxRatePublished
+from domain.fx_events import FxConverted, FxPositionSettled, FxQuoteLocked, FxRatePublished, FxRevalued
 from domain.holds import DeficitRecovered, FundsHeld, HoldReleased
 from domain.logistics import CompensationGranted, DeliveryDelayed
 from domain.orders import OrderCancelled, OrderPlaced
@@ -91,6 +93,10 @@ def stream_name(event: Envelope) -> str:
         return f"wallet:{p.seller_id}"
     if isinstance(event, FxRatePublished):
         return f"fxrate:{p.base}{p.quote}:{p.source}:{p.as_of.isoformat()}"
+    if isinstance(event, FxRevalued):
+        return f"fxreval:{p.revaluation_id}"
+    if isinstance(event, FxPositionSettled):
+        return f"fxsettle:{p.settlement_id}"
     if isinstance(event, ConfigPublished):
         return f"config:{p.name}:{p.version}"
     if isinstance(event, FeeCharged):
@@ -587,6 +593,8 @@ _RULES: Final[dict[type[Envelope], Callable[[Any, Any], State]]] = {
     FxQuoteLocked: _quote_locked,
     FxRatePublished: _once("payload.as_of"),
     ConfigPublished: _once("payload.version"),
+    FxRevalued: _once("payload.revaluation_id"),
+    FxPositionSettled: _once("payload.settlement_id"),
 }
 
 

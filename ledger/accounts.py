@@ -62,6 +62,9 @@ NORMAL_SIDE: Final[dict[str, Side]] = {
     "fx_revenue": Side.CREDIT,
     "tax_payable": Side.CREDIT,
     "fx_liquidity": Side.CREDIT,  # a credit balance is a long position in the currency
+    "fx_revaluation": Side.DEBIT,  # IAS 21: the remeasurement of open FX positions, in the functional currency
+    "fx_unrealised": Side.CREDIT,  # IAS 21: unrealised FX gain (a debit balance is a loss)
+    "fx_realised": Side.CREDIT,  # IAS 21: realised FX gain when a position is settled (debit: loss)
     "rounding": Side.DEBIT,
     "chargeback_losses": Side.DEBIT,
     "adjustments": Side.DEBIT,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from domain.settlement.policy import SettlementPolicy
 from projections.balances import BalancesProjection, TrialBalanceProjection
 from projections.config_history import ConfigHistoryProjection
+from projections.fx_positions import FxPositionsProjection
 from projections.fx_rates import FxRatesProjection
 from projections.journal import JournalProjection
 from projections.logistics import LogisticsProjection
@@ -20,6 +21,7 @@ def core_projections(settlement: SettlementPolicy) -> list[Projection]:
         BalancesProjection(),
         TrialBalanceProjection(),
         FxRatesProjection(),
+        FxPositionsProjection(),
         SettlementProjection(settlement),
         LogisticsProjection(),
         TaxProjection(),

@@ -191,6 +191,15 @@ def story() -> list[dict[str, Any]]:
         _event(24, "payout.settled", "2026-11-27T10:00:09-03:00", "payouts-service", {
             "payout_id": "PO-1002", **wallet, "amount": _brl("10.00"), "settled_on": "2026-11-27",
         }),
+        _event(32, "fx.revalued", "2026-10-31T23:59:59+00:00", "fx-accounting", {
+            "revaluation_id": "RV-BRL-20261031", "currency": "BRL", "position": "100.00", "closing_rate": "0.19",
+            "rate_source": "BCB PTAX", "rate_as_of": "2026-10-31T13:00:00-03:00", "carrying": "18.34",
+            "revalued": "19.00", "difference": "0.66",
+        }),
+        _event(33, "fx.position_settled", "2026-11-02T15:00:00+00:00", "fx-accounting", {
+            "settlement_id": "FXS-BRL-1", "sold": _brl("100.00"), "received": {"amount": "18.60", "currency": "USD"},
+            "carrying": "18.34", "realised": "0.26", "counterparty": "LP-1",
+        }),
         _event(12, "adjustment.posted", "2026-10-31T18:00:00-03:00", "ops:maria", {
             "adjustment_id": "ADJ-1001",
             "reason": "Cielo's settlement report paid 0.01 less than captured for P-1001 (rounding)",
