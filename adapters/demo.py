@@ -248,7 +248,16 @@ def _publish_rates(g: _Gen, days: int) -> dict[str, list[tuple[datetime, Decimal
     30 Sep, as a seeded random walk."""
     zone = ZoneInfo("America/Sao_Paulo")
     out: dict[str, list[tuple[datetime, Decimal]]] = {}
-    fixes = FIXES if days <= 34 else {**FIXES, "BRL>EUR": ("ECB", Decimal("0.1581"))}
+    fixes = (
+        FIXES
+        if days <= 34
+        else {
+            **FIXES,
+            "BRL>EUR": ("ECB", Decimal("0.1581")),
+            "USD>EUR": ("LSEG feed", Decimal("0.862")),
+            "EUR>USD": ("ECB", Decimal("1.1601")),
+        }
+    )
     for key, (source, level) in fixes.items():
         ccy, _, quote = key.partition(">")
         rate = level
