@@ -36,9 +36,9 @@ def post(ledger: Ledger, events: list[Any]) -> list[str]:
 
 
 def test_a_sellers_rule_converts_released_funds_through_a_locked_quote(ledger_url: str) -> None:
-    # config/conversion_rules.toml: CN-S7-001 converts BRL to USD from 100.00 BRL.
+    # config/conversion_rules.toml: CN-S7-002 converts BRL to USD from 100.00 BRL (and keeps USD).
     with open_ledger(ledger_url) as ledger:
-        post(ledger, [rate("0.1834", "2026-10-05T13:00:00-03:00"), *sale("P1", "CN-S7-001", "500.00")])
+        post(ledger, [rate("0.1834", "2026-10-05T13:00:00-03:00"), *sale("P1", "CN-S7-002", "500.00")])
         assert settlement.run(ledger, dt.date(2026, 10, 6))  # Pix settled on 5 Oct: released on the 6th
         [converted] = settlement.convert(ledger, dt.date(2026, 10, 6))
         assert (converted.kind, converted.amount, converted.currency, converted.outcome) == (
@@ -46,7 +46,7 @@ def test_a_sellers_rule_converts_released_funds_through_a_locked_quote(ledger_ur
         # 500.00 × 0.1834 = 91.70 at reference; final rate 0.1834 × (1 − 0.02) = 0.179732 → 89.866 → 89.87 USD.
         usd = ledger.views.query(
             "SELECT credits_minor - debits_minor FROM account_balances WHERE account = ?",
-            ["seller:CN-S7-001:available:USD"],
+            ["seller:CN-S7-002:available:USD"],
         )
         assert usd == [(8987,)]
         assert settlement.convert(ledger, dt.date(2026, 10, 6)) == []  # nothing left to convert
@@ -56,11 +56,11 @@ def test_a_sellers_rule_converts_released_funds_through_a_locked_quote(ledger_ur
 
 def test_below_the_threshold_or_without_a_rule_funds_stay_and_a_stale_rate_waits(ledger_url: str) -> None:
     with open_ledger(ledger_url) as ledger:
-        post(ledger, [rate("0.1834", "2026-10-01T13:00:00-03:00"), *sale("P1", "CN-S7-001", "50.00"),
+        post(ledger, [rate("0.1834", "2026-10-01T13:00:00-03:00"), *sale("P1", "CN-S7-002", "50.00"),
                       *sale("P2", "BR-LOCAL", "500.00")])  # fmt: skip
         settlement.run(ledger, dt.date(2026, 10, 6))
         assert settlement.convert(ledger, dt.date(2026, 10, 6)) == []  # 50.00 < 100.00; BR-LOCAL keeps BRL
-        post(ledger, sale("P3", "CN-S7-001", "100.00", "2026-10-06T12:00:00-03:00"))
+        post(ledger, sale("P3", "CN-S7-002", "100.00", "2026-10-06T12:00:00-03:00"))
         settlement.run(ledger, dt.date(2026, 10, 7))
         head = ledger.store.head()
         [waiting] = settlement.convert(ledger, dt.date(2026, 10, 7))
