@@ -63,7 +63,10 @@ class Ledger:
 
     def __post_init__(self) -> None:
         self.service = LedgerService(self.store)
-        self.runner = ProjectionRunner(self.store, self.views, core_projections(settlement_policy()))
+        from adapters import config_files
+
+        projections = core_projections(settlement_policy(), config_files.aml_rules())
+        self.runner = ProjectionRunner(self.store, self.views, projections)
 
     @property
     def dialect(self) -> str:

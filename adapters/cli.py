@@ -225,7 +225,13 @@ def demo(
 
 
 #: Modules that add their commands to ``app`` when imported.
-COMMAND_MODULES = ("adapters.cli_rules", "adapters.cli_audit", "adapters.cli_settlement", "adapters.cli_config")
+COMMAND_MODULES = (
+    "adapters.cli_rules",
+    "adapters.cli_audit",
+    "adapters.cli_settlement",
+    "adapters.cli_config",
+    "adapters.cli_aml",
+)
 
 
 def main() -> None:

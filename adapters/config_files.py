@@ -12,6 +12,7 @@ from typing import Final, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from domain.aml.rules import AmlRules
 from domain.fx_rules import ConversionRules
 from domain.logistics import LogisticsRules
 from domain.regions import RegionConfig
@@ -114,3 +115,8 @@ def route_table(path: Path | None = None) -> RouteTable:
         return load_route_table(path or CONFIG_ROOT / "payout_routes.toml")
     except RouteError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def aml_rules(path: Path | None = None) -> AmlRules:
+    """The AML typologies' thresholds per site."""
+    return _load(AmlRules, path or CONFIG_ROOT / "aml.toml")

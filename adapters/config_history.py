@@ -34,6 +34,7 @@ FILES: Final[dict[str, tuple[str, Callable[[Path], Any]]]] = {
     "payout_routes": ("payout_routes.toml", config_files.route_table),
     "logistics": ("logistics.toml", config_files.logistics),
     "conversion_rules": ("conversion_rules.toml", config_files.conversion_rules),
+    "aml": ("aml.toml", config_files.aml_rules),
 }
 NAMESPACE: Final = uuid.UUID("c0f1e2d3-a4b5-4c6d-8e7f-9a0b1c2d3e4f")
 

@@ -63,7 +63,8 @@ def simulate(ledger: Ledger, events: list[dict[str, Any]], seed: int, tick: Call
         for o in settlement.close_day(ledger, day):
             if o.outcome == "appended":
                 story["runs"][o.kind] += 1
-                story["amounts"][(o.kind, o.currency)] += Decimal(o.amount)
+                if o.currency:
+                    story["amounts"][(o.kind, o.currency)] += Decimal(o.amount)
             if o.outcome == "rejected":
                 story["problems"].append(f"{day}: {o.kind} {o.party}: {o.reason}")
         todays = by_day.get(day, [])

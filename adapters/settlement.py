@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
-from adapters import config_files, logistics, taxes
+from adapters import aml, config_files, logistics, taxes
 from adapters.bootstrap import Ledger, settlement_policy
 from adapters.rates import RecordedRate, stored_rate
 from domain.fx_rules import conversion_events
@@ -162,6 +162,9 @@ def close_day(ledger: Ledger, run_date: dt.date) -> list[RunOutcome]:
     then the delivery-delay compensations that are due."""
     outcomes = [RunOutcome(t.action, t.order_id, t.total, t.currency, t.outcome, t.reason)
                 for t in taxes.assess(ledger) if t.outcome != "waiting"]  # fmt: skip
+    # Interception before releases and payouts: a seller caught today is frozen before it is paid.
+    outcomes += [RunOutcome("aml.intercepted", i.seller_id, "0", "", i.outcome, f"{i.case_id}: {i.typology}")
+                 for i in aml.intercept(ledger)]  # fmt: skip
     outcomes += run(ledger, run_date)
     outcomes += convert(ledger, run_date)
     outcomes += [RunOutcome("compensation.granted", c.buyer_id, c.amount, c.currency, c.outcome, c.reason)

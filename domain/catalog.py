@@ -15,6 +15,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from domain.adjustments import AdjustmentPosted
+from domain.aml.events import AmlCaseAction, AmlCaseOpened, SellerFrozen, SellerUnfrozen
 from domain.config_events import ConfigPublished
 from domain.deliveries import DeliveryConfirmed
 from domain.envelope import Envelope
@@ -69,6 +70,10 @@ EVENT_CLASSES: Final[tuple[type[Envelope], ...]] = (
     FxRevalued,
     FxPositionSettled,
     ConfigPublished,
+    SellerFrozen,
+    SellerUnfrozen,
+    AmlCaseOpened,
+    AmlCaseAction,
 )
 
 

@@ -18,7 +18,7 @@ from domain.envelope import Envelope, Payload, Text
 
 ConfigName = Literal[
     "regions", "consumption_taxes", "import_duties", "withholding", "fx", "calendars", "settlement",
-    "payout_routes", "logistics", "conversion_rules",
+    "payout_routes", "logistics", "conversion_rules", "aml",
 ]  # fmt: skip
 
 

@@ -19,9 +19,13 @@ stream                    events                      rules
 ``wallet:<seller>``       funds.released, payout.*,   payouts (+ fee), conversions, holds
                           fx.converted, funds.held,   and recoveries ≤ available in that
                           hold.released,              currency; holds released whole and
-                          deficit.recovered           once; payout lifecycle order
+                          deficit.recovered,          once; payout lifecycle order; no
+                          seller.frozen / unfrozen,   payout while a freeze is active
+                          fx.quote_locked
 ``adjustment:<id>``       adjustment.posted           once
 ``config:<name>:<ver>``   config.published            each version once
+``amlcase:<case_id>``     aml.case_opened / action    opened once; actions on open cases;
+                                                      clear or confirm closes it
 ``fxreval:`` / ``fxsettle:``  fx.revalued, fx.position_ once per id
                           settled
 ========================  ==========================  ===================================
@@ -40,6 +44,7 @@ from functools import lru_cache
 from typing import Any, Final
 
 from domain.adjustments import AdjustmentPosted
+from domain.aml.events import AmlCaseAction, AmlCaseOpened, SellerFrozen, SellerUnfrozen
 from domain.config_events import ConfigPublished
 from domain.deliveries import DeliveryConfirmed
 from domain.envelope import Amount, Envelope
@@ -79,8 +84,8 @@ _ORDER_EVENTS: Final = (
     OrderPlaced, OrderCancelled, DeliveryDelayed, DeliveryConfirmed, CompensationGranted, TaxAssessed, TaxReversed,
 )  # fmt: skip
 _WALLET_EVENTS: Final = (
-    FxQuoteLocked, FundsReleased, PayoutRequested, PayoutSent, PayoutSettled, PayoutFailed, FxConverted, FundsHeld,
-    HoldReleased, DeficitRecovered,
+    SellerFrozen, SellerUnfrozen, FxQuoteLocked, FundsReleased, PayoutRequested, PayoutSent, PayoutSettled,
+    PayoutFailed, FxConverted, FundsHeld, HoldReleased, DeficitRecovered,
 )  # fmt: skip
 
 
@@ -93,6 +98,8 @@ def stream_name(event: Envelope) -> str:
         return f"wallet:{p.seller_id}"
     if isinstance(event, FxRatePublished):
         return f"fxrate:{p.base}{p.quote}:{p.source}:{p.as_of.isoformat()}"
+    if isinstance(event, (AmlCaseOpened, AmlCaseAction)):
+        return f"amlcase:{p.case_id}"
     if isinstance(event, FxRevalued):
         return f"fxreval:{p.revaluation_id}"
     if isinstance(event, FxPositionSettled):
@@ -147,6 +154,15 @@ class PaymentState:
 
 
 @dataclass(frozen=True, slots=True)
+class CaseState:
+    """An AML case: opened, and closed by a clear or a confirm."""
+
+    opened: bool = False
+    seller_id: str = ""
+    closed: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class OnceState:
     """Streams that hold a single event (fees, adjustments)."""
 
@@ -165,6 +181,8 @@ class WalletState:
     conversion_ids: frozenset[str] = frozenset()
     holds: tuple[tuple[str, str, int, bool], ...] = ()
     """(hold id, currency, amount in minor units, still held)."""
+    freezes: tuple[tuple[str, str], ...] = ()
+    """Active freezes: (freeze id, case id)."""
     quotes: tuple[tuple[str, str, str, str, str, int], ...] = ()
     """(quote id, source currency, target currency, reference rate, markup, source minor units)."""
     recovery_ids: frozenset[str] = frozenset()
@@ -193,7 +211,7 @@ class WalletState:
         return None
 
 
-State = OrderState | PaymentState | OnceState | WalletState
+State = OrderState | PaymentState | OnceState | WalletState | CaseState
 
 
 def initial_state(name: str) -> State:
@@ -205,6 +223,8 @@ def initial_state(name: str) -> State:
         return PaymentState()
     if kind == "wallet":
         return WalletState()
+    if kind == "amlcase":
+        return CaseState()
     return OnceState()
 
 
@@ -433,6 +453,11 @@ def _released(s: WalletState, e: FundsReleased) -> WalletState:
 
 def _payout_requested(s: WalletState, e: PayoutRequested) -> WalletState:
     p = e.payload
+    if s.freezes:
+        cases = ", ".join(case for _, case in s.freezes)
+        raise RuleViolation(
+            "payload.seller_id", f"seller {p.seller_id} is frozen by AML case {cases}: payouts wait for a case decision"
+        )
     if s.payout(p.payout_id) is not None:
         raise RuleViolation("payload.payout_id", f"payout {p.payout_id} was already requested")
     ccy = p.amount.currency
@@ -467,6 +492,41 @@ def _payout_step(expected: str, new_status: str) -> Callable[[WalletState, Any],
         return replace(s, payouts=payouts, available=s.moved((ccy, back)))
 
     return rule
+
+
+def _frozen(s: WalletState, e: SellerFrozen) -> WalletState:
+    p = e.payload
+    if any(fid == p.freeze_id for fid, _ in s.freezes):
+        raise RuleViolation("payload.freeze_id", f"freeze {p.freeze_id} is already in place")
+    return replace(s, freezes=(*s.freezes, (p.freeze_id, p.case_id)))
+
+
+def _unfrozen(s: WalletState, e: SellerUnfrozen) -> WalletState:
+    p = e.payload
+    if not any(fid == p.freeze_id for fid, _ in s.freezes):
+        raise RuleViolation("payload.freeze_id", f"seller {p.seller_id} has no freeze {p.freeze_id} in place")
+    return replace(s, freezes=tuple(f for f in s.freezes if f[0] != p.freeze_id))
+
+
+def _case_opened(s: CaseState, e: AmlCaseOpened) -> CaseState:
+    if s.opened:
+        raise RuleViolation("payload.case_id", f"case {e.payload.case_id} is already open")
+    return CaseState(opened=True, seller_id=e.payload.seller_id)
+
+
+def _case_action(s: CaseState, e: AmlCaseAction) -> CaseState:
+    p = e.payload
+    if not s.opened:
+        raise RuleViolation("payload.case_id", f"case {p.case_id} was never opened")
+    if p.seller_id != s.seller_id:
+        raise RuleViolation("payload.seller_id", f"{p.seller_id} is not the case's seller {s.seller_id}")
+    if s.closed:
+        raise RuleViolation("payload.action", f"case {p.case_id} was already closed ({s.closed})")
+    if p.action == "assign" and p.assignee is None:
+        raise RuleViolation("payload.assignee", "required to assign a case")
+    if p.action == "confirm" and p.report is None:
+        raise RuleViolation("payload.report", "required to confirm a case: the report now due (COAF, UIF or STR)")
+    return replace(s, closed=p.action if p.action in ("clear", "confirm") else "")
 
 
 def _held(s: WalletState, e: FundsHeld) -> WalletState:
@@ -587,6 +647,10 @@ _RULES: Final[dict[type[Envelope], Callable[[Any, Any], State]]] = {
     PayoutSettled: _payout_step("sent", "settled"),
     PayoutFailed: _payout_step("sent", "failed"),
     FundsHeld: _held,
+    SellerFrozen: _frozen,
+    SellerUnfrozen: _unfrozen,
+    AmlCaseOpened: _case_opened,
+    AmlCaseAction: _case_action,
     HoldReleased: _hold_released,
     DeficitRecovered: _recovered,
     FxConverted: _converted,

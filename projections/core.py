@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from domain.aml.rules import AmlRules
 from domain.settlement.policy import SettlementPolicy
+from projections.aml import AmlProjection
 from projections.balances import BalancesProjection, TrialBalanceProjection
 from projections.config_history import ConfigHistoryProjection
 from projections.fx_positions import FxPositionsProjection
@@ -14,8 +16,8 @@ from projections.taxes import TaxProjection
 from projections.views import Projection
 
 
-def core_projections(settlement: SettlementPolicy) -> list[Projection]:
-    """Journal, balances, trial balance, FX rates, settlement, logistics, taxes and the rule files' history."""
+def core_projections(settlement: SettlementPolicy, aml: AmlRules) -> list[Projection]:
+    """Journal, balances, trial balance, FX rates, settlement, logistics, taxes, rule files, AML."""
     return [
         JournalProjection(),
         BalancesProjection(),
@@ -26,4 +28,5 @@ def core_projections(settlement: SettlementPolicy) -> list[Projection]:
         LogisticsProjection(),
         TaxProjection(),
         ConfigHistoryProjection(),
+        AmlProjection(aml),
     ]
