@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from rich.console import Console
 
-from adapters import config_history, fx_accounting, settlement, taxes
+from adapters import aml, config_history, demo_aml, fx_accounting, settlement, taxes
 from adapters.bootstrap import Ledger
 from adapters.demo import iter_jsonl
 from adapters.jsonl import post_lines
@@ -50,8 +50,11 @@ def simulate(ledger: Ledger, events: list[dict[str, Any]], seed: int, tick: Call
         by_day[_utc_day(e)].append(e)
     for e in _deliveries(events, rng):
         by_day[_utc_day(e)].append(e)
+    for e in demo_aml.planted(seed):
+        by_day[_utc_day(e)].append(e)
     story: dict[str, Any] = {"runs": Counter(), "amounts": defaultdict(Decimal), "payouts": [], "problems": [],
-                             "held": None, "posted": 0, "revaluation": []}  # fmt: skip
+                             "held": None, "posted": 0, "revaluation": [],
+                             "cleared_case": None}  # fmt: skip
     in_flight: list[tuple[dt.date, dict[str, Any]]] = []
     # The rules the month runs under, published first: `quipu config status` shows them in force.
     for name in config_history.FILES:
@@ -77,6 +80,10 @@ def simulate(ledger: Ledger, events: list[dict[str, Any]], seed: int, tick: Call
         if day == CLEAR_ON and story["held"]:
             at = dt.datetime.combine(day, dt.time(15), dt.UTC)
             settlement.release_hold(ledger, story["held"][0], "case AML-1 cleared by compliance (ana)", at)
+        if day == demo_aml.PLANT_DAY + dt.timedelta(days=1):
+            _pass_through(ledger, day, story)
+        if day == demo_aml.PLANT_DAY + dt.timedelta(days=6):
+            story["cleared_case"] = _clear_one_case(ledger, day)
         if day.weekday() == 0:
             _pay_out(ledger, day, in_flight, rng, story)
         if day == dt.date(2026, 11, 1):  # October closed: IAS 21 revaluation at the month-end fixes
@@ -109,6 +116,32 @@ def _deliveries(events: list[dict[str, Any]], rng: random.Random) -> list[dict[s
             delivered = placed + dt.timedelta(days=rng.randint(2, 7), hours=rng.randint(0, 12))
         out.append(_ev("delivery.confirmed", delivered, {**ship, "delivered_at": delivered.isoformat()}, rng))
     return out
+
+
+def _pass_through(ledger: Ledger, day: dt.date, story: dict[str, Any]) -> None:
+    """The planted pass-through seller takes out what was released at midnight within the hour."""
+    ledger.runner.run()
+    found = [p for p in settlement.positions(ledger, day, demo_aml.PASS_THROUGH) if p.currency == "BRL"]
+    if found and found[0].available > 0:
+        at = dt.datetime.combine(day, dt.time(0, 40), dt.UTC)
+        amount = format_amount(found[0].available, "BRL")
+        _, result = settlement.request_payout(ledger, demo_aml.PASS_THROUGH, amount, "BRL", "BRL", "acct-pt", None, at)
+        _check([result], story)
+
+
+def _clear_one_case(ledger: Ledger, day: dt.date) -> str | None:
+    """Compliance reviews the structuring case and clears it: its freeze and hold are lifted."""
+    ledger.runner.run()
+    cases = ledger.views.query("SELECT case_id FROM aml_cases WHERE seller_id = ?", [demo_aml.CLEARED])
+    if not cases:
+        return None
+    case_id = str(cases[0][0])
+    at = dt.datetime.combine(day, dt.time(15), dt.UTC)
+    aml.decide(ledger, case_id, "assign", "compliance lead", "L1 triage", at, assignee="ana")
+    aml.decide(ledger, case_id, "note", "ana", "three invoices from one industrial buyer, contracts on file",
+               at + dt.timedelta(hours=1))  # fmt: skip
+    aml.decide(ledger, case_id, "clear", "ana", "legitimate B2B sales; documents verified", at + dt.timedelta(hours=2))
+    return case_id
 
 
 def _plant_hold(ledger: Ledger, day: dt.date) -> tuple[str, str, str] | None:
@@ -160,7 +193,10 @@ def _pay_out(
             story["problems"].append(f"{day}: payout of {p.seller_id}: {exc}")
             continue
         if result.outcome.value != "appended":
-            story["problems"].append(f"{day}: payout of {p.seller_id}: {result.reason}")
+            if "is frozen by AML case" in (result.reason or ""):
+                story["runs"]["payout refused (AML freeze)"] += 1
+            else:
+                story["problems"].append(f"{day}: payout of {p.seller_id}: {result.reason}")
             continue
         body = event["payload"]
         route = body["route"]
@@ -275,6 +311,7 @@ def show(ledger: Ledger, story: dict[str, Any], out: Console) -> None:
     if story["revaluation"]:
         title = "IAS 21 revaluation of the platform's FX positions at 31 Oct 2026 (USD; reversed on 1 Nov)"
         render([dataclasses.asdict(r) for r in story["revaluation"]], Format.table, title, out)
+    demo_aml.show(ledger, story["cleared_case"], out)
     render(taxes.summary_rows(ledger), Format.table, "tax summary per site: assessed by each day's run, "
            "reversals deducted (what the platform owes each authority)", out)  # fmt: skip
     if story["held"]:

@@ -200,6 +200,21 @@ def story() -> list[dict[str, Any]]:
             "settlement_id": "FXS-BRL-1", "sold": _brl("100.00"), "received": {"amount": "18.60", "currency": "USD"},
             "carrying": "18.34", "realised": "0.26", "counterparty": "LP-1",
         }),
+        _event(34, "aml.case_opened", "2026-11-03T12:00:01+00:00", "aml-interception", {
+            "case_id": "CASE-1001", **wallet, "site": "BR", "alert_ids": ["AML-STRUCT-1001"],
+            "typologies": ["structuring"], "opened_by": "aml-interception",
+        }),
+        _event(35, "seller.frozen", "2026-11-03T12:00:01+00:00", "aml-interception", {
+            "freeze_id": "FRZ-1001", **wallet, "case_id": "CASE-1001",
+            "reason": "high-severity AML alert AML-STRUCT-1001 (structuring)",
+        }),
+        _event(36, "aml.case_action", "2026-11-04T15:00:00+00:00", "aml:ana", {
+            "case_id": "CASE-1001", **wallet, "action": "clear", "by": "ana",
+            "text": "legitimate B2B sales; documents verified", "assignee": None, "report": None,
+        }),
+        _event(37, "seller.unfrozen", "2026-11-04T15:00:00+00:00", "aml:ana", {
+            "freeze_id": "FRZ-1001", **wallet, "case_id": "CASE-1001", "decided_by": "ana",
+        }),
         _event(12, "adjustment.posted", "2026-10-31T18:00:00-03:00", "ops:maria", {
             "adjustment_id": "ADJ-1001",
             "reason": "Cielo's settlement report paid 0.01 less than captured for P-1001 (rounding)",
