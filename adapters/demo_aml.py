@@ -62,6 +62,13 @@ def planted(seed: int) -> list[dict[str, Any]]:
         refunds.append(_ev("refund.issued", t + dt.timedelta(days=i, hours=1), {
             "refund_id": f"BR-AML-REFUND-R{i}", "payment_id": "BR-AML-REFUND-P0", "seller_id": "BR-AML-REFUND",
             "psp": "cielo", "amount": {"amount": "150.00", "currency": "BRL"}}, rng))  # fmt: skip
+    # Travel rule: a cross-border SWIFT payout above USD 1,000 sent without originator/beneficiary data.
+    out += _sale(0, "BR-AML-TRAVEL", "9000.00", t, rng)
+    out.append({**_ev("payout.requested", t + dt.timedelta(days=2), {
+        "payout_id": "BR-AML-TRAVEL-W1", "seller_id": "BR-AML-TRAVEL",
+        "amount": {"amount": "6000.00", "currency": "BRL"}, "rail": "swift", "destination": "acct-offshore",
+        "fee": None, "route": None, "travel_rule": None,
+    }, rng), "schema_version": 2})  # fmt: skip
     return out + refunds
 
 

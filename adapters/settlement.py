@@ -332,6 +332,13 @@ def request_payout(
             "rate_as_of": priced.rate.as_of.isoformat() if priced.rate else None,
         },
     }  # fmt: skip
+    if priced.rate is not None or chosen.rail == "swift":
+        # Cross-border: FATF R.16 data travels with the payout (the platform is the originator).
+        payload["travel_rule"] = {
+            "originator_name": "Quipu Marketplace Ltda", "originator_account": "platform payouts account",
+            "originator_id": "LEI QUIPUMARKETPLACE", "beneficiary_name": f"seller {seller}",
+            "beneficiary_account": destination,
+        }  # fmt: skip
     event = _op_event("payout.requested", 2, f"payout:{seller}:{pid}", at, "quipu payout request", payload)
     [result] = ledger.service.post([event])
     ledger.runner.run()

@@ -98,7 +98,7 @@ def _captured_v1_to_v2(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def _payout_v1_to_v2(doc: dict[str, Any]) -> dict[str, Any]:
-    return {**doc, "payload": {**doc["payload"], "fee": None, "route": None}}
+    return {**doc, "payload": {**doc["payload"], "fee": None, "route": None, "travel_rule": None}}
 
 
 #: Upcasters by (type, from_version): each turns a body of that version into the next

@@ -78,13 +78,26 @@ class RouteChoice(Payload):
         return self
 
 
+class TravelRule(Payload):
+    """FATF Recommendation 16 data a cross-border payout carries (originator and beneficiary)."""
+
+    originator_name: Annotated[str, Field(min_length=1, max_length=140)]
+    originator_account: Annotated[str, Field(min_length=1, max_length=64)]
+    originator_id: Annotated[str, Field(min_length=1, max_length=64)]
+    """An address, a national or legal-entity id, or a date and place of birth."""
+    beneficiary_name: Annotated[str, Field(min_length=1, max_length=140)]
+    beneficiary_account: Annotated[str, Field(min_length=1, max_length=64)]
+
+
 class PayoutRequestedV2Payload(PayoutRequestedPayload):
-    """Version 2: the payout fee and the route comparison."""
+    """Version 2: the payout fee and the route comparison (and travel-rule data when cross-border)."""
 
     fee: Amount | None
     """Charged on top of the amount, in its currency; null when the route is free."""
     route: RouteChoice | None
     """The priced routes and the one chosen; null when the rail was imposed."""
+    travel_rule: TravelRule | None = None
+    """Required from the AML rules' threshold on cross-border payouts; its absence raises an alert."""
 
     @model_validator(mode="after")
     def _fee_in_the_payout_currency(self) -> PayoutRequestedV2Payload:

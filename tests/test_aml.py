@@ -147,3 +147,30 @@ def test_replaying_gives_the_same_alerts_and_a_clean_month_raises_none(ledger_ur
             ledger.runner.batch_size = size
             ledger.runner.rebuild()
             assert ledger.runner.checksums()["aml"] == live
+
+
+def test_cross_border_payouts_at_the_threshold_need_travel_rule_data(ledger_url: str) -> None:
+    def payout(seller: str, n: int, value: str, travel: bool) -> Any:
+        payload: dict[str, Any] = {
+            "payout_id": f"W{n}", "seller_id": seller, "amount": amt(value), "rail": "swift", "destination": "acct",
+            "fee": None, "route": None, "travel_rule": None,
+        }  # fmt: skip
+        if travel:
+            payload["travel_rule"] = {"originator_name": "Quipu", "originator_account": "ops", "originator_id": "LEI",
+                                      "beneficiary_name": seller, "beneficiary_account": "acct"}  # fmt: skip
+        event = ev("payout.requested", payload, when=at(60 + n))
+        return {**event, "schema_version": 2}
+
+    with open_ledger(ledger_url) as ledger:
+        for seller in ("TR-AT", "TR-BELOW", "TR-OK"):
+            released = ev("funds.released", {"release_id": "L1", "seller_id": seller, "amount": amt("20000.00")},
+                          when=at(-60 * 24))  # fmt: skip
+            post(ledger, [order(0, seller, "100.00", -60 * 24 * 2), released])
+        # config/aml.toml: BR's threshold is 5,500.00 BRL (USD 1,000).
+        post(ledger, [payout("TR-AT", 1, "5500.00", False), payout("TR-BELOW", 1, "5499.99", False),
+                      payout("TR-OK", 1, "9000.00", True)])  # fmt: skip
+        ledger.runner.run()
+        assert typologies(ledger, "TR-AT") == ["travel_rule"]
+        assert typologies(ledger, "TR-BELOW") == [] and typologies(ledger, "TR-OK") == []
+        [alert] = aml.alerts(ledger, "TR-AT")
+        assert alert["severity"] == "high"

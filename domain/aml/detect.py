@@ -28,7 +28,7 @@ HOUR_US: Final = 3_600_000_000
 SEVERITY: Final = {
     "structuring": "high", "velocity": "medium", "round_amounts": "medium", "mule_fan_in": "high",
     "high_risk_jurisdiction": "high", "refund_abuse": "medium", "pass_through": "high",
-    "reporting_threshold": "info",
+    "reporting_threshold": "info", "travel_rule": "high",
 }  # fmt: skip
 
 
@@ -184,6 +184,23 @@ class Detector:
         rules = self._site_rules(w, ts_us)
         if rules is None:
             return []
+        return self._travel_rule(seller, w, p, ts_us, eid, rules) + self._pass_through(seller, w, p, ts_us, eid, rules)
+
+    def _travel_rule(self, seller: str, w: Window, p: dict[str, Any], ts_us: int, eid: str,
+                     rules: SiteRules) -> list[Alert]:  # fmt: skip
+        route = p.get("route") or {}
+        cross_border = p.get("rail") == "swift" or route.get("reference_rate") is not None
+        ccy = p["amount"]["currency"]
+        if not cross_border or p.get("travel_rule") or ccy != w.currency:
+            return []
+        if int(p["amount"]["amount"].replace(".", "")) < self._threshold(rules, "travel_rule_threshold", ccy):
+            return []
+        why = (f"cross-border payout of {p['amount']['amount']} {ccy} (at or above {rules.travel_rule_threshold}) "
+               "without FATF R.16 originator and beneficiary data")  # fmt: skip
+        return self._alert(seller, w, "travel_rule", ts_us, eid, [{"event_id": eid, "amount": p["amount"]}], why, 0)
+
+    def _pass_through(self, seller: str, w: Window, p: dict[str, Any], ts_us: int, eid: str,
+                      rules: SiteRules) -> list[Alert]:  # fmt: skip
         ccy = p["amount"]["currency"]
         hours = rules.pass_through_hours * HOUR_US
         w.releases = [r for r in w.releases if ts_us - r[0] < hours]

@@ -38,6 +38,8 @@ class SiteRules(BaseModel):
     pass_through_hours: Hours
     pass_through_ratio_pct: Pct
     pass_through_min: Money
+    travel_rule_threshold: Money
+    """Cross-border payouts at or above it must carry FATF R.16 originator and beneficiary data."""
 
 
 class AmlRules(BaseModel):
