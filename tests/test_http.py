@@ -161,7 +161,7 @@ def test_every_route_refuses_every_token_without_its_scope(serve: Callable[..., 
     bad_scope = _quipu("clients", "add", "x", "--scope", "everything", "--database", ledger_url)
     assert (
         bad_scope.returncode == 2
-        and "--scope: everything not among events:write, ledger:read, admin" in bad_scope.stderr
+        and "--scope: everything not among events:write, ledger:read, payouts:write" in bad_scope.stderr
     )
     twice = _quipu("clients", "add", "reader", "--scope", "ledger:read", "--database", ledger_url)
     assert twice.returncode == 2 and "client 'reader' already exists" in twice.stderr

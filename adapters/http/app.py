@@ -24,6 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from adapters.bootstrap import open_ledger
 from adapters.http.auth import AuthError, api_secret, authenticate, issue_token
 from adapters.http.metrics import ApiMetrics
+from adapters.http.settlement_routes import add_routes
 from adapters.reports import ReportError, balance_rows, trial_balance_rows
 from domain.catalog import MAX_EVENT_BYTES
 from domain.service import Outcome, PostResult
@@ -232,6 +233,7 @@ def create_app(database_url: str | None = None, auth: bool = True) -> FastAPI:
             ledger.runner.run()
             return JSONResponse(trial_balance_rows(ledger))
 
+    add_routes(app, guard, state, lock, problem)
     return app
 
 

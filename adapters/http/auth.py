@@ -22,7 +22,10 @@ import jwt
 from adapters.bootstrap import Ledger
 from ledger.errors import QuipuError
 
-SCOPES: Final = ("events:write", "ledger:read", "admin")
+SCOPES: Final = (
+    "events:write", "ledger:read", "payouts:write", "recon:read", "recon:write", "aml:read", "aml:write", "audit:read",
+    "admin",
+)  # fmt: skip
 TOKEN_SECONDS: Final = 900
 ISSUER: Final = "quipu"
 

@@ -1,0 +1,143 @@
+"""HTTP routes for settlement, payouts, taxes and AML, with the API's conventions: OAuth scopes,
+RFC 9457 problems naming the field, decimal strings for amounts, the same adapters the CLI uses."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable
+from typing import Any, Literal
+
+from fastapi import FastAPI, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from adapters import aml, settlement, taxes
+from ledger.errors import QuipuError
+
+Guard = Callable[[Request, str], Response | None]
+Problem = Callable[..., JSONResponse]
+
+
+class PayoutRequest(BaseModel):
+    """``POST /v1/payouts``: the cheapest route that arrives in time is chosen and recorded."""
+
+    seller_id: str = Field(min_length=1, max_length=64)
+    amount: str = Field(description='decimal string in the funds\' currency, e.g. "500.00"; the fee comes out of it')
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    to: str | None = Field(None, pattern=r"^[A-Z]{3}$", description="currency to deliver (default: the funds')")
+    destination: str = Field("primary", min_length=1, max_length=64)
+    within: int | None = Field(None, ge=0, le=30, description="business days to arrive, at most")
+    payout_id: str | None = Field(None, min_length=1, max_length=64)
+
+
+class CaseAction(BaseModel):
+    """``POST /v1/aml/cases/{case_id}/actions``."""
+
+    action: Literal["assign", "note", "escalate", "clear", "confirm"]
+    by: str = Field(min_length=1, max_length=100)
+    text: str = Field(min_length=1, max_length=500)
+    assignee: str | None = None
+    report: Literal["COAF", "UIF", "STR"] | None = None
+
+
+def _day(value: str | None, name: str) -> dt.date:
+    if value is None:
+        return dt.datetime.now(dt.UTC).date()
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise QuipuError(f"{name}: {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def add_routes(app: FastAPI, guard: Guard, state: dict[str, Any], lock: threading.Lock, problem: Problem) -> None:
+    """Mount the settlement, payout, tax and AML routes."""
+
+    @app.get("/v1/sellers/{seller_id}/balance", summary="A seller's funds per currency as of a date")
+    def seller_balance(request: Request, seller_id: str, as_of: str | None = Query(None)) -> Response:
+        if (refused := guard(request, "ledger:read")) is not None:
+            return refused
+        try:
+            with lock:
+                rows = settlement.seller_rows(state["ledger"], seller_id, _day(as_of, "as_of"))
+        except settlement.SettlementError as exc:
+            return problem(404, "Unknown seller", str(exc))
+        except QuipuError as exc:
+            return problem(422, "Invalid query", str(exc))
+        return JSONResponse(rows)
+
+    @app.get("/v1/settlement/batches", summary="Daily settlement batches per site and currency")
+    def batches(
+        request: Request,
+        start: str | None = Query(None, alias="from"),
+        end: str | None = Query(None, alias="to"),
+        site: str | None = None,
+    ) -> Response:
+        if (refused := guard(request, "ledger:read")) is not None:
+            return refused
+        try:
+            first = _day(start, "from")
+            last = _day(end, "to") if end else first + dt.timedelta(days=30)
+            with lock:
+                return JSONResponse(settlement.batch_rows(state["ledger"], first, last, site))
+        except QuipuError as exc:
+            return problem(422, "Invalid query", str(exc))
+
+    @app.post("/v1/payouts", status_code=201, summary="Request a payout over the cheapest route (payouts:write)")
+    def payout(request: Request, body: PayoutRequest) -> Response:
+        if (refused := guard(request, "payouts:write")) is not None:
+            return refused
+        at = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        try:
+            with lock:
+                event, result = settlement.request_payout(
+                    state["ledger"], body.seller_id, body.amount, body.currency, body.to or body.currency,
+                    body.destination, body.within, at, body.payout_id,
+                )  # fmt: skip
+        except QuipuError as exc:
+            return problem(422, "Payout refused", str(exc), [str(exc)])
+        if result.outcome.value in ("rejected", "conflict"):
+            status = 409 if result.outcome.value == "conflict" else 422
+            return problem(status, "Payout refused", result.reason or "", [result.reason or ""])
+        code = 201 if result.outcome.value == "appended" else 200
+        return JSONResponse({"outcome": result.outcome.value, "event": event}, status_code=code)
+
+    @app.get("/v1/taxes/summary", summary="Taxes assessed less reversed per site, kind and tax")
+    def tax_summary(request: Request, site: str | None = None) -> Response:
+        if (refused := guard(request, "ledger:read")) is not None:
+            return refused
+        with lock:
+            return JSONResponse(taxes.summary_rows(state["ledger"], site))
+
+    @app.get("/v1/aml/alerts", summary="AML alerts with their evidence and case (aml:read)")
+    def aml_alerts(request: Request, seller: str | None = None, severity: str | None = None) -> Response:
+        if (refused := guard(request, "aml:read")) is not None:
+            return refused
+        with lock:
+            return JSONResponse(aml.alerts(state["ledger"], seller, severity))
+
+    @app.get("/v1/aml/cases/{case_id}", summary="An AML case's timeline (aml:read)")
+    def aml_case(request: Request, case_id: str) -> Response:
+        if (refused := guard(request, "aml:read")) is not None:
+            return refused
+        try:
+            with lock:
+                return JSONResponse(aml.case_rows(state["ledger"], case_id))
+        except aml.AmlError as exc:
+            return problem(404, "Unknown case", str(exc))
+
+    @app.post("/v1/aml/cases/{case_id}/actions", summary="Record a case action; clear lifts freeze and holds")
+    def aml_action(request: Request, case_id: str, body: CaseAction) -> Response:
+        if (refused := guard(request, "aml:write")) is not None:
+            return refused
+        at = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        try:
+            with lock:
+                results = aml.decide(state["ledger"], case_id, body.action, body.by, body.text, at, body.assignee,
+                                     body.report)  # fmt: skip
+        except aml.AmlError as exc:
+            return problem(404, "Unknown case", str(exc))
+        refused_ = [r for r in results if r.outcome.value in ("rejected", "conflict")]
+        if refused_:
+            return problem(422, "Action refused", refused_[0].reason or "", [refused_[0].reason or ""])
+        return JSONResponse({"outcomes": [r.outcome.value for r in results]})

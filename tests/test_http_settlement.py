@@ -1,0 +1,82 @@
+"""The settlement, payout, tax and AML routes over HTTP: scopes, problems naming the field, and
+the same outcomes as the CLI — against a real server on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from adapters import settlement
+from adapters.bootstrap import open_ledger
+from tests.factories import amt, ev
+from tests.test_http import _quipu, _secret_of, _token, serve  # noqa: F401  (the fixture)
+
+WHEN = "2026-10-05T12:00:00-03:00"
+
+
+def _seed(url: str) -> None:
+    import datetime as dt
+
+    pix = {"kind": "pix", "end_to_end_id": "E1"}
+    events: list[Any] = [
+        ev("order.placed", {"order_id": "o1", "site": "BR", "buyer_id": "B", "seller_id": "S1", "total": amt("300.00"),
+                            "seller_country": "IR"}, when=WHEN),
+        ev("payment.authorized", {"payment_id": "p1", "order_id": "o1", "seller_id": "S1", "psp": "cielo",
+                                  "amount": amt("300.00"), "method": pix}, when=WHEN),
+        ev("payment.captured", {"payment_id": "p1", "seller_id": "S1", "psp": "cielo", "amount": amt("300.00")},
+           when=WHEN),
+        ev("order.placed", {"order_id": "o2", "site": "BR", "buyer_id": "B", "seller_id": "S2", "total": amt("200.00")},
+           when=WHEN),
+        ev("payment.authorized", {"payment_id": "p2", "order_id": "o2", "seller_id": "S2", "psp": "cielo",
+                                  "amount": amt("200.00"), "method": pix}, when=WHEN),
+        ev("payment.captured", {"payment_id": "p2", "seller_id": "S2", "psp": "cielo", "amount": amt("200.00")},
+           when=WHEN),
+    ]  # fmt: skip
+    with open_ledger(url) as ledger:
+        assert {r.outcome.value for r in ledger.service.post(events)} == {"appended"}
+        settlement.close_day(ledger, dt.date(2026, 10, 6))  # releases; intercepts S1 (high-risk jurisdiction)
+
+
+def test_payouts_balances_and_aml_cases_over_http(serve: Callable[..., httpx.Client], ledger_url: str) -> None:  # noqa: F811
+    _seed(ledger_url)
+    ops = _secret_of(_quipu("clients", "add", "ops", "--scope", "payouts:write", "--scope", "ledger:read",
+                            "--database", ledger_url))  # fmt: skip
+    compliance = _secret_of(_quipu("clients", "add", "compliance", "--scope", "aml:read", "--scope", "aml:write",
+                                   "--database", ledger_url))  # fmt: skip
+    api = serve()
+    h_ops = {"Authorization": f"Bearer {_token(api, 'ops', ops)}"}
+    h_aml = {"Authorization": f"Bearer {_token(api, 'compliance', compliance)}"}
+    # Scopes: AML routes refuse the ops token, payouts refuse the compliance token.
+    assert api.get("/v1/aml/alerts", headers=h_ops).status_code == 403
+    assert api.post("/v1/payouts", headers=h_aml, json={"seller_id": "S2", "amount": "1.00",
+                                                        "currency": "BRL"}).status_code == 403  # fmt: skip
+    assert api.get("/v1/sellers/S2/balance").status_code == 401
+    balance = api.get("/v1/sellers/S2/balance", headers=h_ops, params={"as_of": "2026-10-06"})
+    assert balance.status_code == 200
+    available = balance.json()[0]["available"]
+    too_much = api.post("/v1/payouts", headers=h_ops, json={"seller_id": "S2", "amount": "999.00", "currency": "BRL"})
+    assert too_much.status_code == 422 and too_much.headers["content-type"].startswith("application/problem+json")
+    assert "payload.amount: payout of" in too_much.json()["detail"]
+    ok = api.post("/v1/payouts", headers=h_ops, json={"seller_id": "S2", "amount": available, "currency": "BRL",
+                                                      "payout_id": "W1"})  # fmt: skip
+    assert ok.status_code == 201 and ok.json()["event"]["payload"]["route"]["chosen"] == "pix-brl"
+    again = api.post("/v1/payouts", headers=h_ops, json={"seller_id": "S2", "amount": available, "currency": "BRL",
+                                                         "payout_id": "W1"})  # fmt: skip
+    assert again.status_code == 200 and again.json()["outcome"] == "duplicate"
+    assert api.get("/v1/sellers/NOPE/balance", headers=h_ops).status_code == 404
+    # S1 was frozen by the high-risk-jurisdiction alert: its payout is refused, naming the case.
+    [alert] = api.get("/v1/aml/alerts", headers=h_aml, params={"seller": "S1"}).json()
+    frozen = api.post("/v1/payouts", headers=h_ops, json={"seller_id": "S1", "amount": "10.00", "currency": "BRL"})
+    assert frozen.status_code == 422 and f"frozen by AML case {alert['case']}" in frozen.json()["detail"]
+    cleared = api.post(f"/v1/aml/cases/{alert['case']}/actions", headers=h_aml,
+                       json={"action": "clear", "by": "ana", "text": "KYC verified"})  # fmt: skip
+    assert cleared.status_code == 200 and cleared.json()["outcomes"][:2] == ["appended", "appended"]
+    timeline = api.get(f"/v1/aml/cases/{alert['case']}", headers=h_aml).json()
+    assert [step["action"] for step in timeline] == ["open", "clear"]
+    assert api.get("/v1/aml/cases/CASE-NONE", headers=h_aml).status_code == 404
+    unpaid = api.post("/v1/payouts", headers=h_ops, json={"seller_id": "S1", "amount": "10.00", "currency": "BRL"})
+    assert unpaid.status_code == 201
+    assert api.get("/v1/taxes/summary", headers=h_ops).status_code == 200
+    assert api.get("/v1/settlement/batches", headers=h_ops, params={"from": "2026-10-01"}).status_code == 200
