@@ -7,6 +7,7 @@ schema. ``--database`` beats ``QUIPU_DATABASE_URL`` beats the default.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sqlite3
@@ -31,8 +32,10 @@ from projections.runner import ProjectionRunner
 DEFAULT_URL: Final = "sqlite:///quipu-data/quipu.db"
 
 
+@functools.cache
 def settlement_policy() -> SettlementPolicy:
-    """The settlement policy built from the rule files under ``config/``."""
+    """The settlement policy built from the rule files under ``config/``, once per process: it
+    caches the bank calendars it builds, which every ledger and command of the process shares."""
     from adapters import config_files
 
     return SettlementPolicy(config_files.regions(), config_files.calendars(), config_files.settlement_methods())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -11,21 +10,13 @@ import typer
 
 from adapters import config_history
 from adapters.cli import DatabaseOpt, FormatOpt, app, fail, ledger_for, out
+from adapters.params import parse_day
 from adapters.reports import Format, render
 from ledger.errors import QuipuError
 
 config_app = typer.Typer(help="The rule files under config/: publish versions, see what was in force.",
                          no_args_is_help=True)  # fmt: skip
 app.add_typer(config_app, name="config")
-
-
-def _date(value: str | None, option: str) -> dt.date:
-    if value is None:
-        return dt.datetime.now(dt.UTC).date()
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise QuipuError(f"{option}: {value!r} is not a date (YYYY-MM-DD)") from None
 
 
 @config_app.command("publish")
@@ -38,7 +29,7 @@ def publish(
 ) -> None:
     """Validate a rule file and record this version of it as an event (once per version)."""
     try:
-        day = _date(effective_from, "--effective-from")
+        day = parse_day(effective_from, "--effective-from")
         with ledger_for(database) as ledger:
             event, result = config_history.publish(ledger, name, day, by, file)
     except QuipuError as exc:
@@ -73,7 +64,7 @@ def status(
 ) -> None:
     """Whether each file on disk is a published version, and which version is in force on a day."""
     try:
-        day = _date(on, "--on")
+        day = parse_day(on, "--on")
         with ledger_for(database) as ledger:
             rows = config_history.status(ledger, day)
     except QuipuError as exc:

@@ -14,6 +14,7 @@ import typer
 
 from adapters import config_files, fx_accounting, taxes
 from adapters.cli import DatabaseOpt, FormatOpt, app, err, fail, ledger_for, out
+from adapters.params import parse_day, parse_moment
 from adapters.rates import stored_rate
 from adapters.reports import Format, render
 from domain.fx import FxError, parse_rate, quote
@@ -34,12 +35,10 @@ def _plain(d: Decimal) -> str:
 
 
 def _date(value: str | None, option: str) -> dt.date:
-    if value is None:
-        return dt.datetime.now(dt.UTC).date()
     try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise fail(QuipuError(f"{option}: {value!r} is not a date such as 2026-11-25")) from None
+        return parse_day(value, option)
+    except QuipuError as exc:
+        raise fail(exc) from None
 
 
 def _decimal(value: str, option: str, places: int) -> Decimal:
@@ -397,13 +396,11 @@ def fx_settle_position(
 ) -> None:
     """IAS 21: close part of an FX position; the gap to its carrying value is the realised gain or loss."""
     try:
-        when = dt.datetime.fromisoformat(at) if at else dt.datetime.now(dt.UTC).replace(microsecond=0)
-        if when.tzinfo is None:
-            raise QuipuError(f"--at: {at!r} has no UTC offset")
+        when = parse_moment(at, "--at")
         with ledger_for(database) as ledger:
             event, result = fx_accounting.settle_position(ledger, currency.upper(), amount, received, counterparty,
                                                           when)  # fmt: skip
-    except (QuipuError, ValueError) as exc:
+    except QuipuError as exc:
         raise fail(exc) from None
     p = event["payload"]
     if result.outcome.value == "rejected":

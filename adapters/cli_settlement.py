@@ -9,6 +9,7 @@ import typer
 
 from adapters import config_files, logistics, settlement
 from adapters.cli import DatabaseOpt, FormatOpt, app, fail, ledger_for, out
+from adapters.params import parse_day, parse_moment
 from adapters.reports import Format, render
 from domain.service import PostResult
 from domain.settlement.calendar import build_calendar
@@ -103,27 +104,6 @@ payout_app = typer.Typer(help="Payout routes and requests.", no_args_is_help=Tru
 app.add_typer(payout_app, name="payout")
 
 
-def _day(value: str | None, option: str) -> dt.date:
-    if value is None:
-        return dt.datetime.now(dt.UTC).date()
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise QuipuError(f"{option}: {value!r} is not a date (YYYY-MM-DD)") from None
-
-
-def _moment(value: str | None, option: str) -> dt.datetime:
-    if value is None:
-        return dt.datetime.now(dt.UTC).replace(microsecond=0)
-    try:
-        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise QuipuError(f"{option}: {value!r} is not an ISO 8601 time") from None
-    if when.tzinfo is None:
-        raise QuipuError(f"{option}: {value!r} has no UTC offset")
-    return when
-
-
 @settlement_app.command("run")
 def settlement_run(
     date: Annotated[Optional[str], typer.Option("--date", help="run date YYYY-MM-DD (default: today, UTC)")] = None,
@@ -133,7 +113,7 @@ def settlement_run(
     """The daily run: assess new orders' taxes, release what is due, place and release rolling reserves,
     recover deficits, grant delivery-delay compensations. Idempotent per date."""
     try:
-        day = _day(date, "--date")
+        day = parse_day(date, "--date")
         with ledger_for(database) as ledger:
             outcomes = settlement.close_day(ledger, day)
     except QuipuError as exc:
@@ -154,7 +134,7 @@ def settlement_schedule(
 ) -> None:
     """Every installment that settles on a date, with the rule that placed it there."""
     try:
-        day = _day(date, "--date")
+        day = parse_day(date, "--date")
         with ledger_for(database) as ledger:
             rows = settlement.schedule_rows(ledger, day, site.upper() if site else None)
     except QuipuError as exc:
@@ -172,8 +152,8 @@ def settlement_batches(
 ) -> None:
     """Daily settlement batches per site and currency."""
     try:
-        first = _day(start, "--from")
-        last = _day(end, "--to") if end else first + dt.timedelta(days=30)
+        first = parse_day(start, "--from")
+        last = parse_day(end, "--to") if end else first + dt.timedelta(days=30)
         if last < first:
             raise QuipuError(f"--to: {last.isoformat()} is before --from {first.isoformat()}")
         with ledger_for(database) as ledger:
@@ -192,7 +172,7 @@ def seller_balance(
 ) -> None:
     """A seller's pending, due, available, held, reserved and paid-out funds per currency."""
     try:
-        day = _day(as_of, "--as-of")
+        day = parse_day(as_of, "--as-of")
         with ledger_for(database) as ledger:
             rows = settlement.seller_rows(ledger, seller, day)
     except QuipuError as exc:
@@ -219,7 +199,7 @@ def hold_place(
 ) -> None:
     """Hold part of a seller's available funds (never paid out until released)."""
     try:
-        when = _moment(at, "--at")
+        when = parse_moment(at, "--at")
         with ledger_for(database) as ledger:
             result = settlement.place_hold(ledger, seller, amount, currency.upper(), reason, reference, when, hold_id)
     except QuipuError as exc:
@@ -236,7 +216,7 @@ def hold_release(
 ) -> None:
     """Release a hold whole: its funds return to available."""
     try:
-        when = _moment(at, "--at")
+        when = parse_moment(at, "--at")
         with ledger_for(database) as ledger:
             result = settlement.release_hold(ledger, hold_id, decided_by, when)
     except QuipuError as exc:
@@ -259,7 +239,7 @@ def payout_routes(
 ) -> None:
     """Price every payout route for an amount, cheapest first (what `payout request` would choose)."""
     try:
-        when = _moment(at, "--at")
+        when = parse_moment(at, "--at")
         with ledger_for(database) as ledger:
             ccy = source.upper() if source else settlement.funds_currency(ledger, seller, when.date())
             priced = settlement.price(ledger, amount, ccy, target.upper(), within, when)
@@ -287,7 +267,7 @@ def payout_request(
 ) -> None:
     """Request a payout over the cheapest route that arrives in time; refused above available funds."""
     try:
-        when = _moment(at, "--at")
+        when = parse_moment(at, "--at")
         ccy = currency.upper()
         with ledger_for(database) as ledger:
             event, result = settlement.request_payout(

@@ -170,7 +170,7 @@ def _pay_out(
             target = p.currency
         else:
             target = "USD" if p.seller_id.startswith("CN-") else "EUR" if p.seller_id in EUR_SELLERS else p.currency
-        amount = str(Decimal(p.available).scaleb(-_exp(p.currency)))
+        amount = format_amount(p.available, p.currency)
         try:
             event, result = settlement.request_payout(
                 ledger,
@@ -232,12 +232,6 @@ def _confirm_arrivals(
 
 def _check(results: list[PostResult], story: dict[str, Any]) -> None:
     story["problems"] += [f"{r.outcome.value}: {r.reason}" for r in results if r.outcome.value not in ("appended",)]
-
-
-def _exp(ccy: str) -> int:
-    from ledger.money import exponent
-
-    return exponent(ccy)
 
 
 def _month_grid(ledger: Ledger, site: str, first: dt.date, out: Console) -> None:

@@ -21,7 +21,6 @@ from adapters.rates import RecordedRate, stored_rate
 from domain.fx_rules import conversion_events
 from domain.ids import derived_id
 from domain.service import PostResult
-from domain.settlement.policy import SettlementPolicy
 from domain.settlement.positions import Position, position
 from domain.settlement.routes import RouteError, RoutePrice, RouteTable, cheapest, price_routes
 from domain.settlement.run import DueReserve, plan
@@ -125,7 +124,7 @@ def convert(ledger: Ledger, run_date: dt.date) -> list[RunOutcome]:
     at the latest recorded rate (a stale or missing rate leaves the funds and says so)."""
     rules, fx = config_files.conversion_rules(), config_files.fx_settings()
     at = dt.datetime.combine(run_date, dt.time(0, 2), dt.UTC)
-    policy = _policy()
+    policy = settlement_policy()
     sites = {ccy: site for site, ccy in ((s, r.currency) for s, r in sorted(policy.regions.region_config.items()))}
     events: list[dict[str, Any]] = []
     outcomes: list[RunOutcome] = []
@@ -265,22 +264,12 @@ def price(ledger: Ledger, amount: str, source: str, target: str, within: int | N
         ledger.runner.run()
         rate = stored_rate(ledger.views, source, target, at)
     routes = price_routes(table, value, source, target, rate.rate if rate else None, within)
-    policy = _policy()
+    policy = settlement_policy()
     by_name = {r.name: r for r in table.route}
     arrives = {
         p.name: policy.payout_arrival(source, target, at, by_name[p.name].cutoff, p.days_to_arrive) for p in routes
     }
     return Priced(routes, arrives, rate, table.version)
-
-
-_POLICY: list[SettlementPolicy] = []
-
-
-def _policy() -> SettlementPolicy:
-    """The settlement policy from the rule files, built once per process (calendars are cached in it)."""
-    if not _POLICY:
-        _POLICY.append(settlement_policy())
-    return _POLICY[0]
 
 
 def request_payout(
@@ -379,8 +368,3 @@ def release_hold(ledger: Ledger, hold_id: str, decided_by: str, at: dt.datetime)
     [result] = ledger.service.post([event])
     ledger.runner.run()
     return result
-
-
-def decimal_total(rows: list[Row], column: str) -> Decimal:
-    """The sum of a money column of report rows."""
-    return sum((Decimal(str(r[column])) for r in rows), Decimal(0))

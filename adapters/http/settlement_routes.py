@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from adapters import aml, settlement, taxes
+from adapters.params import parse_day
 from ledger.errors import QuipuError
 
 Guard = Callable[[Request, str], Response | None]
@@ -41,15 +42,6 @@ class CaseAction(BaseModel):
     report: Literal["COAF", "UIF", "STR"] | None = None
 
 
-def _day(value: str | None, name: str) -> dt.date:
-    if value is None:
-        return dt.datetime.now(dt.UTC).date()
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise QuipuError(f"{name}: {value!r} is not a date (YYYY-MM-DD)") from None
-
-
 def add_routes(app: FastAPI, guard: Guard, state: dict[str, Any], lock: threading.Lock, problem: Problem) -> None:
     """Mount the settlement, payout, tax and AML routes."""
 
@@ -59,7 +51,7 @@ def add_routes(app: FastAPI, guard: Guard, state: dict[str, Any], lock: threadin
             return refused
         try:
             with lock:
-                rows = settlement.seller_rows(state["ledger"], seller_id, _day(as_of, "as_of"))
+                rows = settlement.seller_rows(state["ledger"], seller_id, parse_day(as_of, "as_of"))
         except settlement.SettlementError as exc:
             return problem(404, "Unknown seller", str(exc))
         except QuipuError as exc:
@@ -76,8 +68,8 @@ def add_routes(app: FastAPI, guard: Guard, state: dict[str, Any], lock: threadin
         if (refused := guard(request, "ledger:read")) is not None:
             return refused
         try:
-            first = _day(start, "from")
-            last = _day(end, "to") if end else first + dt.timedelta(days=30)
+            first = parse_day(start, "from")
+            last = parse_day(end, "to") if end else first + dt.timedelta(days=30)
             with lock:
                 return JSONResponse(settlement.batch_rows(state["ledger"], first, last, site))
         except QuipuError as exc:
