@@ -34,6 +34,14 @@ from domain.payments import (
     RefundIssued,
 )
 from domain.payouts import PayoutFailed, PayoutRequested, PayoutRequestedV1, PayoutSent, PayoutSettled
+from domain.recon.events import (
+    ExceptionCleared,
+    ExceptionRaised,
+    ExceptionResolved,
+    FileImported,
+    LineImported,
+    SettlementReceived,
+)
 from domain.taxes.events import TaxAssessed, TaxReversed
 from ledger.errors import QuipuError
 from ledger.pan import contains_pan, masked
@@ -74,6 +82,12 @@ EVENT_CLASSES: Final[tuple[type[Envelope], ...]] = (
     SellerUnfrozen,
     AmlCaseOpened,
     AmlCaseAction,
+    FileImported,
+    LineImported,
+    SettlementReceived,
+    ExceptionRaised,
+    ExceptionCleared,
+    ExceptionResolved,
 )
 
 
@@ -196,7 +210,7 @@ def parse_event(raw: bytes | str | dict[str, Any]) -> Envelope:
 #: boleto barcodes, OXXO vouchers, Pix end-to-end ids (ISPB + timestamp digits), acquirer and bank references.
 _NOT_PAN_FIELDS: Final = frozenset(
     {"amount", "barcode", "voucher", "rate", "reference_rate", "final_rate", "markup", "end_to_end_id",
-     "acquirer_reference", "bank_reference", "content", "sha256"}
+     "acquirer_reference", "bank_reference", "content", "sha256", "file_sha256"}
 )  # fmt: skip
 
 

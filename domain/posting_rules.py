@@ -238,6 +238,17 @@ def _converted(p: Doc) -> JournalEntry:
     return JournalEntry(tuple(lines), memo)
 
 
+def _settlement_received(p: Doc) -> JournalEntry:
+    net, fee = p["net"], p["fee"]
+    ccy = net["currency"]
+    net_minor, fee_minor = minor_units(net), minor_units(fee)
+    lines = [debit(f"{PLATFORM}:cash:{ccy}", ccy, net_minor)]
+    if fee_minor:
+        lines.append(debit(f"{PLATFORM}:psp_fees:{ccy}", ccy, fee_minor))
+    lines.append(credit(_psp(p["psp"], ccy), ccy, net_minor + fee_minor))
+    return JournalEntry(tuple(lines), f"{p['psp']} settlement {p['settlement_id']} value {p['value_date']}")
+
+
 def _adjustment(p: Doc) -> JournalEntry:
     postings = tuple(
         Posting(line["account"], line["amount"]["currency"], Side(line["side"]), minor_units(line["amount"]))
@@ -271,6 +282,7 @@ RULES: Final[dict[tuple[str, int], Callable[[Doc], JournalEntry | None]]] = {
     ("tax.assessed", 1): lambda p: _tax(p, reverse=False),
     ("tax.reversed", 1): lambda p: _tax(p, reverse=True),
     ("fx.converted", 1): _converted,
+    ("psp.settlement_received", 1): _settlement_received,
 }
 
 #: Event types that book something in some version (a fast pre-filter for folds).

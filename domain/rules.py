@@ -63,6 +63,14 @@ from domain.payments import (
     RefundIssued,
 )
 from domain.payouts import PayoutFailed, PayoutRequested, PayoutSent, PayoutSettled
+from domain.recon.events import (
+    ExceptionCleared,
+    ExceptionRaised,
+    ExceptionResolved,
+    FileImported,
+    LineImported,
+    SettlementReceived,
+)
 from domain.taxes.events import TaxAssessed, TaxReversed
 from ledger.errors import QuipuError
 from ledger.money import format_amount
@@ -110,6 +118,14 @@ def stream_name(event: Envelope) -> str:
         return f"fee:{p.fee_id}"
     if isinstance(event, AdjustmentPosted):
         return f"adjustment:{p.adjustment_id}"
+    if isinstance(event, LineImported):
+        return f"reconline:{p.file_sha256}:{p.line_no}"
+    if isinstance(event, FileImported):
+        return f"reconfile:{p.file_sha256}"
+    if isinstance(event, SettlementReceived):
+        return f"pspsettle:{p.psp}:{p.settlement_id}"
+    if isinstance(event, (ExceptionRaised, ExceptionCleared, ExceptionResolved)):
+        return f"reconexc:{p.exception_id}"
     return f"payment:{p.payment_id}"
 
 
@@ -211,7 +227,15 @@ class WalletState:
         return None
 
 
-State = OrderState | PaymentState | OnceState | WalletState | CaseState
+@dataclass(frozen=True, slots=True)
+class ReconExceptionState:
+    """A reconciliation exception: raised, then closed once (cleared by a run or resolved by a person)."""
+
+    raised: bool = False
+    closed: str = ""
+
+
+State = OrderState | PaymentState | OnceState | WalletState | CaseState | ReconExceptionState
 
 
 def initial_state(name: str) -> State:
@@ -225,6 +249,8 @@ def initial_state(name: str) -> State:
         return WalletState()
     if kind == "amlcase":
         return CaseState()
+    if kind == "reconexc":
+        return ReconExceptionState()
     return OnceState()
 
 
@@ -508,6 +534,22 @@ def _unfrozen(s: WalletState, e: SellerUnfrozen) -> WalletState:
     return replace(s, freezes=tuple(f for f in s.freezes if f[0] != p.freeze_id))
 
 
+def _exception_raised(s: ReconExceptionState, e: ExceptionRaised) -> ReconExceptionState:
+    if s.raised:
+        raise RuleViolation("payload.exception_id", f"exception {e.payload.exception_id} was already raised")
+    return ReconExceptionState(raised=True)
+
+
+def _exception_closed(s: ReconExceptionState, e: ExceptionCleared | ExceptionResolved) -> ReconExceptionState:
+    p = e.payload
+    if not s.raised:
+        raise RuleViolation("payload.exception_id", f"exception {p.exception_id} was never raised")
+    if s.closed:
+        raise RuleViolation("payload.exception_id", f"exception {p.exception_id} is already closed ({s.closed})")
+    how = e.payload.resolution if isinstance(e, ExceptionResolved) else "cleared"
+    return replace(s, closed=how)
+
+
 def _case_opened(s: CaseState, e: AmlCaseOpened) -> CaseState:
     if s.opened:
         raise RuleViolation("payload.case_id", f"case {e.payload.case_id} is already open")
@@ -659,6 +701,12 @@ _RULES: Final[dict[type[Envelope], Callable[[Any, Any], State]]] = {
     ConfigPublished: _once("payload.version"),
     FxRevalued: _once("payload.revaluation_id"),
     FxPositionSettled: _once("payload.settlement_id"),
+    FileImported: _once("payload.file_sha256"),
+    LineImported: _once("payload.line_no"),
+    SettlementReceived: _once("payload.settlement_id"),
+    ExceptionRaised: _exception_raised,
+    ExceptionCleared: _exception_closed,
+    ExceptionResolved: _exception_closed,
 }
 
 

@@ -72,6 +72,7 @@ NORMAL_SIDE: Final[dict[str, Side]] = {
     "logistics_compensation": Side.DEBIT,  # expense: delivery-delay compensations the platform funds
     "carrier_claims": Side.DEBIT,  # receivable: compensations a carrier owes back under its contract
     "suspense": Side.DEBIT,
+    "psp_fees": Side.DEBIT,  # expense: what processors deduct from their settlements
 }
 
 

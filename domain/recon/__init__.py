@@ -1,0 +1,1 @@
+"""Reconciliation: external records as events, matching rules, and the exceptions a run finds."""
