@@ -231,6 +231,7 @@ COMMAND_MODULES = (
     "adapters.cli_settlement",
     "adapters.cli_config",
     "adapters.cli_aml",
+    "adapters.cli_recon",
 )
 
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from domain.aml.rules import AmlRules
 from domain.fx_rules import ConversionRules
 from domain.logistics import LogisticsRules
+from domain.recon.rules import ReconConfig
 from domain.regions import RegionConfig
 from domain.settlement.calendar import CalendarTable
 from domain.settlement.dates import MethodRules
@@ -120,3 +121,8 @@ def route_table(path: Path | None = None) -> RouteTable:
 def aml_rules(path: Path | None = None) -> AmlRules:
     """The AML typologies' thresholds per site."""
     return _load(AmlRules, path or CONFIG_ROOT / "aml.toml")
+
+
+def reconciliation(path: Path | None = None) -> ReconConfig:
+    """Reconciliation windows, tolerances and processors."""
+    return _load(ReconConfig, path or CONFIG_ROOT / "reconciliation.toml")

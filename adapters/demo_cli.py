@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Final
 
 from rich.console import Console
 from rich.progress import Progress
@@ -17,6 +19,9 @@ from adapters.demo_settlement import show, simulate
 from adapters.reports import Format, balance_rows, fx_exposure_rows, render, trial_balance_rows
 from ledger.errors import QuipuError
 from ledger.money import format_money
+
+#: The demo reconciles October 2026 as of this day: every processor payout is due at the bank by then.
+RECON_DATE: Final = dt.date(2026, 11, 13)
 
 
 def run_demo(
@@ -64,6 +69,13 @@ def run_demo(
         if exposure:
             render(exposure, Format.table, "FX exposure", out)
         show(ledger, story, out)
+        from adapters.demo_recon import reconcile_month
+
+        recon = reconcile_month(ledger, out, Path("quipu-data") / "statements", RECON_DATE)
+        missed = [cat for cat, ref in recon["planted"].items() if ref not in recon["found"].get(cat, [])]
+        if missed:
+            err.print(f"reconciliation missed planted discrepancies: {', '.join(missed)}")
+            story["problems"].append(f"reconciliation missed {missed}")
         from adapters.audit import key_path, load_or_create_key, take_checkpoint
 
         signed = take_checkpoint(ledger.store, load_or_create_key(key_path()))

@@ -11,13 +11,15 @@ from projections.fx_positions import FxPositionsProjection
 from projections.fx_rates import FxRatesProjection
 from projections.journal import JournalProjection
 from projections.logistics import LogisticsProjection
+from projections.reconciliation import ReconciliationProjection
 from projections.settlement import SettlementProjection
 from projections.taxes import TaxProjection
 from projections.views import Projection
 
 
 def core_projections(settlement: SettlementPolicy, aml: AmlRules) -> list[Projection]:
-    """Journal, balances, trial balance, FX rates, settlement, logistics, taxes, rule files, AML."""
+    """Journal, balances, trial balance, FX rates, settlement, logistics, taxes, rule files, AML,
+    reconciliation."""
     return [
         JournalProjection(),
         BalancesProjection(),
@@ -29,4 +31,5 @@ def core_projections(settlement: SettlementPolicy, aml: AmlRules) -> list[Projec
         TaxProjection(),
         ConfigHistoryProjection(),
         AmlProjection(aml),
+        ReconciliationProjection(),
     ]

@@ -151,6 +151,10 @@ class ViewStore(ViewReader, Protocol):
         """Every row of a table in key order (streamed)."""
         ...
 
+    def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+        """A read-only query's rows, fetched in pages (several streams may be read side by side)."""
+        ...
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """A read-only report query in the store's dialect, with ``?`` placeholders."""
         ...

@@ -125,6 +125,18 @@ class PostgresViewStore:
             cur.execute(sql)
             yield from cur
 
+    def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+        # Its own connection and server-side cursor: several streams are read side by side (a
+        # merge join), which one connection's nested transactions could not close out of order.
+        with (
+            psycopg.connect(self.target.conninfo, options=f"-c search_path={self.target.schema}") as conn,
+            conn.transaction(),
+            conn.cursor(name="quipu_stream") as cur,
+        ):
+            cur.itersize = 5000
+            cur.execute(sql.replace("?", "%s").encode(), tuple(params))
+            yield from cur
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self.conn.transaction():
             return list(self.conn.execute(sql.replace("?", "%s").encode(), tuple(params)).fetchall())

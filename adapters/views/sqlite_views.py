@@ -109,6 +109,11 @@ class SQLiteViewStore:
         while rows := cur.fetchmany(5000):
             yield from rows
 
+    def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+        cur = self.conn.execute(sql, tuple(params))
+        while rows := cur.fetchmany(5000):
+            yield from rows
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return list(self.conn.execute(sql, tuple(params)).fetchall())
 

@@ -80,6 +80,9 @@ class StatementLinePayload(Payload):
     value_date: dt.date | None = None
     """When the money is available (processor) or was credited (bank)."""
     description: Annotated[str, Field(max_length=500)] | None = None
+    exchange_rate: Annotated[str, Field(pattern=r"^[0-9]{1,12}(\.[0-9]{1,12})?$")] | None = None
+    """The rate the processor converted at, when it converted the buyer's amount (its rounding
+    of that conversion is what an ``fx_rounding`` exception is about)."""
 
     @model_validator(mode="after")
     def _one_currency(self) -> StatementLinePayload:
