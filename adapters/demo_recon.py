@@ -201,7 +201,7 @@ def _post_settlements(ledger: Ledger, batches: Sequence[Batch]) -> None:
             "payload": {
                 "settlement_id": b.settlement_id, "psp": b.psp,
                 "net": {"amount": format_amount(b.net, b.currency), "currency": b.currency},
-                "fee": {"amount": format_amount(b.fee, b.currency), "currency": b.currency},
+                "fee": {"amount": format_amount(b.fee, b.currency), "currency": b.currency} if b.fee else None,
                 "value_date": b.paid_on.isoformat(), "bank_account": f"main-{b.currency}",
                 "items": [{"kind": ln.kind, "reference": ln.reference} for ln in b.lines],
             },

@@ -113,15 +113,20 @@ def _items(ledger: Ledger) -> Iterator[LedgerItem]:
     sql = ("SELECT reference, kind, psp, currency, gross_minor, fee_minor, item_date, event_ids, settlement_id "
            "FROM recon_items ORDER BY reference, kind")  # fmt: skip
     for r in ledger.views.stream(sql):
-        yield LedgerItem(r[0], r[1], r[2], r[3], int(r[4]), int(r[5]), dt.date.fromisoformat(r[6]),
-                         tuple(orjson.loads(r[7])), r[8])  # fmt: skip
+        # BIGINT columns come back as int from both databases.
+        yield LedgerItem(r[0], r[1], r[2], r[3], r[4], r[5], dt.date.fromisoformat(r[6]), r[7], r[8])
 
 
 def _lines(ledger: Ledger, source_kind: str) -> Iterator[ExternalLine]:
     sql = ("SELECT file_name, line_no, source, source_kind, record_type, reference, batch_id, direction, currency, "
            "gross_minor, fee_minor, net_minor, booked_on, value_date, exchange_rate, event_id FROM recon_lines "
            "WHERE source_kind = ? ORDER BY reference, file_sha256, line_no")  # fmt: skip
-    for r in ledger.views.stream(sql, (source_kind,)):
+    if source_kind == "bank":
+        # A literal, so the planner may use the partial index of bank lines (a bound parameter
+        # could be anything); processor lines stream in key order instead.
+        sql = sql.replace("source_kind = ?", "source_kind = 'bank'")
+    params: tuple[str, ...] = () if source_kind == "bank" else (source_kind,)
+    for r in ledger.views.stream(sql, params):
         yield ExternalLine(r[0], int(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8],
                            None if r[9] is None else int(r[9]), None if r[10] is None else int(r[10]), int(r[11]),
                            dt.date.fromisoformat(r[12]), _date(r[13]), r[14], r[15])  # fmt: skip

@@ -210,7 +210,7 @@ def parse_event(raw: bytes | str | dict[str, Any]) -> Envelope:
 #: boleto barcodes, OXXO vouchers, Pix end-to-end ids (ISPB + timestamp digits), acquirer and bank references.
 _NOT_PAN_FIELDS: Final = frozenset(
     {"amount", "barcode", "voucher", "rate", "reference_rate", "final_rate", "markup", "end_to_end_id",
-     "acquirer_reference", "bank_reference", "content", "sha256", "file_sha256", "exchange_rate"}
+     "acquirer_reference", "bank_reference", "content", "sha256", "file_sha256", "exchange_rate", "event_ids"}
 )  # fmt: skip
 
 

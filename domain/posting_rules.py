@@ -241,7 +241,7 @@ def _converted(p: Doc) -> JournalEntry:
 def _settlement_received(p: Doc) -> JournalEntry:
     net, fee = p["net"], p["fee"]
     ccy = net["currency"]
-    net_minor, fee_minor = minor_units(net), minor_units(fee)
+    net_minor, fee_minor = minor_units(net), minor_units(fee) if fee is not None else 0
     lines = [debit(f"{PLATFORM}:cash:{ccy}", ccy, net_minor)]
     if fee_minor:
         lines.append(debit(f"{PLATFORM}:psp_fees:{ccy}", ccy, fee_minor))

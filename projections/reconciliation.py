@@ -113,7 +113,7 @@ class ReconciliationProjection:
                               p["lines"], str(ev.record.event_id), ev.record.position))  # fmt: skip
             elif kind == "psp.settlement_received":
                 settlements.append((p["psp"], p["settlement_id"], p["net"]["currency"], minor_units(p["net"]),
-                                    minor_units(p["fee"]), p["value_date"], len(p["items"]),
+                                    _minor(p["fee"]) or 0, p["value_date"], len(p["items"]),
                                     str(ev.record.event_id)))  # fmt: skip
         writes: list[Write] = [
             Put(ITEMS, [tuple(v) for _, v in sorted(items.items())]),

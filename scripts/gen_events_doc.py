@@ -63,6 +63,9 @@ def _brl(value: str) -> dict[str, str]:
     return {"amount": value, "currency": "BRL"}
 
 
+#: An imported file's digest (the example's).
+_SHA: Final = "9f2c" + "0" * 56 + "7a1e"
+
 #: A rule file's text, as `quipu config publish` records it (shortened for the page).
 _CONFIG_TEXT: Final = (
     'version = "2026-11-26"\n\n[[compensation]]\nsite = "BR"\neffective_from = "2026-01-01"\n'
@@ -214,6 +217,46 @@ def story() -> list[dict[str, Any]]:
         }),
         _event(37, "seller.unfrozen", "2026-11-04T15:00:00+00:00", "aml:ana", {
             "freeze_id": "FRZ-1001", **wallet, "case_id": "CASE-1001", "decided_by": "ana",
+        }),
+        _event(38, "recon.file_imported", "2026-10-23T00:00:00+00:00", "recon-import", {
+            "file_sha256": _SHA, "file_name": "cielo-202610.csv", "source": _PSP, "source_kind": "processor",
+            "format": "stripe-balance", "lines": 412,
+        }),
+        _event(39, "recon.line_imported", "2026-10-01T00:00:00+00:00", "recon-import", {
+            "file_sha256": _SHA, "file_name": "cielo-202610.csv", "line_no": 2, "source": _PSP,
+            "source_kind": "processor", "record_type": "payment", "reference": "P-1001",
+            "batch_id": "cielo-PO-20261023-BRL-1", "direction": "credit", "gross": _brl("150.00"),
+            "fee": _brl("4.60"), "net": _brl("145.40"), "booked_on": "2026-10-01", "value_date": "2026-10-23",
+            "description": None, "exchange_rate": None,
+        }),
+        _event(40, "psp.settlement_received", "2026-10-23T12:00:00+00:00", "treasury", {
+            "settlement_id": "cielo-PO-20261023-BRL-1", "psp": _PSP, "net": _brl("125.40"), "fee": _brl("4.60"),
+            "value_date": "2026-10-23", "bank_account": "main-BRL",
+            "items": [{"kind": "capture", "reference": "P-1001"}, {"kind": "refund", "reference": "R-1001"},
+                      {"kind": "chargeback", "reference": "CB-1001"},
+                      {"kind": "chargeback_reversal", "reference": "CB-1001"}],
+        }),
+        _event(41, "recon.exception_raised", "2026-10-31T23:59:59+00:00", "reconciliation", {
+            "exception_id": "RXFEE1001", "level": 2, "category": "fee_mismatch", "reference": "P-1001",
+            "source": _PSP, "ledger_amount": _brl("4.50"), "external_amount": _brl("4.60"),
+            "difference": _brl("0.10"), "item_date": "2026-10-01", "found_on": "2026-10-31",
+            "detail": "capture P-1001: processor fee 460 vs ledger 450 minor units of BRL",
+            "evidence": {"event_ids": [str(uuid.UUID(int=3, version=4))], "lines": ["cielo-202610.csv:2"]},
+        }),
+        _event(42, "recon.exception_resolved", "2026-11-02T10:00:00-03:00", "reconciliation", {
+            "exception_id": "RXFEE1001", "resolution": "adjusted", "decided_by": "ana",
+            "note": "booked Cielo's extra fee; claim opened with Cielo", "adjustment_id": "ADJ-1001",
+            "approved_by": None,
+        }),
+        _event(43, "recon.exception_raised", "2026-10-28T23:59:59+00:00", "reconciliation", {
+            "exception_id": "RXBANK1001", "level": 3, "category": "missing_at_bank",
+            "reference": "cielo-PO-20261023-BRL-1", "source": _PSP, "ledger_amount": _brl("125.40"),
+            "external_amount": None, "difference": None, "item_date": "2026-10-23", "found_on": "2026-10-28",
+            "detail": "cielo payout cielo-PO-20261023-BRL-1 of 12540 minor units of BRL has no bank credit",
+            "evidence": {"event_ids": [str(uuid.UUID(int=40, version=4))], "lines": ["cielo-202610.csv:413"]},
+        }),
+        _event(44, "recon.exception_cleared", "2026-10-29T23:59:59+00:00", "reconciliation", {
+            "exception_id": "RXBANK1001", "cleared_on": "2026-10-29", "detail": "matched by the run of 2026-10-29",
         }),
         _event(12, "adjustment.posted", "2026-10-31T18:00:00-03:00", "ops:maria", {
             "adjustment_id": "ADJ-1001",

@@ -30,12 +30,10 @@ def _post_month(ledger: Ledger, seed: int, events: int) -> None:
 
 
 def _quiet() -> Console:
-    return Console(file=open("/dev/null", "w"), width=200)  # noqa: SIM115
+    return Console(file=open("/dev/null", "w"), width=200)
 
 
-def test_each_planted_discrepancy_is_found_in_its_own_category_and_nothing_else(
-    ledger: Ledger, tmp_path: Path
-) -> None:
+def test_each_planted_discrepancy_is_found_in_its_own_category_and_nothing_else(ledger: Ledger, tmp_path: Path) -> None:
     _post_month(ledger, seed=21, events=2500)
     result = reconcile_month(ledger, _quiet(), tmp_path / "files", UNTIL)
     report: reconcile.RunReport = result["report"]

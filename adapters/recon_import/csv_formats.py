@@ -354,9 +354,12 @@ def read_stripe(stream: IO[bytes], layout: CsvFormat, ctx: Context) -> list[Stat
             "booked_on": booked_on,
             "value_date": value_date,
             "description": cut_description(row.text("description")),
+            # The processor's conversion rate, when it converted the buyer's amount (FX rounding).
+            "exchange_rate": row.text("exchange_rate") or None,
         }
         columns = _columns(row, gross="gross", fee="fee", net="net", booked_on="booked_on", value_date="value_date",
-                           batch_id="batch_id", description="description", record_type="kind")  # fmt: skip
+                           batch_id="batch_id", description="description", record_type="kind",
+                           exchange_rate="exchange_rate")  # fmt: skip
         line = build_line(fields, row.line_no, {**columns, "reference": ref_column}, ctx.problems)
         if line is not None:
             lines.append(line)

@@ -120,7 +120,7 @@ ROLES: Final[dict[str, tuple[frozenset[str], frozenset[str]]]] = {
     ),
     "stripe-balance": (
         frozenset({"id", "kind", "source_id", "net", "gross", "fee", "currency", "booked_on", "value_date",
-                   "reporting_category", "description", "batch_id", "external_reference"}),
+                   "reporting_category", "description", "batch_id", "external_reference", "exchange_rate"}),
         frozenset({"id", "kind", "net", "currency", "booked_on"}),
     ),
     "bank-csv": (

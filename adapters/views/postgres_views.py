@@ -22,6 +22,7 @@ class PostgresViewStore:
         with schema_lock(target) as conn:
             conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(target.schema)))
         self.conn = psycopg.connect(target.conninfo, options=f"-c search_path={target.schema}")
+        self._column_types: dict[str, list[str]] = {}
 
     def close(self) -> None:
         self.conn.close()
@@ -48,6 +49,19 @@ class PostgresViewStore:
                 done.append(f"{m.version:04d}_{m.name}")
         return done
 
+    def _types(self, cur: psycopg.Cursor[Any], table: Table) -> list[str]:
+        """Each column's type name (``int8``, ``text`` …), read once per table."""
+        known = self._column_types.get(table.name)
+        if known is None:
+            cur.execute(
+                "SELECT column_name, udt_name FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND table_name = %s",
+                (table.name,),
+            )
+            found = dict(cur.fetchall())
+            known = self._column_types[table.name] = [found[c] for c in table.columns]
+        return known
+
     def positions(self, names: Sequence[str]) -> dict[str, int]:
         rows: dict[str, int] = dict(self.conn.execute("SELECT name, position FROM projection_positions").fetchall())
         self.conn.commit()
@@ -71,7 +85,9 @@ class PostgresViewStore:
                 if isinstance(w, Put):
                     # Whole rows over column arrays, like increments: each key appears once per write.
                     others = [c for c in w.table.columns if c not in w.table.key]
-                    put_types = [SQL("bigint[]") if isinstance(v, int) else SQL("text[]") for v in w.rows[0]]
+                    columns = [list(column) for column in zip(*w.rows, strict=True)]
+                    # The table's own column types: a batch's values may all be null in a column.
+                    put_types = [SQL("{}[]").format(Identifier(t)) for t in self._types(cur, w.table)]
                     put_sql = SQL(
                         "INSERT INTO {} ({}) SELECT * FROM unnest({}) ON CONFLICT ({}) DO UPDATE SET {}"
                     ).format(
@@ -81,7 +97,7 @@ class PostgresViewStore:
                         SQL(",").join(map(Identifier, w.table.key)),
                         SQL(",").join(SQL("{0} = excluded.{0}").format(Identifier(c)) for c in others),
                     )
-                    cur.execute(put_sql, [list(column) for column in zip(*w.rows, strict=True)])
+                    cur.execute(put_sql, columns)
                 elif isinstance(w, Insert):
                     copy_sql = SQL("COPY {} ({}) FROM STDIN").format(
                         Identifier(w.table.name), SQL(",").join(map(Identifier, w.table.columns))

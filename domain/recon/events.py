@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Literal
+from uuid import UUID
 
 from pydantic import Field, model_validator
 
@@ -117,8 +118,8 @@ class SettlementReceivedPayload(Payload):
     psp: Ident
     net: Amount
     """What reached the bank."""
-    fee: Amount
-    """The processor's fees deducted from the batch (zero when none)."""
+    fee: Amount | None
+    """The processor's fees deducted from the batch (null when none)."""
     value_date: dt.date
     bank_account: Ident
     items: Annotated[tuple[SettledItem, ...], Field(min_length=1, max_length=1000)]
@@ -126,7 +127,7 @@ class SettlementReceivedPayload(Payload):
 
     @model_validator(mode="after")
     def _one_currency(self) -> SettlementReceivedPayload:
-        if self.fee.currency != self.net.currency:
+        if self.fee is not None and self.fee.currency != self.net.currency:
             raise ValueError(f"fee.currency {self.fee.currency} differs from net.currency {self.net.currency}")
         return self
 
@@ -163,7 +164,8 @@ Category = Literal[
 class Evidence(Payload):
     """What an exception rests on: the events and the file lines."""
 
-    event_ids: Annotated[tuple[Ident, ...], Field(max_length=50)] = ()
+    event_ids: Annotated[tuple[UUID, ...], Field(max_length=50)] = ()
+    """Event ids are UUIDs; the card-number check skips them (an all-digit UUID is no PAN)."""
     lines: Annotated[tuple[Annotated[str, Field(max_length=600)], ...], Field(max_length=50)] = ()
     """``file name:line`` of each external record involved."""
 

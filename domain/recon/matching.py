@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Final, Literal, Protocol
 
+import orjson
+
 from domain.ids import derived_id
 from domain.recon.rules import ReconRules
 
@@ -50,8 +52,13 @@ class LedgerItem:
     fee: int
     """The processing fee the ledger expects the processor to take (captures)."""
     item_date: dt.date
-    event_ids: tuple[str, ...]
+    event_ids_json: str
+    """Its events' ids as a JSON array, decoded only when a finding needs them."""
     settlement_id: str | None = None
+
+    @property
+    def event_ids(self) -> tuple[str, ...]:
+        return tuple(orjson.loads(self.event_ids_json))
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,10 +229,40 @@ def match_items(
             line_next = next(line_groups, None)
         else:
             ref = item_next[0]
-            yield from _group(ref, list(item_next[1]), list(line_next[1]), rules, windows, run_date,
-                              known_reference, totals)  # fmt: skip
+            group_items, group_lines = list(item_next[1]), list(line_next[1])
+            fast = None
+            if len(group_items) == 1 and len(group_lines) == 1:
+                fast = _one_to_one(group_items[0], group_lines[0], rules, windows, totals)
+            if fast is not None:
+                yield fast
+            else:
+                yield from _group(ref, group_items, group_lines, rules, windows, run_date, known_reference, totals)
             item_next = next(item_groups, None)
             line_next = next(line_groups, None)
+
+
+_AGREE: Final = "reference, gross, fee and date agree"
+
+
+def _one_to_one(
+    item: LedgerItem, ln: ExternalLine, rules: ReconRules, windows: Windows, totals: Level2Totals
+) -> Decision | None:
+    """The common case, decided without the general path's allocations: one item, one line that
+    agree exactly. Anything else (None) goes the general way, which explains what differs."""
+    if RECORD_TO_KIND.get(ln.record_type) != item.kind or ln.currency != item.currency:
+        return None
+    fee = ln.fee or 0
+    gross = ln.gross if ln.gross is not None else ln.net + fee
+    if gross != item.gross or (item.kind == "capture" and fee != item.fee):
+        return None
+    if windows.apart(item.psp, item.item_date, ln.booked_on, rules.date_tolerance_business_days):
+        return None
+    if ln.batch_id is not None:
+        totals.batch_lines_net[ln.batch_id] += ln.signed_net
+        kept_lines = totals.lines_in_batches[ln.batch_id]
+        if len(kept_lines) < 48:
+            kept_lines.append(ln.where)
+    return Decision(2, item.reference, item.kind, "matched", "exact", _AGREE)
 
 
 def _group(
@@ -275,7 +312,9 @@ def _decide(
     for ln in kept:
         if ln.batch_id is not None:
             totals.batch_lines_net[ln.batch_id] += ln.signed_net
-            totals.lines_in_batches[ln.batch_id].append(ln.where)
+            kept_lines = totals.lines_in_batches[ln.batch_id]
+            if len(kept_lines) < 48:  # evidence enough; memory must not grow with the report
+                kept_lines.append(ln.where)
     if extra:
         first = extra[0]
         return Decision(2, reference, kind, "exception", "duplicate", "the same line appears more than once",
@@ -375,7 +414,7 @@ def match_batches(
             continue
         paid = line.net  # a payout leaves the processor's balance (a debit there): what we are paid
         lines_sum = totals.batch_lines_net.get(s.settlement_id, 0) + totals.explained.get(s.settlement_id, 0)
-        evidence = (line.where, *totals.lines_in_batches.get(s.settlement_id, [])[:48])
+        evidence = (line.where, *totals.lines_in_batches.get(s.settlement_id, []))
         if paid != s.net:
             yield Decision(2, s.settlement_id, "settlement", "exception", "many-to-one", "payout ≠ settlement",
                            Finding(2, "amount_mismatch", s.settlement_id, s.value_date,

@@ -33,7 +33,10 @@ CREATE TABLE recon_lines (
     event_id TEXT NOT NULL,
     PRIMARY KEY (reference, file_sha256, line_no)
 );
-CREATE INDEX recon_lines_by_kind ON recon_lines (source_kind, record_type);
+-- Processor lines are read in key (reference) order and filtered as they stream: a full index
+-- on source_kind would make SQLite sort the whole table in memory for the ORDER BY. Bank lines
+-- are few and found through this partial index.
+CREATE INDEX recon_lines_bank ON recon_lines (source_kind) WHERE source_kind = 'bank';
 CREATE TABLE recon_files (
     file_sha256 TEXT PRIMARY KEY,
     file_name TEXT NOT NULL,
