@@ -55,9 +55,6 @@ def run_demo(
         )
         for problem in story["problems"][:10]:
             err.print(problem, markup=False)
-        if export is not None:
-            written = _export_log(ledger, export)
-            out.print(f"exported all {written} recorded events, settlement included, to {export}")
         t0 = time.perf_counter()
         with progress_bar() as bar:
             task = bar.add_task("projecting", total=ledger.store.head())
@@ -76,6 +73,9 @@ def run_demo(
         if missed:
             err.print(f"reconciliation missed planted discrepancies: {', '.join(missed)}")
             story["problems"].append(f"reconciliation missed {missed}")
+        if export is not None:
+            written = _export_log(ledger, export)
+            out.print(f"exported all {written} recorded events, settlement and reconciliation included, to {export}")
         from adapters.audit import key_path, load_or_create_key, take_checkpoint
 
         signed = take_checkpoint(ledger.store, load_or_create_key(key_path()))

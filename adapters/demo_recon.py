@@ -297,12 +297,15 @@ def reconcile_month(ledger: Ledger, out: Console, out_dir: Path, until: dt.date,
     render(reconcile.summary_rows(report), Format.table, f"reconciliation as of {until}: match rate per level", out)
     render(reconcile.category_rows(report.findings), Format.table, "exceptions by category", out)
     found: dict[str, list[str]] = defaultdict(list)
+    evidence: dict[tuple[str, str], str] = {}
     for f in report.findings:
         found[f.category].append(f.reference)
+        evidence[(f.category, f.reference)] = ", ".join([*f.lines[:2], *f.event_ids[:1]])
     rows = [
-        {"planted": cat, "reference": ref, "found_as": ", ".join(c for c, refs in found.items() if ref in refs) or "-"}
+        {"planted": cat, "reference": ref, "found_as": ", ".join(c for c, refs in found.items() if ref in refs) or "-",
+         "evidence": evidence.get((cat, ref), "")}
         for cat, ref in sim.planted.items()
-    ]
+    ]  # fmt: skip
     if rows:
         render(rows, Format.table, "planted discrepancies and where the run found them", out)
     return {"report": report, "planted": sim.planted, "found": dict(found)}

@@ -277,8 +277,13 @@ OPEN_STAGES: Final = {
 
 
 def _lifecycles(ledger: Ledger, rules: ReconRules, run_date: dt.date) -> Iterator[Decision]:
-    rows = ledger.views.query("SELECT kind, id, stage, since, event_id FROM recon_lifecycle ORDER BY kind, id")
-    for kind, ident, stage, since, event_id in rows:
+    rows = ledger.views.query(
+        "SELECT kind, id, stage, since, event_id, seller_id FROM recon_lifecycle ORDER BY kind, id"
+    )
+    frozen = dict(
+        ledger.views.query("SELECT seller_id, MIN(case_id) FROM recon_freezes WHERE active = 1 GROUP BY seller_id")
+    )
+    for kind, ident, stage, since, event_id, seller in rows:
         since_d = dt.date.fromisoformat(since)
         if since_d > run_date:
             continue
@@ -289,6 +294,9 @@ def _lifecycles(ledger: Ledger, rules: ReconRules, run_date: dt.date) -> Iterato
                           f"after {limit} days (payouts clearing)", None, (event_id,))  # fmt: skip
             continue
         rule = OPEN_STAGES.get((kind, stage))
+        if kind == "payout" and stage == "requested" and seller in frozen:
+            yield Decision(1, ident, kind, "pending", "lifecycle", f"held: seller frozen by AML case {frozen[seller]}")
+            continue
         if rule is None:
             yield Decision(1, ident, kind, "matched", "lifecycle", f"{kind} {stage}")
             continue
@@ -452,7 +460,8 @@ def category_rows(findings: Sequence[Finding]) -> list[dict[str, Any]]:
     for f in findings:
         key = (f.level, f.category, f.currency or "")
         counts[key] += 1
-        amounts[key] += f.difference if f.difference is not None else abs(f.ledger_minor or f.external_minor or 0)
+        # The difference when there is one, else the amount at stake (a duplicate, a late credit).
+        amounts[key] += f.difference or max(abs(f.ledger_minor or 0), abs(f.external_minor or 0))
     return [
         {"level": lv, "category": cat, "currency": ccy or None, "exceptions": counts[(lv, cat, ccy)],
          "amount": format_amount(amounts[(lv, cat, ccy)], ccy) if ccy else None}

@@ -44,8 +44,9 @@ SETTLEMENTS: Final = Table(
     ("psp", "settlement_id"),
 )
 LIFECYCLE: Final = Table(
-    "recon_lifecycle", ("kind", "id", "stage", "since", "event_id"), ("kind", "id")
+    "recon_lifecycle", ("kind", "id", "stage", "since", "event_id", "seller_id"), ("kind", "id")
 )  # fmt: skip
+FREEZES: Final = Table("recon_freezes", ("seller_id", "freeze_id", "case_id", "active"), ("seller_id", "freeze_id"))
 EXCEPTIONS: Final = Table(
     "recon_exceptions",
     ("exception_id", "level", "category", "reference", "source", "currency", "ledger_minor", "external_minor",
@@ -75,7 +76,7 @@ STAGES: Final = {
 EXCEPTION_TOPICS: Final = frozenset({"recon.exception_raised", "recon.exception_cleared", "recon.exception_resolved"})
 TOPICS: Final = frozenset(
     {*ITEM_KINDS, *STAGES, "fee.charged", "chargeback.resolved", "psp.settlement_received", "recon.file_imported",
-     "recon.line_imported", *EXCEPTION_TOPICS}
+     "recon.line_imported", "seller.frozen", "seller.unfrozen", *EXCEPTION_TOPICS}
 )  # fmt: skip
 
 
@@ -87,7 +88,7 @@ class ReconciliationProjection:
     """Both sides of every reconciliation level, and the exceptions found."""
 
     name = "reconciliation"
-    tables: tuple[Table, ...] = (ITEMS, LINES, FILES, SETTLEMENTS, LIFECYCLE, EXCEPTIONS)
+    tables: tuple[Table, ...] = (ITEMS, LINES, FILES, SETTLEMENTS, LIFECYCLE, FREEZES, EXCEPTIONS)
 
     def fold(self, batch: Sequence[Event], views: ViewReader) -> list[Write]:
         events = [e for e in batch if e.record.topic in TOPICS]
@@ -98,11 +99,17 @@ class ReconciliationProjection:
         files: list[tuple[Any, ...]] = []
         settlements: list[tuple[Any, ...]] = []
         stages: dict[tuple[str, str], tuple[Any, ...]] = {}
+        freezes: dict[tuple[str, str], tuple[Any, ...]] = {}
         for ev in events:
             doc = ev.doc
             kind, p = doc["type"], doc["payload"]
             for what, field, stage in STAGES.get(kind, ()):
-                stages[(what, p[field])] = (what, p[field], stage, doc["occurred_at"][:10], str(ev.record.event_id))
+                stages[(what, p[field])] = (what, p[field], stage, doc["occurred_at"][:10], str(ev.record.event_id),
+                                            p.get("seller_id") or "")  # fmt: skip
+            if kind in ("seller.frozen", "seller.unfrozen"):
+                # Payouts a compliance freeze stops are held on purpose, not incomplete.
+                freezes[(p["seller_id"], p["freeze_id"])] = (p["seller_id"], p["freeze_id"], p["case_id"],
+                                                             int(kind == "seller.frozen"))  # fmt: skip
             if kind == "recon.line_imported":
                 lines.append((p["reference"], p["file_sha256"], p["line_no"], p["file_name"], p["source"],
                               p["source_kind"], p["record_type"], p["batch_id"], p["direction"], p["net"]["currency"],
@@ -121,6 +128,7 @@ class ReconciliationProjection:
             Put(FILES, files),
             Put(SETTLEMENTS, settlements),
             Put(LIFECYCLE, [v for _, v in sorted(stages.items())]),
+            Put(FREEZES, [v for _, v in sorted(freezes.items())]),
         ]
         exc = [e for e in events if e.record.topic in EXCEPTION_TOPICS]
         if exc:
@@ -160,7 +168,7 @@ class ReconciliationProjection:
                 row[2], row[3] = p["psp"], p["seller_id"]
                 row[5] += minor_units(p["amount"])
                 row[8] = _add_id(row[8], eid)
-            elif kind == "fee.charged":
+            elif kind == "fee.charged" and p["kind"] == "processing" and p.get("payment_id"):
                 key = (p["payment_id"], "capture")
                 row = rows.get(key)
                 if row is None:  # a fee booked before its capture: the capture fills the rest

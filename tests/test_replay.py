@@ -34,7 +34,8 @@ def test_a_replay_to_position_n_equals_the_live_view_when_the_log_had_n_events(l
             changed = diff(ledger, "at20", "head", ledger.runner.projections)
             assert {row["table"] for row in changed} == {"journal_entries", "journal_postings", "account_balances",
                                                          "trial_balance", "settlement_payments",
-                                                         "settlement_schedule", "seller_flows"}  # fmt: skip
+                                                         "settlement_schedule", "seller_flows", "recon_items",
+                                                         "recon_lifecycle"}  # fmt: skip
             assert diff(ledger, "head", "head", ledger.runner.projections) == []
         finally:
             _drop_snapshots(ledger, "at20", "head")

@@ -66,7 +66,15 @@ CREATE TABLE recon_lifecycle (
     stage TEXT NOT NULL,
     since TEXT NOT NULL,
     event_id TEXT NOT NULL,
+    seller_id TEXT NOT NULL,
     PRIMARY KEY (kind, id)
+);
+CREATE TABLE recon_freezes (
+    seller_id TEXT NOT NULL,
+    freeze_id TEXT NOT NULL,
+    case_id TEXT NOT NULL,
+    active BIGINT NOT NULL,
+    PRIMARY KEY (seller_id, freeze_id)
 );
 CREATE INDEX recon_lifecycle_by_stage ON recon_lifecycle (stage, since);
 CREATE TABLE recon_exceptions (
