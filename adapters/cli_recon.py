@@ -4,6 +4,7 @@ list and resolve exceptions; every report as a table, JSON, CSV, XLSX or one HTM
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -58,12 +59,19 @@ def _summary_charts(report: reconcile.RunReport) -> dict[str, Any]:
     levels = [f"level {s.level}" for s in report.summaries.values()]
     rates = [s.matched * 100 // max(1, s.matched + s.exceptions) for s in report.summaries.values()]
     cats = reconcile.category_rows(report.findings)
+    by_category = [Chart("exceptions by category", "hbar",
+                         [f"L{c['level']} {c['category']} {c['currency'] or ''}".strip() for c in cats],
+                         {"exceptions": [c["exceptions"] for c in cats]})] if cats else []  # fmt: skip
+    # Amounts by category, one chart per currency (amounts in different currencies do not add).
+    for ccy in sorted({c["currency"] for c in cats if c["currency"]}):
+        mine = [c for c in cats if c["currency"] == ccy]
+        labels = [f"L{c['level']} {c['category']}" for c in mine]
+        amounts = {ccy: [Decimal(c["amount"]) for c in mine]}
+        by_category.append(Chart(f"amounts by category ({ccy})", "hbar", labels, amounts, ccy))
     return {
         "match rate per level": [Chart("match rate per level (%)", "bar", levels, {"matched %": rates}, "%")],
-        "exceptions by category": [Chart("exceptions by category", "hbar",
-                                         [f"L{c['level']} {c['category']} {c['currency'] or ''}".strip() for c in cats],
-                                         {"exceptions": [c["exceptions"] for c in cats]})],
-    }  # fmt: skip
+        "exceptions by category": by_category,
+    }
 
 
 @recon_app.command("import")

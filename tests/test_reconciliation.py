@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -151,3 +152,34 @@ def test_a_clean_month_reconciles_fully_at_every_level(tmp_path_factory: pytest.
         assert report.findings == []
         assert {s.level: s.match_rate for s in report.summaries.values()} == {1: "100.00", 2: "100.00", 3: "100.00"}
         assert all(s.matched > 0 for s in report.summaries.values())
+
+
+def test_level_1_finds_incomplete_lifecycles_unsettled_items_and_tampered_views(ledger: Ledger) -> None:
+    from tests.test_settlement import PIX, sale
+
+    when = "2026-10-01T12:00:00-03:00"
+    unpaid = sale("P1", "BR", "100.00", "BRL", PIX, when=when)[:2]  # authorised, never captured nor failed
+    paid = sale("P2", "BR", "50.00", "BRL", {**PIX, "end_to_end_id": "E2"}, when=when)
+    assert {r.outcome for r in ledger.service.post([*unpaid, *paid])} == {Outcome.APPENDED}
+    report = reconcile.run(ledger, dt.date(2026, 10, 30), levels=(1,), dry_run=True)
+    assert sorted((f.category, f.reference) for f in report.findings) == [
+        ("clearing_overdue", "P2"),  # captured, in no processor settlement after 5 business days
+        ("incomplete_lifecycle", "P1"),
+    ]
+    assert reconcile.run(ledger, dt.date(2026, 10, 2), levels=(1,), dry_run=True).findings == []  # within windows
+    # A view changed behind the ledger's back: the sub-ledger check and the rebuild check both see it.
+    views: Any = ledger.views
+    views.conn.execute(
+        "UPDATE account_balances SET credits_minor = credits_minor + 1 WHERE account = 'seller:S1:pending:BRL'"
+    )
+    views.conn.commit()
+    tampered = reconcile.run(ledger, dt.date(2026, 10, 2), levels=(1,), dry_run=True)
+    assert sorted((f.category, f.reference) for f in tampered.findings) == [
+        ("projection_drift", "projection:balances"),
+        ("subledger_mismatch", "seller:S1:pending:BRL"),
+    ]
+    views.conn.execute("UPDATE journal_postings SET debit_minor = debit_minor + 1 WHERE debit_minor > 0")
+    views.conn.execute("UPDATE trial_balance SET debits_minor = debits_minor + 1")
+    views.conn.commit()
+    broken = {f.category for f in reconcile.run(ledger, dt.date(2026, 10, 2), levels=(1,), dry_run=True).findings}
+    assert {"unbalanced_entry", "trial_balance", "projection_drift"} <= broken
