@@ -80,3 +80,40 @@ def test_payouts_balances_and_aml_cases_over_http(serve: Callable[..., httpx.Cli
     assert unpaid.status_code == 201
     assert api.get("/v1/taxes/summary", headers=h_ops).status_code == 200
     assert api.get("/v1/settlement/batches", headers=h_ops, params={"from": "2026-10-01"}).status_code == 200
+
+
+def test_reconciliation_exceptions_over_http(
+    serve: Callable[..., httpx.Client], ledger_url: str, tmp_path: Any
+) -> None:  # noqa: F811
+    from adapters.bootstrap import open_ledger
+    from adapters.demo_recon import reconcile_month
+    from tests.test_reconciliation import UNTIL, _post_month, _quiet
+
+    with open_ledger(ledger_url) as ledger:
+        _post_month(ledger, seed=41, events=1200)
+        reconcile_month(ledger, _quiet(), tmp_path / "files", UNTIL)
+    finance = _secret_of(_quipu("clients", "add", "finance", "--scope", "recon:read", "--scope", "recon:write",
+                                "--database", ledger_url))  # fmt: skip
+    reader = _secret_of(_quipu("clients", "add", "viewer", "--scope", "recon:read", "--database", ledger_url))
+    api = serve()
+    h_fin = {"Authorization": f"Bearer {_token(api, 'finance', finance)}"}
+    h_read = {"Authorization": f"Bearer {_token(api, 'viewer', reader)}"}
+    assert api.get("/v1/reconciliation/exceptions").status_code == 401
+    rows = api.get("/v1/reconciliation/exceptions", headers=h_read, params={"as_of": UNTIL.isoformat()}).json()
+    assert sorted(r["category"] for r in rows) == sorted(
+        ["missing_at_processor", "fee_mismatch", "duplicate", "fx_rounding", "timing"]
+    )
+    timing = next(r for r in rows if r["category"] == "timing")
+    body = {"resolution": "accepted_timing", "decided_by": "ana", "note": "late credit"}
+    url = f"/v1/reconciliation/exceptions/{timing['exception_id']}/resolution"
+    assert api.post(url, headers=h_read, json=body).status_code == 403
+    done = api.post(url, headers=h_fin, json=body)
+    assert done.status_code == 201, done.text
+    again = api.post(url, headers=h_fin, json=body)
+    assert again.status_code == 422 and again.headers["content-type"].startswith("application/problem+json")
+    assert "already closed" in again.json()["detail"]
+    assert api.post("/v1/reconciliation/exceptions/RXNOPE/resolution", headers=h_fin, json=body).status_code == 404
+    bad = api.post(url, headers=h_fin, json={**body, "resolution": "ignored"})
+    assert bad.status_code == 422
+    left = api.get("/v1/reconciliation/exceptions", headers=h_read, params={"as_of": UNTIL.isoformat()}).json()
+    assert len(left) == len(rows) - 1

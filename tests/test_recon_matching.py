@@ -187,3 +187,11 @@ def test_the_same_finding_has_the_same_exception_id() -> None:
     c = next(d.finding for d in level2([item()], [line(fee=500)])[0] if d.finding)
     assert a.exception_id == b.exception_id
     assert c.exception_id == a.exception_id  # same reference, category and lines: the same exception
+
+
+def test_the_matching_benchmark_short_version_finds_exactly_what_it_planted(tmp_path: Any) -> None:
+    """`python -m benchmarks.recon` at 1M × 1M is its own command; this is its short version."""
+    from benchmarks.recon import main
+
+    assert main(["--items", "30000", "--results-dir", str(tmp_path)]) == 0
+    assert (tmp_path / "recon.json").exists()

@@ -1,4 +1,4 @@
-"""HTTP routes for settlement, payouts, taxes and AML, with the API's conventions: OAuth scopes,
+"""HTTP routes for settlement, payouts, taxes, AML and reconciliation, with the API's conventions: OAuth scopes,
 RFC 9457 problems naming the field, decimal strings for amounts, the same adapters the CLI uses."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from fastapi import FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from adapters import aml, settlement, taxes
+from adapters import aml, reconcile, settlement, taxes
 from adapters.params import parse_day
 from ledger.errors import QuipuError
 
@@ -40,6 +40,16 @@ class CaseAction(BaseModel):
     text: str = Field(min_length=1, max_length=500)
     assignee: str | None = None
     report: Literal["COAF", "UIF", "STR"] | None = None
+
+
+class Resolution(BaseModel):
+    """``POST /v1/reconciliation/exceptions/{exception_id}/resolution``."""
+
+    resolution: Literal["adjusted", "accepted_timing", "written_off"]
+    decided_by: str = Field(min_length=1, max_length=100)
+    note: str = Field(min_length=1, max_length=500)
+    adjustment_id: str | None = Field(None, min_length=1, max_length=64, description="required unless accepted_timing")
+    approved_by: str | None = Field(None, min_length=1, max_length=100, description="a write-off's second person")
 
 
 def add_routes(app: FastAPI, guard: Guard, state: dict[str, Any], lock: threading.Lock, problem: Problem) -> None:
@@ -133,3 +143,33 @@ def add_routes(app: FastAPI, guard: Guard, state: dict[str, Any], lock: threadin
         if refused_:
             return problem(422, "Action refused", refused_[0].reason or "", [refused_[0].reason or ""])
         return JSONResponse({"outcomes": [r.outcome.value for r in results]})
+
+    @app.get("/v1/reconciliation/exceptions", summary="Reconciliation exceptions with evidence and age (recon:read)")
+    def recon_exceptions(request: Request, as_of: str | None = None, status: str = "open") -> Response:
+        if (refused := guard(request, "recon:read")) is not None:
+            return refused
+        try:
+            day = parse_day(as_of, "as_of")
+        except QuipuError as exc:
+            return problem(422, "Invalid query", str(exc), [str(exc)])
+        with lock:
+            state["ledger"].runner.run()
+            rows = reconcile.exception_rows(state["ledger"], day, None if status == "all" else status)
+        return JSONResponse(rows)
+
+    @app.post(
+        "/v1/reconciliation/exceptions/{exception_id}/resolution",
+        summary="Record a decision on an open exception (recon:write)",
+    )
+    def recon_resolve(request: Request, exception_id: str, body: Resolution) -> Response:
+        if (refused := guard(request, "recon:write")) is not None:
+            return refused
+        at = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        try:
+            with lock:
+                event_id = reconcile.resolve(state["ledger"], exception_id, body.resolution, body.decided_by,
+                                             body.note, body.adjustment_id, body.approved_by, at)  # fmt: skip
+        except reconcile.ReconError as exc:
+            status = 404 if str(exc).startswith("exception_id: no exception") else 422
+            return problem(status, "Resolution refused", str(exc), [str(exc)])
+        return JSONResponse({"exception_id": exception_id, "event_id": event_id}, status_code=201)
