@@ -83,8 +83,10 @@ def test_payouts_balances_and_aml_cases_over_http(serve: Callable[..., httpx.Cli
 
 
 def test_reconciliation_exceptions_over_http(
-    serve: Callable[..., httpx.Client], ledger_url: str, tmp_path: Any
-) -> None:  # noqa: F811
+    serve: Callable[..., httpx.Client],  # noqa: F811
+    ledger_url: str,
+    tmp_path: Any,
+) -> None:
     from adapters.bootstrap import open_ledger
     from adapters.demo_recon import reconcile_month
     from tests.test_reconciliation import UNTIL, _post_month, _quiet
