@@ -87,7 +87,7 @@ def import_(
     try:
         with ledger_for(database) as ledger:
             for path in files:
-                r = reconcile.import_file(ledger, path, fmt, source, currency)
+                r = reconcile.import_file(ledger, path, fmt, source, currency, lambda m: err.print(f"[dim]{m}[/dim]"))
                 if r.already_imported_as:
                     out.print(f"{r.file_name}: already imported as {r.already_imported_as} (same content); nothing new")
                 else:

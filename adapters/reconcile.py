@@ -518,7 +518,12 @@ class ImportResult:
 
 
 def import_file(
-    ledger: Ledger, path: Path, fmt: str, source: str | None = None, currency: str | None = None
+    ledger: Ledger,
+    path: Path,
+    fmt: str,
+    source: str | None = None,
+    currency: str | None = None,
+    progress: ProgressFn | None = None,
 ) -> ImportResult:
     """Read the whole file (refusing it whole on any bad line), then record its lines."""
     from adapters.recon_import import read_statement, statement_events
@@ -532,6 +537,8 @@ def import_file(
     docs = statement_events(imported)
     appended = duplicates = 0
     for i in range(0, len(docs), _BATCH):
+        if progress is not None and i and i % 100_000 == 0:
+            progress(f"  … {i:,} of {len(docs):,} lines recorded")
         for r in ledger.service.post(docs[i : i + _BATCH]):
             if r.outcome is Outcome.APPENDED:
                 appended += 1
