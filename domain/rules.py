@@ -36,6 +36,7 @@ fold that rebuilds a stream's state from its stored events.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -113,10 +114,22 @@ def stream_name(event: Envelope) -> str:
     return f"payment:{p.payment_id}"
 
 
+_NAMESPACE_BYTES: Final = STREAM_NAMESPACE.bytes
+# RFC 4122 version 5 and variant bits, applied to the first 16 bytes of the SHA-1 as an integer.
+_CLEAR_VERSION_VARIANT: Final = ~((0xF000 << 64) | (0xC000 << 48))
+_SET_VERSION_VARIANT: Final = (0x5000 << 64) | (0x8000 << 48)
+
+
 @lru_cache(maxsize=65_536)
 def stream_id(name: str) -> uuid.UUID:
-    """The UUID the event store files a stream under."""
-    return uuid.uuid5(STREAM_NAMESPACE, name)
+    """The UUID the event store files a stream under: ``uuid.uuid5(STREAM_NAMESPACE, name)``.
+
+    Computed here with integer arithmetic on the SHA-1 rather than by ``uuid.uuid5``, which
+    costs ~3× as much; most events of a batch open a new stream, so the cache rarely helps.
+    """
+    digest = hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False).digest()
+    value = int.from_bytes(digest[:16], "big")
+    return uuid.UUID(int=(value & _CLEAR_VERSION_VARIANT) | _SET_VERSION_VARIANT)
 
 
 @dataclass(frozen=True, slots=True)
