@@ -90,8 +90,7 @@ _WALLET_EVENTS: Final = (
 )  # fmt: skip
 
 
-def stream_name(event: Envelope) -> str:
-    """The consistency boundary an event belongs to."""
+def _stream_name_by_kind(event: Envelope) -> str:
     p: Any = event.payload
     if isinstance(event, _ORDER_EVENTS):
         return f"order:{p.order_id}"
@@ -112,6 +111,34 @@ def stream_name(event: Envelope) -> str:
     if isinstance(event, AdjustmentPosted):
         return f"adjustment:{p.adjustment_id}"
     return f"payment:{p.payment_id}"
+
+
+def _field_stream(prefix: str, field: str) -> Callable[[Envelope], str]:
+    def name(event: Envelope) -> str:
+        value: str = getattr(event.payload, field)
+        return prefix + value
+
+    return name
+
+
+#: The common kinds by exact class: one dict lookup instead of a chain of isinstance tests.
+_STREAM_OF: Final[dict[type[Envelope], Callable[[Envelope], str]]] = {
+    **{cls: _field_stream("order:", "order_id") for cls in _ORDER_EVENTS},
+    **{cls: _field_stream("wallet:", "seller_id") for cls in _WALLET_EVENTS},
+    FeeCharged: _field_stream("fee:", "fee_id"),
+    PaymentAuthorized: _field_stream("payment:", "payment_id"),
+    PaymentCaptured: _field_stream("payment:", "payment_id"),
+    PaymentFailed: _field_stream("payment:", "payment_id"),
+    RefundIssued: _field_stream("payment:", "payment_id"),
+    ChargebackOpened: _field_stream("payment:", "payment_id"),
+    ChargebackResolved: _field_stream("payment:", "payment_id"),
+}
+
+
+def stream_name(event: Envelope) -> str:
+    """The consistency boundary an event belongs to."""
+    by_class = _STREAM_OF.get(type(event))
+    return by_class(event) if by_class is not None else _stream_name_by_kind(event)
 
 
 _NAMESPACE_BYTES: Final = STREAM_NAMESPACE.bytes
