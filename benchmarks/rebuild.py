@@ -18,6 +18,7 @@ of the log at a time, so the two peaks should be about the same.
     python -m benchmarks.rebuild                          # 1,000,000 events, both backends
     python -m benchmarks.rebuild --quick                  # 40,000 events
     python -m benchmarks.rebuild --backend sqlite --events 200000 --keep /var/tmp/quipu-bench
+    python -m benchmarks.rebuild --quick --only journal balances trial_balance   # the foundation issue's bar
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from benchmarks.common import (
     write_json,
 )
 from domain.service import Outcome
+from projections.runner import ProjectionRunner
 
 FULL_EVENTS: Final = 1_000_000
 QUICK_EVENTS: Final = 40_000
@@ -130,7 +132,9 @@ def _reset_peak() -> bool:
     return _proc_status_mib("VmHWM") is not None
 
 
-def _rebuild_child(url: str, to_position: int | None, out: mp.Queue[RebuildRun]) -> None:
+def _rebuild_child(
+    url: str, to_position: int | None, out: mp.Queue[RebuildRun], only: Sequence[str] | None = None
+) -> None:
     """Open the ledger, note the memory, rebuild, note the peak."""
     try:
         with open_ledger(url, migrate=False) as ledger:
@@ -139,7 +143,11 @@ def _rebuild_child(url: str, to_position: int | None, out: mp.Queue[RebuildRun])
             hwm = _reset_peak()
             baseline = (_proc_status_mib("VmRSS") if hwm else None) or ru_before
             start = time.perf_counter()
-            report = ledger.runner.rebuild(to_position)
+            runner = ledger.runner
+            if only:
+                chosen = [p for p in runner.projections if p.name in only]
+                runner = ProjectionRunner(ledger.store, ledger.views, chosen, runner.batch_size)
+            report = runner.rebuild(to_position)
             seconds = time.perf_counter() - start
             ru_after = _ru_maxrss_mib()
             peak = (_proc_status_mib("VmHWM") if hwm else None) or ru_after
@@ -162,11 +170,11 @@ def _rebuild_child(url: str, to_position: int | None, out: mp.Queue[RebuildRun])
         raise
 
 
-def measure_rebuild(url: str, to_position: int | None) -> RebuildRun:
+def measure_rebuild(url: str, to_position: int | None, only: Sequence[str] | None = None) -> RebuildRun:
     """One rebuild in a fresh spawned process."""
     ctx = mp.get_context("spawn")
     out: mp.Queue[RebuildRun] = ctx.Queue()
-    proc = ctx.Process(target=_rebuild_child, args=(url, to_position, out), name="quipu-bench-rebuild")
+    proc = ctx.Process(target=_rebuild_child, args=(url, to_position, out, only), name="quipu-bench-rebuild")
     proc.start()
     deadline = time.monotonic() + CHILD_TIMEOUT
     try:
@@ -261,7 +269,9 @@ def _discard(place: LogPlace, pg_url: str) -> None:
             f.unlink(missing_ok=True)
 
 
-def run_backend(backend: str, events: int, keep: Path | None, tmp: Path, pg_url: str) -> BackendResult:
+def run_backend(
+    backend: str, events: int, keep: Path | None, tmp: Path, pg_url: str, only: Sequence[str] | None = None
+) -> BackendResult:
     """Build (or reuse) the log, then measure the N/10 and the full rebuild."""
     place = _place(backend, keep, tmp, pg_url)
     try:
@@ -281,9 +291,9 @@ def run_backend(backend: str, events: int, keep: Path | None, tmp: Path, pg_url:
             if place.marker is not None:
                 where = place.schema if place.schema is not None else place.url  # no password on disk
                 place.marker.write_text(json.dumps({"head": head, "where": where}) + "\n")
-        tenth = measure_rebuild(place.url, max(1, head // 10))
+        tenth = measure_rebuild(place.url, max(1, head // 10), only)
         _print_run(backend, tenth)
-        full = measure_rebuild(place.url, None)
+        full = measure_rebuild(place.url, None, only)
         _print_run(backend, full)
         if full.events != head:
             raise RuntimeError(f"full rebuild folded {full.events:,} events, the log has {head:,}")
@@ -318,6 +328,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--keep", type=Path, metavar="DIR", help="keep the built logs in DIR and reuse them next time")
     ap.add_argument("--pg-url", default=default_pg_url(), help="PostgreSQL server (a scratch schema per run)")
     ap.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS_DIR, help="where rebuild.json goes")
+    ap.add_argument(
+        "--only", nargs="*", help="rebuild only these projections (e.g. journal balances trial_balance); default all"
+    )
     return ap.parse_args(argv)
 
 
@@ -332,12 +345,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     keep: Path | None = args.keep
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
-    print(f"rebuild: backends={','.join(names)} events={events:,}", flush=True)
+    which = ",".join(args.only) if args.only else "all projections"
+    print(f"rebuild: backends={','.join(names)} events={events:,} ({which})", flush=True)
     results: list[BackendResult] = []
     tmp = Path(tempfile.mkdtemp(prefix="quipu-bench-rebuild-"))
     try:
         for backend in names:
-            results.append(run_backend(backend, events, keep, tmp, args.pg_url))
+            results.append(run_backend(backend, events, keep, tmp, args.pg_url, args.only))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print()
@@ -354,7 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     doc: dict[str, Any] = {
         "benchmark": "rebuild",
         "mode": "quick" if args.quick else "full",
-        "params": {"events": events, "chunk": CHUNK, "post_batch": POST_BATCH},
+        "params": {"events": events, "chunk": CHUNK, "post_batch": POST_BATCH, "only": args.only},
         "machine": machine(args.pg_url if "postgresql" in names else None),
         "results": [asdict(r) for r in results],
     }

@@ -201,7 +201,7 @@ def parse_event(raw: bytes | str | dict[str, Any]) -> Envelope:
     except ValidationError as exc:
         raise InvalidEvent([masked(p) for p in _describe(exc)]) from None
     # Fast path: only when the raw text holds a PAN-like run is the event walked field by field.
-    if contains_pan(data.decode(errors="replace") if data is not None else orjson.dumps(doc).decode()):
+    if contains_pan(data if data is not None else orjson.dumps(doc)):
         _refuse_card_numbers(event)
     return event
 

@@ -80,7 +80,8 @@ class LedgerService:
 
     def __init__(self, store: EventStore, cache_streams: int = 200_000) -> None:
         self.store = store
-        self._cache: OrderedDict[UUID, tuple[int, State]] = OrderedDict()
+        # Keyed by stream name: a str caches its hash, a UUID computes it in Python every time.
+        self._cache: OrderedDict[str, tuple[int, State]] = OrderedDict()
         self._cache_max = cache_streams
 
     def post(self, raws: Sequence[bytes | str | dict[str, Any]]) -> list[PostResult]:
@@ -107,7 +108,7 @@ class LedgerService:
                 break
             except WriteConflict:
                 for p in parsed:
-                    self._cache.pop(p.sid, None)
+                    self._cache.pop(p.stream, None)
                 if attempt == MAX_ATTEMPTS - 1:
                     raise
                 # Writers racing on one hot stream (a busy seller's wallet) would otherwise
@@ -119,23 +120,25 @@ class LedgerService:
         results: dict[int, PostResult] = {}
         # States first, then known ids: an event another writer committed in between is then
         # seen as known (a duplicate), never as an effect already in the state (a refusal).
-        states, cached = self._load([p.sid for p in parsed], trust_cache)
-        known = self.store.known_events([p.event.event_id for p in parsed]) if parsed else {}
-        batch_ids: dict[UUID, tuple[int, bytes]] = {}
+        states, cached = self._load(parsed, trust_cache)
+        # Event ids as integers from here on: hashed in C, not by UUID.__hash__.
+        known = {k.int: v for k, v in self.store.known_events([p.event.event_id for p in parsed]).items()}
+        batch_ids: dict[int, tuple[int, bytes]] = {}
         accepted: list[tuple[_Parsed, NewRecord]] = []
         for p in parsed:
             eid = p.event.event_id
-            seen = known.get(eid) or batch_ids.get(eid)
+            key = eid.int
+            seen = known.get(key) or batch_ids.get(key)
             if seen is not None:
                 results[p.index] = _seen(p, seen)
                 continue
-            known_state = states.get(p.sid)
+            known_state = states.get(p.stream)
             version, state = known_state if known_state is not None else (0, initial_state(p.stream))
             try:
                 new_state = evolve(state, p.event)
                 entry_for_body(p.body)
             except RuleViolation as exc:
-                if p.sid in cached:
+                if p.stream in cached:
                     # Another process may have moved this stream on since we cached it:
                     # never refuse on a stale state. Decide the batch again from the store.
                     raise WriteConflict(f"stream {p.stream} may be stale") from None
@@ -144,8 +147,8 @@ class LedgerService:
             except UnbalancedEntryError as exc:
                 results[p.index] = PostResult(p.index, Outcome.REJECTED, str(eid), reason=_reason(exc))
                 continue
-            states[p.sid] = (version + 1, new_state)
-            batch_ids[eid] = (-1 - len(accepted), p.digest)
+            states[p.stream] = (version + 1, new_state)
+            batch_ids[key] = (-1 - len(accepted), p.digest)
             record = NewRecord(p.sid, version + 1, p.event.type, p.body, eid, p.digest, p.posted)
             accepted.append((p, record))
         positions = self.store.append([r for _, r in accepted]) if accepted else []
@@ -155,33 +158,36 @@ class LedgerService:
         for i, r in list(results.items()):
             if r.outcome is Outcome.DUPLICATE and r.position is not None and r.position < 0:
                 results[i] = PostResult(i, r.outcome, r.event_id, positions[-1 - r.position])
-        for sid, vs in states.items():
-            self._remember(sid, vs)
+        for name, vs in states.items():
+            self._remember(name, vs)
         return results
 
-    def _load(self, sids: list[UUID], trust_cache: bool) -> tuple[dict[UUID, tuple[int, State]], set[UUID]]:
-        states: dict[UUID, tuple[int, State]] = {}
-        cached: set[UUID] = set()
-        missing = []
-        for sid in dict.fromkeys(sids):
-            hit = self._cache.get(sid) if trust_cache else None
+    def _load(self, parsed: list[_Parsed], trust_cache: bool) -> tuple[dict[str, tuple[int, State]], set[str]]:
+        """States by stream name (those absent are new streams), and the names served from the cache."""
+        states: dict[str, tuple[int, State]] = {}
+        cached: set[str] = set()
+        missing: dict[UUID, str] = {}
+        for p in parsed:
+            if p.stream in states or p.stream in cached:
+                continue
+            hit = self._cache.get(p.stream) if trust_cache else None
             if hit is not None:
-                states[sid] = hit
-                cached.add(sid)
+                states[p.stream] = hit
+                cached.add(p.stream)
             else:
-                missing.append(sid)
+                missing[p.sid] = p.stream
         if missing:
-            for sid, rows in self.store.stream_events(missing).items():
+            for sid, rows in self.store.stream_events(list(missing)).items():
                 state: State | None = None
                 for _, event in rows:
                     state = evolve(state if state is not None else initial_state(stream_name(event)), event)
                 assert state is not None
-                states[sid] = (rows[-1][0], state)
+                states[missing[sid]] = (rows[-1][0], state)
         return states, cached
 
-    def _remember(self, sid: UUID, vs: tuple[int, State]) -> None:
-        self._cache[sid] = vs
-        self._cache.move_to_end(sid)
+    def _remember(self, name: str, vs: tuple[int, State]) -> None:
+        self._cache[name] = vs
+        self._cache.move_to_end(name)
         while len(self._cache) > self._cache_max:
             self._cache.popitem(last=False)
 

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Final, NamedTuple
 
 from ledger.accounts import Side, parse_account
 from ledger.errors import UnbalancedEntryError
 
 
-@dataclass(frozen=True, slots=True)
-class Posting:
-    """One line of an entry: an amount, in minor units, on one side of one account."""
+class Posting(NamedTuple):
+    """One line of an entry: an amount, in minor units, on one side of one account.
+
+    A named tuple rather than a frozen dataclass: every booked event makes two or more, on
+    ingest and again on every rebuild, and a tuple is built in a third of the time.
+    """
 
     account: str
     """The account name, ``party:party_id:purpose:CCY``."""
@@ -51,18 +55,17 @@ class JournalEntry:
         return {c: (d, k) for c, (d, k) in out.items()}
 
 
+_DEBIT: Final = Side.DEBIT
+_CREDIT: Final = Side.CREDIT
+
+
 def check_balanced(postings: tuple[Posting, ...]) -> None:
     """Raise :class:`UnbalancedEntryError` unless the postings balance per currency."""
     net: dict[str, int] = {}
-    for i, p in enumerate(postings):
-        if p.amount_minor <= 0:
-            raise UnbalancedEntryError(f"posting {i} on {p.account}: amount must be positive")
-        account_currency = parse_account(p.account).currency
-        if account_currency != p.currency:
-            raise UnbalancedEntryError(
-                f"posting {i} on {p.account}: currency {p.currency} is not the account's {account_currency}"
-            )
-        net[p.currency] = net.get(p.currency, 0) + (p.amount_minor if p.side is Side.DEBIT else -p.amount_minor)
+    for account, currency, side, amount in postings:
+        if amount <= 0 or parse_account(account).currency != currency:
+            _refuse_posting(postings)
+        net[currency] = net.get(currency, 0) + (amount if side is _DEBIT else -amount)
     if any(net.values()):
         detail = ", ".join(
             f"{c} debits exceed credits by {n} minor units"
@@ -74,11 +77,23 @@ def check_balanced(postings: tuple[Posting, ...]) -> None:
         raise UnbalancedEntryError(f"entry does not balance: {detail}")
 
 
+def _refuse_posting(postings: tuple[Posting, ...]) -> None:
+    # Off the hot path: walk again, in the same order, to name the first posting at fault.
+    for i, (account, currency, _, amount) in enumerate(postings):
+        if amount <= 0:
+            raise UnbalancedEntryError(f"posting {i} on {account}: amount must be positive")
+        account_currency = parse_account(account).currency
+        if account_currency != currency:
+            raise UnbalancedEntryError(
+                f"posting {i} on {account}: currency {currency} is not the account's {account_currency}"
+            )
+
+
 def debit(account: str, currency: str, amount_minor: int) -> Posting:
     """A debit posting."""
-    return Posting(account, currency, Side.DEBIT, amount_minor)
+    return Posting(account, currency, _DEBIT, amount_minor)
 
 
 def credit(account: str, currency: str, amount_minor: int) -> Posting:
     """A credit posting."""
-    return Posting(account, currency, Side.CREDIT, amount_minor)
+    return Posting(account, currency, _CREDIT, amount_minor)

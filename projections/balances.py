@@ -24,17 +24,21 @@ class BalancesProjection:
     tables: tuple[Table, ...] = (BALANCES,)
 
     def fold(self, batch: Sequence[Event], views: ViewReader) -> list[Write]:
-        acc: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+        # Summed per account over the whole batch: one upsert per account, not per posting.
+        acc: dict[str, list[int]] = {}
         currency: dict[str, str] = {}
+        debit = Side.DEBIT
         for ev in batch:
             entry = ev.entry
             if entry is None:
                 continue
-            for p in entry.postings:
-                row = acc[p.account]
-                row[0 if p.side is Side.DEBIT else 1] += p.amount_minor
+            for account, ccy, side, amount in entry.postings:
+                row = acc.get(account)
+                if row is None:
+                    row = acc[account] = [0, 0, 0]
+                row[0 if side is debit else 1] += amount
                 row[2] += 1
-                currency[p.account] = p.currency
+                currency[account] = ccy
         rows = [(a, currency[a], d, c, n) for a, (d, c, n) in sorted(acc.items())]
         return [Increment(BALANCES, ("currency",), ("debits_minor", "credits_minor", "postings"), rows)]
 
@@ -47,12 +51,13 @@ class TrialBalanceProjection:
 
     def fold(self, batch: Sequence[Event], views: ViewReader) -> list[Write]:
         acc: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        debit = Side.DEBIT
         for ev in batch:
             entry = ev.entry
             if entry is None:
                 continue
             # Each entry was checked to balance when it was built, here as at append.
-            for p in entry.postings:
-                acc[p.currency][0 if p.side is Side.DEBIT else 1] += p.amount_minor
+            for _, ccy, side, amount in entry.postings:
+                acc[ccy][0 if side is debit else 1] += amount
         rows = [(ccy, d, c) for ccy, (d, c) in sorted(acc.items())]
         return [Increment(TRIAL, (), ("debits_minor", "credits_minor"), rows)]

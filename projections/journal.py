@@ -27,16 +27,21 @@ class JournalProjection:
     tables: tuple[Table, ...] = (ENTRIES, POSTINGS)
 
     def fold(self, batch: Sequence[Event], views: ViewReader) -> list[Write]:
-        entries, postings = [], []
+        entries: list[tuple[int, str, str, int, int, str]] = []
+        postings: list[tuple[int, int, str, str, int, int, int]] = []
+        add_entry, add_posting = entries.append, postings.append
+        debit = Side.DEBIT
         for ev in batch:
-            rec = ev.record
             entry = ev.entry
             if entry is None:
                 continue
+            rec = ev.record
+            position = rec.position
             when = ev.occurred_at_us
-            eid = ev.doc["event_id"]
-            entries.append((rec.position, eid, rec.topic, when, rec.recorded_at_us, entry.memo))
-            for line, p in enumerate(entry.postings, start=1):
-                dr, cr = (p.amount_minor, 0) if p.side is Side.DEBIT else (0, p.amount_minor)
-                postings.append((rec.position, line, p.account, p.currency, dr, cr, when))
+            add_entry((position, ev.doc["event_id"], rec.topic, when, rec.recorded_at_us, entry.memo))
+            for line, (account, currency, side, amount) in enumerate(entry.postings, 1):
+                if side is debit:
+                    add_posting((position, line, account, currency, amount, 0, when))
+                else:
+                    add_posting((position, line, account, currency, 0, amount, when))
         return [Insert(ENTRIES, entries), Insert(POSTINGS, postings)]

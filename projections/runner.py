@@ -66,8 +66,11 @@ class ProjectionRunner:
             batch = [Event(r) for r in records]
             writes: list[Write] = []
             moves: dict[str, tuple[int, int]] = {}
+            first = records[0].position
             for proj in self.projections:
-                behind = [e for e in batch if e.record.position > tracked[proj.name]]
+                # Usually every projection is at the same position: the whole page, no copy.
+                at = tracked[proj.name]
+                behind = batch if at < first else [e for e in batch if e.record.position > at]
                 if behind:
                     writes.extend(proj.fold(behind, self.views))
                     moves[proj.name] = (tracked[proj.name], behind[-1].record.position)

@@ -72,14 +72,17 @@ def test_the_mapper_stores_canonical_bytes_and_reads_back_the_current_shape() ->
 
     from adapters.store.mapper import PydanticMapper, StateMismatch
     from domain.ports import NewRecord
+    from ledger.chain import body_hash
 
     mapper = PydanticMapper()
     posted = parse_event(captured("p1", "10.5"))  # version 1, amount normalised to 10.50
     body = canonical_bytes(posted)
-    record = NewRecord(uuid.uuid4(), 1, posted.type, body, posted.event_id, b"", posted)
+    record = NewRecord(uuid.uuid4(), 1, posted.type, body, posted.event_id, body_hash(body), posted)
     stored = mapper.to_stored_event(record)
     assert stored.state == body and b'"10.50"' in stored.state
     back = mapper.to_domain_event(stored)
     assert isinstance(back, PaymentCaptured) and back.payload.acquirer_reference is None
     with pytest.raises(StateMismatch):
-        mapper.to_stored_event(NewRecord(uuid.uuid4(), 1, posted.type, body + b" ", posted.event_id, b"", posted))
+        mapper.to_stored_event(
+            NewRecord(uuid.uuid4(), 1, posted.type, body + b" ", posted.event_id, body_hash(body), posted)
+        )
