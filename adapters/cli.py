@@ -232,6 +232,8 @@ COMMAND_MODULES = (
     "adapters.cli_config",
     "adapters.cli_aml",
     "adapters.cli_recon",
+    "adapters.cli_report",
+    "adapters.cli_analyst",
 )
 
 
