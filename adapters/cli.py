@@ -234,6 +234,7 @@ COMMAND_MODULES = (
     "adapters.cli_recon",
     "adapters.cli_report",
     "adapters.cli_analyst",
+    "adapters.cli_worker",
 )
 
 
