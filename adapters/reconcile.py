@@ -370,8 +370,12 @@ def _record(ledger: Ledger, report: RunReport, say: ProgressFn) -> None:
         events.append(_raised(f, report.run_date, at))
     found = set(ids)
     levels = set(report.levels)
+    # Only what an earlier (or the same) run date found can be cleared: a run as of an earlier day
+    # says nothing about what a later day's run saw.
     for exception_id, level in ledger.views.query(
-        "SELECT exception_id, level FROM recon_exceptions WHERE status = 'open' ORDER BY exception_id"
+        "SELECT exception_id, level FROM recon_exceptions WHERE status = 'open' AND found_on <= ? "
+        "ORDER BY exception_id",
+        (report.run_date.isoformat(),),
     ):
         if exception_id not in found and int(level) in levels:
             events.append({

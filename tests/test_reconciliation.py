@@ -183,3 +183,23 @@ def test_level_1_finds_incomplete_lifecycles_unsettled_items_and_tampered_views(
     views.conn.commit()
     broken = {f.category for f in reconcile.run(ledger, dt.date(2026, 10, 2), levels=(1,), dry_run=True).findings}
     assert {"unbalanced_entry", "trial_balance", "projection_drift"} <= broken
+
+
+def test_an_exception_that_a_later_run_no_longer_finds_is_cleared(ledger: Ledger, tmp_path: Path) -> None:
+    _post_month(ledger, seed=26, events=1200)
+    sim = simulate(ledger, tmp_path / "files", UNTIL)
+    bank = next(f for f in sim.files if f[1] == "camt053")
+    processors = [f for f in sim.files if f[1] != "camt053"]
+    for path, fmt, source, ccy in processors:
+        reconcile.import_file(ledger, path, fmt, source=source, currency=ccy)
+    # No bank statement yet: every payout is missing at the bank once its lag has passed.
+    first = reconcile.run(ledger, UNTIL, levels=(3,))
+    assert first.raised > 0 and {f.category for f in first.findings} == {"missing_at_bank"}
+    # An earlier day's run clears nothing that a later day found.
+    assert reconcile.run(ledger, dt.date(2026, 10, 5), levels=(3,)).cleared == 0
+    reconcile.import_file(ledger, bank[0], bank[1], source=bank[2], currency=bank[3])
+    second = reconcile.run(ledger, UNTIL, levels=(3,))
+    assert {f.category for f in second.findings} == {"timing"}  # only the planted late credit is left
+    assert second.cleared == first.raised
+    statuses = Counter(r["status"] for r in reconcile.exception_rows(ledger, UNTIL, status=None))
+    assert statuses["cleared"] == first.raised and statuses["open"] == 1
