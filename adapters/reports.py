@@ -134,9 +134,10 @@ def fx_exposure_rows(ledger: Ledger, valuation: str = "USD") -> list[Row]:
     A liquidity account is credited with the currency a conversion takes in and debited with
     the currency it pays out: a credit balance is a long position in that currency.
     """
+    # The pattern is a parameter: psycopg reads a literal % in the SQL text as a placeholder.
     positions = ledger.views.query(
-        "SELECT currency, credits_minor - debits_minor FROM account_balances "
-        "WHERE account LIKE 'platform:main:fx_liquidity:%' ORDER BY currency"
+        "SELECT currency, credits_minor - debits_minor FROM account_balances WHERE account LIKE ? ORDER BY currency",
+        ("platform:main:fx_liquidity:%",),
     )
     out: list[Row] = []
     for ccy, net in positions:
