@@ -217,11 +217,15 @@ def demo(
     seed: Annotated[int, typer.Option(help="same seed, same month")] = 7,
     events: Annotated[int, typer.Option("--events", min=100, max=5_000_000, help="approximate volume")] = 30_000,
     export: Annotated[Optional[Path], typer.Option("--export", help="also write the events as JSONL")] = None,
+    serve: Annotated[bool, typer.Option("--serve", help="then keep the web console running on it")] = False,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="the console's port (with --serve)")] = 8000,
 ) -> None:
     """Simulate a month of marketplace activity, post it, project it and report."""
-    from adapters.demo_cli import run_demo
+    from adapters.demo_cli import run_demo, serve_console
 
     run_demo(database, seed, events, export, out, err, progress_bar)
+    if serve:
+        serve_console(database, port, out)
 
 
 #: Modules that add their commands to ``app`` when imported.

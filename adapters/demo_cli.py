@@ -115,3 +115,26 @@ def _largest(ledger_rows: list[dict[str, str]], out: Console, per_currency: int 
         for row in top:
             table.add_row(row["account"], format_money(Decimal(row["balance"]), ccy, locale), locale)
     out.print(table)
+
+
+def serve_console(database: str | None, port: int, out: Console, host: str = "127.0.0.1") -> None:
+    """Keep the web console running on the demo's ledger, with a demo person who holds every scope.
+
+    The person's secret is printed once and stored only as a slow hash, like any client's; each run of the demo
+    adds a new one (``demo-finance``, then ``demo-finance-2`` …) rather than reusing a secret nobody has any more.
+    """
+    import uvicorn
+
+    from adapters.bootstrap import database_url
+    from adapters.http.app import create_app
+    from adapters.http.auth import SCOPES, add_client
+
+    url = database_url(database)
+    with open_ledger(url) as ledger:
+        taken = {str(c) for (c,) in ledger.views.query("SELECT client_id FROM api_clients")}
+        client_id = next(name for n in range(1, 10_000)
+                         if (name := "demo-finance" if n == 1 else f"demo-finance-{n}") not in taken)  # fmt: skip
+        secret = add_client(ledger, client_id, [s for s in SCOPES if s != "admin"])
+    out.print(f"console: http://{host}:{port}/console/  (Ctrl-C stops it)")
+    out.print(f"sign in as client id [bold]{client_id}[/bold] with secret [bold]{secret}[/bold] (shown once)")
+    uvicorn.run(create_app(url), host=host, port=port, log_level="warning")

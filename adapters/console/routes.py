@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import threading
-from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Final
@@ -109,6 +108,9 @@ def mount(app: FastAPI, state: dict[str, Any], lock: threading.Lock, auth: bool)
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
                       trim_blocks=True, lstrip_blocks=True)  # fmt: skip
     app.mount(f"{PATH}/static", StaticFiles(directory=HERE / "static"), name="console-static")
+    # matplotlib's first figure loads its fonts (a second or more): pay that while the server starts, not on
+    # the first person's first page.
+    threading.Thread(target=_warm_up, name="console-warm-up", daemon=True).start()
 
     def secret() -> bytes:
         return bytes(state["secret"])
@@ -139,16 +141,16 @@ def mount(app: FastAPI, state: dict[str, Any], lock: threading.Lock, auth: bool)
         html = env.get_template(template).render({**context, **ctx})  # the login page brings its own csrf
         return HTMLResponse(html, status_code=status, headers=_headers())
 
-    def chart(key: tuple[Any, ...], request: Request, make: Callable[[], Chart | None]) -> Markup | None:
+    def chart(prefix: str, request: Request, built: Chart | None) -> Markup | None:
+        """The chart as inline SVG, drawn once per content and locale: matplotlib takes a few hundred ms a chart,
+        so a page whose figures did not change (only the log's head did) must not pay for it again."""
+        if built is None:
+            return None
         numbers = Numbers(locale_of(request))
-
-        def draw() -> str | None:
-            built = make()
-            # Several charts share a page: the prefix keeps their SVG element ids apart.
-            return chart_svg(built, f"{key[0]}-", numbers.plain) if built else None
-
-        svg = pages.CACHE.get(("chart", *key, numbers.locale), draw)
-        return Markup(svg) if svg else None
+        series = tuple((name, tuple(str(v) for v in values)) for name, values in built.series.items())
+        key = ("chart", prefix, built.title, built.kind, tuple(built.labels), series, built.unit, numbers.locale)
+        # Several charts share a page: the prefix keeps their SVG element ids apart.
+        return Markup(pages.CACHE.get(key, lambda: chart_svg(built, f"{prefix}-", numbers.plain)))
 
     async def form(request: Request) -> dict[str, str]:
         # Forms are urlencoded: parsed here, as /oauth/token does, rather than adding python-multipart.
@@ -237,12 +239,11 @@ def mount(app: FastAPI, state: dict[str, Any], lock: threading.Lock, auth: bool)
         with lock:
             data = pages.overview(state["ledger"])
         per_day = data["per_day"]
-        head = data["head"]
         charts = [
-            chart(("per-day", head), request, lambda: Chart(
+            chart("per-day", request, Chart(
                 "journal entries per day", "bar", [d.strftime("%d %b") for d, _ in per_day],
                 {"entries": [n for _, n in per_day]}, "entries") if per_day else None),
-            chart(("by-type", head), request, lambda: Chart(
+            chart("by-type", request, Chart(
                 "journal entries by event type", "hbar", [r["type"] for r in data["by_type"][:12]],
                 {"entries": [r["entries"] for r in data["by_type"][:12]]}, "entries") if data["by_type"] else None),
         ]  # fmt: skip
@@ -311,7 +312,8 @@ def mount(app: FastAPI, state: dict[str, Any], lock: threading.Lock, auth: bool)
         person = who(request, "recon:read")
         if isinstance(person, Response):
             return person
-        status = status if status in ("open", "resolved", "cleared", "all") else "open"
+        statuses = ("open", *reconcile.RESOLUTIONS, "cleared", "all")  # a resolved exception's status is its resolution
+        status = status if status in statuses else "open"
         with lock:
             ledger = state["ledger"]
             try:
@@ -324,15 +326,15 @@ def mount(app: FastAPI, state: dict[str, Any], lock: threading.Lock, auth: bool)
         categories = sorted({a["category"] for a in aging})
         counts = {(a["bucket"], a["category"]): a["exceptions"] for a in aging}
         charts = [
-            chart(("recon-rate", data["head"], day), request, lambda: Chart(
+            chart("recon-rate", request, Chart(
                 "match rate per level (%)", "bar", [f"level {s['level']}" for s in summary],
                 {"matched %": [Decimal(s["match_rate_pct"]) for s in summary]}, "%") if summary else None),
-            chart(("recon-aging", data["head"], day, status), request, lambda: Chart(
+            chart("recon-aging", request, Chart(
                 "open exceptions by age", "stacked_bar", buckets,
                 {c: [counts.get((b, c), 0) for b in buckets] for c in categories}, "exceptions") if aging else None),
         ]  # fmt: skip
         return render(request, "reconciliation.html", person, title="Reconciliation", data=data, as_of=day,
-                      shown_status=status, charts=[c for c in charts if c], done=done,
+                      shown_status=status, statuses=statuses, charts=[c for c in charts if c], done=done,
                       resolutions=reconcile.RESOLUTIONS, may_resolve=person.may("recon:write"))  # fmt: skip
 
     @app.post(f"{PATH}/reconciliation/exceptions/{{exception_id}}/resolve", include_in_schema=False)
@@ -420,9 +422,8 @@ def mount(app: FastAPI, state: dict[str, Any], lock: threading.Lock, auth: bool)
             return person
         with lock:
             rows = pages.fx(state["ledger"])
-            head = state["ledger"].store.head()
         valued = [r for r in rows if r.get("value_usd")]
-        charts = [chart(("fx", head), request, lambda: Chart(
+        charts = [chart("fx", request, Chart(
             "open FX positions valued in USD", "hbar", [r["currency"] for r in valued],
             {"USD": [Decimal(r["value_usd"]) for r in valued]}, "USD") if valued else None)]  # fmt: skip
         return render(request, "fx.html", person, title="FX exposure", rows=rows, charts=[c for c in charts if c])
@@ -435,6 +436,12 @@ def mount(app: FastAPI, state: dict[str, Any], lock: threading.Lock, auth: bool)
         with lock:
             data = pages.audit(state["ledger"])
         return render(request, "audit.html", person, title="Audit", data=data)
+
+
+def _warm_up() -> None:
+    pages.default_locales()
+    pages.sites_by_currency()
+    chart_svg(Chart("warm-up", "bar", ["a"], {"n": [1]}), "warm-up-")
 
 
 def _safe_next(target: str) -> str:
