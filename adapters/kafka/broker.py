@@ -30,6 +30,10 @@ async def wait_ready(brokers: str, timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     last: BaseException | None = None
     while time.monotonic() < deadline:
+        # The port first, quietly: aiokafka logs every refused connection as an error.
+        if not await _port_open(brokers.split(",", maxsplit=1)[0]):
+            await asyncio.sleep(0.05)
+            continue
         admin = AIOKafkaAdminClient(bootstrap_servers=brokers, request_timeout_ms=2000)
         try:
             await admin.start()
@@ -41,6 +45,17 @@ async def wait_ready(brokers: str, timeout_s: float = 30.0) -> None:
         finally:
             await admin.close()
     raise TimeoutError(f"kafka broker at {brokers} not ready after {timeout_s:.0f} s: {last!r}")
+
+
+async def _port_open(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    try:
+        _, writer = await asyncio.open_connection(host, int(port))
+    except OSError:
+        return False
+    writer.close()
+    await writer.wait_closed()
+    return True
 
 
 async def ensure_topics(brokers: str, names: Sequence[str], partitions: int = DEFAULT_PARTITIONS) -> None:
