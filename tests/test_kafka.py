@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -372,3 +373,47 @@ def _positions(records: Sequence[Any]) -> dict[int, str]:
         seen[doc["position"]] = doc["event_id"]
         assert dict(r.headers)["quipu.event_id"].decode() == doc["event_id"]
     return seen
+
+
+def test_a_failing_database_is_retried_without_committing_and_nothing_is_dead_lettered(
+    kafka: LocalBroker, names: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In-process: the first two appends fail as a locked database would; the third passes."""
+    from adapters.kafka import worker as worker_module
+
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    lines = demo_lines(77, 300)
+    produce(kafka.bootstrap, names["in"], keyed(lines))
+    real = ingest_batch
+    committed_while_failing: list[dict[int, int]] = []
+
+    def flaky(service: Any, messages: Sequence[Incoming]) -> Any:
+        if len(committed_while_failing) < 2:
+            committed_while_failing.append(committed(kafka.bootstrap, names["in"], names["group"])[0])
+            raise sqlite3.OperationalError("database is locked")
+        return real(service, messages)
+
+    monkeypatch.setattr(worker_module, "ingest_batch", flaky)
+    monkeypatch.setattr(worker_module, "RETRY_FIRST_S", 0.05)
+    settings = worker_module.WorkerSettings(url, kafka.bootstrap, names["in"], names["group"], names["dlq"], 1000)
+    metrics = worker_module.WorkerMetrics()
+    worker = worker_module.IngestWorker(settings, metrics=metrics)
+
+    async def run() -> None:
+        stop_event = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop_event))
+        deadline = time.monotonic() + DEADLINE_S
+        while worker.stats.messages < len(lines) and not task.done():
+            assert time.monotonic() < deadline, "the worker never got past the failures"
+            await asyncio.sleep(0.05)
+        stop_event.set()
+        await task
+
+    asyncio.run(run())
+    assert committed_while_failing == [dict.fromkeys(range(PARTITIONS), 0)] * 2
+    assert worker.stats.retries == 2
+    assert (worker.stats.appended, sum(worker.stats.dead.values())) == (len(lines), 0)
+    assert consume_all(kafka.bootstrap, names["dlq"]) == []
+    assert _all_committed(kafka, names)
+    assert_recorded_once(url, lines)
+    assert metrics.registry.get_sample_value("quipu_events_total", {"outcome": "appended"}) == len(lines)
