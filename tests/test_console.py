@@ -238,7 +238,12 @@ def test_the_finance_team_signs_in_reads_every_page_and_resolves_an_exception_in
     visit.open("fx", "/console/fx")
     assert page.locator("#fx tbody tr").count() == len(_cli(ledger_url, "fx", "exposure"))
 
-    visit.open("audit", "/console/audit")
+    # The chain is walked in the background (seconds on a month of data); the page shows the last finished walk.
+    for _ in range(240):
+        visit.open("audit", "/console/audit")
+        if page.locator("#chain-status.ok").count() and "more events since" not in page.content():
+            break
+        page.wait_for_timeout(500)
     assert page.inner_text("#chain-status").startswith(f"Chain verified: {head} events")
 
     # A form without this session's CSRF token is refused, even with the session cookie.

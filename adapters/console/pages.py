@@ -30,9 +30,10 @@ from domain.settlement.calendar import BankCalendar, build_calendar
 from ledger.money import format_amount
 
 T = TypeVar("T")
+Key = tuple[Any, ...]
 #: How many postings an account page lists before it asks to show them all (a PSP account has thousands).
 TRAIL_ROWS: Final = 300
-BALANCE_ROWS: Final = 500
+BALANCE_ROWS: Final = 200
 CHECKPOINT_FILE: Final = Path("quipu-data") / "demo.checkpoint"
 _CACHE_SIZE: Final = 64
 
@@ -55,6 +56,13 @@ class _Cache:
             while len(self._items) > _CACHE_SIZE:
                 self._items.popitem(last=False)
         return value
+
+    def carry(
+        self, match: Callable[[tuple[Any, ...]], bool], rekey: Callable[[tuple[Any, ...]], tuple[Any, ...]]
+    ) -> None:
+        with self._lock:
+            for key in [k for k in self._items if match(k)]:
+                self._items[rekey(key)] = self._items[key]
 
 
 CACHE: Final = _Cache()
@@ -220,10 +228,47 @@ def reconciliation(ledger: Ledger, as_of: dt.date, status: str) -> dict[str, Any
         report = reconcile.run(ledger, as_of, dry_run=True, check_projections=False)
         return reconcile.summary_rows(report)
 
-    summary = CACHE.get(("recon", head, as_of), dry_run)
+    summary = CACHE.get(recon_key(head, as_of), dry_run)
     rows = reconcile.exception_rows(ledger, as_of, None if status == "all" else status)
     open_rows = rows if status == "open" else [r for r in rows if r["status"] == "open"]
     return {"summary": summary, "exceptions": rows, "aging": reconcile.aging(open_rows), "head": head}
+
+
+_PREWARMED: set[tuple[str, int]] = set()
+_PREWARM_LOCK: Final = threading.Lock()
+
+
+def prewarm_recon(url: str, head: int) -> None:
+    """Run the reconciliation page's dry run in the background on its own connection (a second or more on a
+    month of data), so that the page, usually opened after the overview, finds it done."""
+    with _PREWARM_LOCK:
+        if (url, head) in _PREWARMED:
+            return
+        _PREWARMED.add((url, head))
+
+    def work() -> None:
+        from adapters.bootstrap import open_ledger
+
+        with open_ledger(url, migrate=False) as own:
+            if own.store.head() != head:
+                return  # the log moved on: the page will compute what it needs
+            as_of = recon_as_of(own)
+            report = reconcile.run(own, as_of, dry_run=True, check_projections=False)
+            CACHE.get(recon_key(head, as_of), lambda: reconcile.summary_rows(report))
+
+    threading.Thread(target=work, name="console-recon-prewarm", daemon=True).start()
+
+
+def recon_key(head: int, as_of: dt.date) -> tuple[Any, ...]:
+    return ("recon", head, as_of)
+
+
+def carry_recon(before: int, after: int) -> None:
+    """After a resolution and nothing else was appended, the dry run's figures still hold at the new head: a
+    decision on an exception changes no match. Copy them instead of running the matchers again."""
+    if after != before + 1:
+        return
+    CACHE.carry(lambda key: key[0] == "recon" and key[1] == before, lambda key: ("recon", after, *key[2:]))
 
 
 # -- AML -------------------------------------------------------------------------------------------
@@ -270,26 +315,60 @@ def fx(ledger: Ledger) -> list[dict[str, Any]]:
     return fx_exposure_rows(ledger)
 
 
-def audit(ledger: Ledger, checkpoint_file: Path = CHECKPOINT_FILE) -> dict[str, Any]:
+class ChainWatch:
+    """The chain verified in the background, on its own connection: a walk of every event takes seconds on a month
+    of data, longer than a page may. The audit page shows the last finished walk and starts a new one when the log
+    has grown since; pages never wait for it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._result: dict[str, Any] | None = None
+        self._running_since: str = ""
+
+    def status(self, url: str, head: int, checkpoint_file: Path = CHECKPOINT_FILE) -> dict[str, Any]:
+        with self._lock:
+            stale = self._result is None or self._result["head"] != head
+            if stale and not self._running_since:
+                self._running_since = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+                threading.Thread(target=self._walk, args=(url, checkpoint_file), name="console-chain-walk",
+                                 daemon=True).start()  # fmt: skip
+            return {"result": self._result, "running_since": self._running_since, "head": head}
+
+    def _walk(self, url: str, checkpoint_file: Path) -> None:
+        try:
+            result = walk(url, checkpoint_file)
+        except Exception as exc:  # a failed walk must be shown on the page, not lost in a thread
+            result = {"head": -1, "chain": None, "error": f"{type(exc).__name__}: {exc}", "checkpoint": None,
+                      "checkpoint_error": "", "checkpoint_file": str(checkpoint_file), "against_checkpoint": None,
+                      "checked_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()}  # fmt: skip
+        with self._lock:
+            self._result, self._running_since = result, ""
+
+
+CHAIN: Final = ChainWatch()
+
+
+def walk(url: str, checkpoint_file: Path = CHECKPOINT_FILE) -> dict[str, Any]:
     """The chain as ``quipu verify`` sees it, and the last checkpoint file, verified against the log."""
     from adapters.audit import read_checkpoint
+    from adapters.bootstrap import open_ledger
     from domain.checkpoints import check_signature
     from domain.integrity import verify_chain
     from ledger.errors import QuipuError
 
-    head = ledger.store.head()
-    chain = CACHE.get(("chain", head), lambda: verify_chain(ledger.store))
-    out: dict[str, Any] = {"head": head, "chain": chain, "checkpoint": None, "checkpoint_error": "",
-                           "checkpoint_file": str(checkpoint_file), "against_checkpoint": None}  # fmt: skip
-    if checkpoint_file.exists():
-        try:
-            cp = read_checkpoint(checkpoint_file)
-            check_signature(cp)
-        except QuipuError as exc:
-            out["checkpoint_error"] = str(exc)
-        else:
-            out["checkpoint"] = cp
-            out["against_checkpoint"] = CACHE.get(
-                ("chain-cp", head, cp.position, cp.head_sha256), lambda: verify_chain(ledger.store, checkpoint=cp)
-            )
+    with open_ledger(url, migrate=False) as own:
+        head = own.store.head()
+        chain = verify_chain(own.store)
+        out: dict[str, Any] = {"head": head, "chain": chain, "error": "", "checkpoint": None, "checkpoint_error": "",
+                               "checkpoint_file": str(checkpoint_file), "against_checkpoint": None}  # fmt: skip
+        if checkpoint_file.exists():
+            try:
+                cp = read_checkpoint(checkpoint_file)
+                check_signature(cp)
+            except QuipuError as exc:
+                out["checkpoint_error"] = str(exc)
+            else:
+                out["checkpoint"] = cp
+                out["against_checkpoint"] = verify_chain(own.store, checkpoint=cp)
+    out["checked_at"] = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     return out

@@ -108,9 +108,7 @@ def mount(app: FastAPI, state: dict[str, Any], lock: threading.Lock, auth: bool)
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
                       trim_blocks=True, lstrip_blocks=True)  # fmt: skip
     app.mount(f"{PATH}/static", StaticFiles(directory=HERE / "static"), name="console-static")
-    # matplotlib's first figure loads its fonts (a second or more): pay that while the server starts, not on
-    # the first person's first page.
-    threading.Thread(target=_warm_up, name="console-warm-up", daemon=True).start()
+    threading.Thread(target=_warm_up, args=(env,), name="console-warm-up", daemon=True).start()
 
     def secret() -> bytes:
         return bytes(state["secret"])
@@ -238,6 +236,10 @@ def mount(app: FastAPI, state: dict[str, Any], lock: threading.Lock, auth: bool)
             return person
         with lock:
             data = pages.overview(state["ledger"])
+            # Start the audit page's chain walk and the reconciliation page's dry run early, each on its own
+            # connection: they take seconds on a month of data, and people usually open the overview first.
+            pages.CHAIN.status(state["ledger"].url, data["head"])
+            pages.prewarm_recon(state["ledger"].url, data["head"])
         per_day = data["per_day"]
         charts = [
             chart("per-day", request, Chart(
@@ -348,11 +350,14 @@ def mount(app: FastAPI, state: dict[str, Any], lock: threading.Lock, auth: bool)
 
         def record() -> str:
             with lock:
-                return reconcile.resolve(
+                before = state["ledger"].store.head()
+                event_id = reconcile.resolve(
                     state["ledger"], exception_id, fields.get("resolution", ""), person.client_id,
                     fields.get("note", "").strip() or "resolved in the console", fields.get("adjustment_id") or None,
                     fields.get("approved_by") or None, dt.datetime.now(dt.UTC).replace(microsecond=0),
                 )  # fmt: skip
+                pages.carry_recon(before, state["ledger"].store.head())
+                return event_id
 
         if fields.get("resolution") not in reconcile.RESOLUTIONS:
             return render(request, "error.html", person, status=422, title="Resolution refused",
@@ -434,13 +439,21 @@ def mount(app: FastAPI, state: dict[str, Any], lock: threading.Lock, auth: bool)
         if isinstance(person, Response):
             return person
         with lock:
-            data = pages.audit(state["ledger"])
-        return render(request, "audit.html", person, title="Audit", data=data)
+            ledger = state["ledger"]
+            watch = pages.CHAIN.status(ledger.url, ledger.store.head())
+        return render(request, "audit.html", person, title="Audit", watch=watch, data=watch["result"])
 
 
-def _warm_up() -> None:
+def _warm_up(env: Environment) -> None:
+    """What every server pays once (compiling templates, building this year's bank calendars, loading
+    matplotlib's fonts), paid while it starts rather than on someone's first page."""
+    for name in env.list_templates():
+        env.get_template(name)
+    year = dt.datetime.now(dt.UTC).year
+    for sites in pages.sites_by_currency().values():
+        for site in sites:
+            pages.bank_calendar(site, (year,))
     pages.default_locales()
-    pages.sites_by_currency()
     chart_svg(Chart("warm-up", "bar", ["a"], {"n": [1]}), "warm-up-")
 
 
