@@ -64,7 +64,9 @@ def restore(url: str | None, backup_file: Path, force: bool = False) -> str:
         if exists and exists[0] and not force:
             raise BackupError(f"--database: schema {target.schema} is not empty; pass --force to replace it")
         conn.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(target.schema)))
-    _run(["pg_restore", "--no-owner", f"--dbname={_dsn(target)}", str(backup_file)], target)
+    # Owners and grants belong to the cluster restored into (the analyst role may not exist
+    # there): restore the data and the schema, and run `quipu db analyst-role` again if needed.
+    _run(["pg_restore", "--no-owner", "--no-acl", f"--dbname={_dsn(target)}", str(backup_file)], target)
     return f"restored {backup_file} into schema {target.schema}"
 
 
