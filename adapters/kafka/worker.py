@@ -176,7 +176,16 @@ class IngestWorker:
                     for tp, records in polled.items()
                     for r in records
                 ]
-                outcome = await self._post_until_done(messages, stop)
+                # No fetching while the database thread works: every fetch response wakes the event loop,
+                # and each wake-up takes the GIL from the thread that is posting. Measured with the
+                # development broker, posting went ~1.5x faster paused (ADR 0022). Heartbeats go on.
+                held = consumer.assignment()
+                consumer.pause(*held)
+                try:
+                    outcome = await self._post_until_done(messages, stop)
+                finally:
+                    # A rebalance during the append may have taken some of them away.
+                    consumer.resume(*(tp for tp in held if tp in consumer.assignment()))
                 if outcome is None:
                     return  # stopped while the database was away: nothing committed, all redelivered
                 await self._send_dead_letters(producer, outcome.dead)
