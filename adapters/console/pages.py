@@ -238,9 +238,12 @@ _PREWARMED: set[tuple[str, int]] = set()
 _PREWARM_LOCK: Final = threading.Lock()
 
 
-def prewarm_recon(url: str, head: int) -> None:
+def prewarm_recon(
+    url: str, head: int, draw: Callable[[list[dict[str, Any]], list[dict[str, Any]]], object] | None = None
+) -> None:
     """Run the reconciliation page's dry run in the background on its own connection (a second or more on a
-    month of data), so that the page, usually opened after the overview, finds it done."""
+    month of data), and ``draw`` its charts from the same figures, so that the page, usually opened after the
+    overview, finds both done."""
     with _PREWARM_LOCK:
         if (url, head) in _PREWARMED:
             return
@@ -254,7 +257,10 @@ def prewarm_recon(url: str, head: int) -> None:
                 return  # the log moved on: the page will compute what it needs
             as_of = recon_as_of(own)
             report = reconcile.run(own, as_of, dry_run=True, check_projections=False)
-            CACHE.get(recon_key(head, as_of), lambda: reconcile.summary_rows(report))
+            summary = CACHE.get(recon_key(head, as_of), lambda: reconcile.summary_rows(report))
+            if draw is not None:
+                # The page's default view: open exceptions, aged as of the same day.
+                draw(summary, reconcile.aging(reconcile.exception_rows(own, as_of, "open")))
 
     threading.Thread(target=work, name="console-recon-prewarm", daemon=True).start()
 

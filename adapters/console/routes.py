@@ -142,9 +142,11 @@ def mount(app: FastAPI, state: dict[str, Any], lock: threading.Lock, auth: bool)
     def chart(prefix: str, request: Request, built: Chart | None) -> Markup | None:
         """The chart as inline SVG, drawn once per content and locale: matplotlib takes a few hundred ms a chart,
         so a page whose figures did not change (only the log's head did) must not pay for it again."""
+        return chart_in(prefix, Numbers(locale_of(request)), built)
+
+    def chart_in(prefix: str, numbers: Numbers, built: Chart | None) -> Markup | None:
         if built is None:
             return None
-        numbers = Numbers(locale_of(request))
         series = tuple((name, tuple(str(v) for v in values)) for name, values in built.series.items())
         key = ("chart", prefix, built.title, built.kind, tuple(built.labels), series, built.unit, numbers.locale)
         # Several charts share a page: the prefix keeps their SVG element ids apart.
@@ -239,7 +241,10 @@ def mount(app: FastAPI, state: dict[str, Any], lock: threading.Lock, auth: bool)
             # Start the audit page's chain walk and the reconciliation page's dry run early, each on its own
             # connection: they take seconds on a month of data, and people usually open the overview first.
             pages.CHAIN.status(state["ledger"].url, data["head"])
-            pages.prewarm_recon(state["ledger"].url, data["head"])
+            numbers = Numbers(locale_of(request))
+            # The reconciliation page's charts too, in this person's locale: drawing them is most of that page.
+            pages.prewarm_recon(state["ledger"].url, data["head"],
+                                lambda summary, aging: recon_charts(summary, aging, numbers))  # fmt: skip
         per_day = data["per_day"]
         charts = [
             chart("per-day", request, Chart(
@@ -309,6 +314,21 @@ def mount(app: FastAPI, state: dict[str, Any], lock: threading.Lock, auth: bool)
         return render(request, "settlement.html", person, title="Settlement calendar", data=data, site=chosen or "",
                       days=days, all_sites=sites)  # fmt: skip
 
+    def recon_charts(summary: list[dict[str, Any]], aging: list[dict[str, Any]], numbers: Numbers) -> list[Markup]:
+        """The reconciliation page's charts (also drawn ahead of time, from the overview, by the prewarm)."""
+        buckets = [label for _, _, label in reconcile.AGING_BUCKETS if any(a["bucket"] == label for a in aging)]
+        categories = sorted({a["category"] for a in aging})
+        counts = {(a["bucket"], a["category"]): a["exceptions"] for a in aging}
+        charts = [
+            chart_in("recon-rate", numbers, Chart(
+                "match rate per level (%)", "bar", [f"level {s['level']}" for s in summary],
+                {"matched %": [Decimal(s["match_rate_pct"]) for s in summary]}, "%") if summary else None),
+            chart_in("recon-aging", numbers, Chart(
+                "open exceptions by age", "stacked_bar", buckets,
+                {c: [counts.get((b, c), 0) for b in buckets] for c in categories}, "exceptions") if aging else None),
+        ]  # fmt: skip
+        return [c for c in charts if c]
+
     @app.get(f"{PATH}/reconciliation", include_in_schema=False)
     def reconciliation(request: Request, as_of: str = "", status: str = "open", done: str = "") -> Response:
         person = who(request, "recon:read")
@@ -323,20 +343,9 @@ def mount(app: FastAPI, state: dict[str, Any], lock: threading.Lock, auth: bool)
             except ValueError:
                 day = pages.recon_as_of(ledger)
             data = pages.reconciliation(ledger, day, status)
-        summary, aging = data["summary"], data["aging"]
-        buckets = [label for _, _, label in reconcile.AGING_BUCKETS if any(a["bucket"] == label for a in aging)]
-        categories = sorted({a["category"] for a in aging})
-        counts = {(a["bucket"], a["category"]): a["exceptions"] for a in aging}
-        charts = [
-            chart("recon-rate", request, Chart(
-                "match rate per level (%)", "bar", [f"level {s['level']}" for s in summary],
-                {"matched %": [Decimal(s["match_rate_pct"]) for s in summary]}, "%") if summary else None),
-            chart("recon-aging", request, Chart(
-                "open exceptions by age", "stacked_bar", buckets,
-                {c: [counts.get((b, c), 0) for b in buckets] for c in categories}, "exceptions") if aging else None),
-        ]  # fmt: skip
+        charts = recon_charts(data["summary"], data["aging"], Numbers(locale_of(request)))
         return render(request, "reconciliation.html", person, title="Reconciliation", data=data, as_of=day,
-                      shown_status=status, statuses=statuses, charts=[c for c in charts if c], done=done,
+                      shown_status=status, statuses=statuses, charts=charts, done=done,
                       resolutions=reconcile.RESOLUTIONS, may_resolve=person.may("recon:write"))  # fmt: skip
 
     @app.post(f"{PATH}/reconciliation/exceptions/{{exception_id}}/resolve", include_in_schema=False)
