@@ -238,9 +238,9 @@ def mount(app: FastAPI, state: dict[str, Any], lock: threading.Lock, auth: bool)
             return person
         with lock:
             data = pages.overview(state["ledger"])
-            # Start the audit page's chain walk and the reconciliation page's dry run early, each on its own
-            # connection: they take seconds on a month of data, and people usually open the overview first.
-            pages.CHAIN.status(state["ledger"].url, data["head"])
+            # Start the reconciliation page's dry run early, on its own connection: it takes most of a second
+            # on a month of data, and people usually open the overview first. (The chain walk, seconds of
+            # hashing that would hold the interpreter while the next pages render, starts on the audit page.)
             numbers = Numbers(locale_of(request))
             # The reconciliation page's charts too, in this person's locale: drawing them is most of that page.
             pages.prewarm_recon(state["ledger"].url, data["head"],
