@@ -148,7 +148,10 @@ def mount(app: FastAPI, state: dict[str, Any], lock: threading.Lock, auth: bool)
         if built is None:
             return None
         series = tuple((name, tuple(str(v) for v in values)) for name, values in built.series.items())
-        key = ("chart", prefix, built.title, built.kind, tuple(built.labels), series, built.unit, numbers.locale)
+        # Keyed by how the locale writes numbers, not by its name: pt_BR, es_AR, es_CL and es_CO draw the same
+        # chart, so do es_MX and en_US.
+        style = numbers.plain(Decimal("-1234.5"))
+        key = ("chart", prefix, built.title, built.kind, tuple(built.labels), series, built.unit, style)
         # Several charts share a page: the prefix keeps their SVG element ids apart.
         return Markup(pages.CACHE.get(key, lambda: chart_svg(built, f"{prefix}-", numbers.plain)))
 
@@ -241,10 +244,15 @@ def mount(app: FastAPI, state: dict[str, Any], lock: threading.Lock, auth: bool)
             # Start the reconciliation page's dry run early, on its own connection: it takes most of a second
             # on a month of data, and people usually open the overview first. (The chain walk, seconds of
             # hashing that would hold the interpreter while the next pages render, starts on the audit page.)
-            numbers = Numbers(locale_of(request))
-            # The reconciliation page's charts too, in this person's locale: drawing them is most of that page.
-            pages.prewarm_recon(state["ledger"].url, data["head"],
-                                lambda summary, aging: recon_charts(summary, aging, numbers))  # fmt: skip
+            # The reconciliation page's charts too, in every way of writing numbers a viewer may have chosen
+            # (this person's first): drawing them is most of that page's first view.
+            styles = [Numbers(loc) for loc in (locale_of(request), *LOCALES, None)]
+
+            def draw(summary: list[dict[str, Any]], aging: list[dict[str, Any]]) -> None:
+                for numbers in styles:
+                    recon_charts(summary, aging, numbers)
+
+            pages.prewarm_recon(state["ledger"].url, data["head"], draw)
         per_day = data["per_day"]
         charts = [
             chart("per-day", request, Chart(
