@@ -17,6 +17,7 @@ from typing import Any, Final
 import orjson
 
 from adapters.bootstrap import Ledger
+from domain.ids import derived_event
 from domain.service import PostResult
 from ledger.errors import QuipuError
 from ledger.money import format_amount
@@ -30,8 +31,7 @@ class AmlError(QuipuError, ValueError):
 
 
 def _event(kind: str, key: str, at: dt.datetime, source: str, payload: dict[str, Any]) -> dict[str, Any]:
-    return {"event_id": str(uuid.uuid5(NAMESPACE, f"{kind}:{key}")), "type": kind, "schema_version": 1,
-            "occurred_at": at.isoformat(), "source": source, "payload": payload}  # fmt: skip
+    return derived_event(NAMESPACE, f"{kind}:{key}", kind, at, source, payload)
 
 
 def _case_of(alert_id: str) -> str:

@@ -44,12 +44,11 @@ def _emit(title: str, sections: list[tuple[str, list[dict[str, Any]]]], fmt: Rep
         return
     if path is None:
         raise QuipuError(f"--out: required for --format {fmt.value}")
-    from adapters.exports import Chart, Section, export_report
+    from adapters.exports import Section, export_report
 
     chart_map = charts or {}
     built = [Section(name, rows, charts=tuple(chart_map.get(name, ()))) for name, rows in sections]
     written = export_report(title, built, fmt.value, path)
-    _ = Chart
     out.print(f"wrote {written}")
 
 

@@ -26,6 +26,7 @@ from adapters import reconcile
 from adapters.bootstrap import Ledger, settlement_policy
 from adapters.config_files import reconciliation
 from adapters.reports import Format, render
+from domain.ids import derived_event
 from domain.service import Outcome
 from ledger.money import format_amount
 
@@ -195,17 +196,16 @@ def _plant(batches: list[Batch], sim: Simulation, policy: Any, config: Any) -> N
 def _post_settlements(ledger: Ledger, batches: Sequence[Batch]) -> None:
     docs = []
     for b in batches:
-        docs.append({
-            "event_id": str(uuid.uuid5(_NS, f"settlement:{b.settlement_id}")), "type": "psp.settlement_received",
-            "schema_version": 1, "occurred_at": f"{b.paid_on.isoformat()}T12:00:00+00:00", "source": "treasury",
-            "payload": {
-                "settlement_id": b.settlement_id, "psp": b.psp,
-                "net": {"amount": format_amount(b.net, b.currency), "currency": b.currency},
-                "fee": {"amount": format_amount(b.fee, b.currency), "currency": b.currency} if b.fee else None,
-                "value_date": b.paid_on.isoformat(), "bank_account": f"main-{b.currency}",
-                "items": [{"kind": ln.kind, "reference": ln.reference} for ln in b.lines],
-            },
-        })  # fmt: skip
+        at = dt.datetime.combine(b.paid_on, dt.time(12), dt.UTC)
+        payload = {
+            "settlement_id": b.settlement_id, "psp": b.psp,
+            "net": {"amount": format_amount(b.net, b.currency), "currency": b.currency},
+            "fee": {"amount": format_amount(b.fee, b.currency), "currency": b.currency} if b.fee else None,
+            "value_date": b.paid_on.isoformat(), "bank_account": f"main-{b.currency}",
+            "items": [{"kind": ln.kind, "reference": ln.reference} for ln in b.lines],
+        }  # fmt: skip
+        docs.append(derived_event(_NS, f"settlement:{b.settlement_id}", "psp.settlement_received", at, "treasury",
+                                  payload))  # fmt: skip
     for i in range(0, len(docs), 500):
         for r in ledger.service.post(docs[i : i + 500]):
             if r.outcome not in (Outcome.APPENDED, Outcome.DUPLICATE):

@@ -18,6 +18,7 @@ from adapters import config_files
 from adapters.bootstrap import Ledger
 from adapters.rates import stored_rate
 from domain.fx import FxError
+from domain.ids import derived_event
 from domain.service import PostResult
 from ledger.errors import QuipuError
 from ledger.money import exponent, format_amount, parse_amount, quantize
@@ -55,8 +56,7 @@ def positions(ledger: Ledger) -> list[tuple[str, int, int, int]]:
 
 
 def _event(kind: str, key: str, when: dt.datetime, payload: dict[str, Any]) -> dict[str, Any]:
-    return {"event_id": str(uuid.uuid5(NAMESPACE, f"{kind}:{key}")), "type": kind, "schema_version": 1,
-            "occurred_at": when.isoformat(), "source": "fx-accounting", "payload": payload}  # fmt: skip
+    return derived_event(NAMESPACE, f"{kind}:{key}", kind, when, "fx-accounting", payload)
 
 
 def revalue(ledger: Ledger, as_of: dt.date) -> list[Revaluation]:

@@ -10,6 +10,7 @@ twice records nothing new. ``--dry-run`` shows every decision and records nothin
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ import orjson
 
 from adapters import config_files
 from adapters.bootstrap import Ledger, settlement_policy
+from domain.ids import derived_event
 from domain.recon.matching import (
     BusinessCalendar,
     Decision,
@@ -231,7 +233,8 @@ def internal_checks(
     for position, ccy, diff in unbalanced:
         yield _l1("unbalanced_entry", f"entry@{position}", run_date, f"entry at position {position} is off by "
                   f"{diff} minor units of {ccy}", ccy)  # fmt: skip
-    yield _ok(1, "journal", "every journal entry balances per currency") if not unbalanced else _none()
+    if not unbalanced:
+        yield _ok(1, "journal", "every journal entry balances per currency")
     trial = views.query("SELECT currency, debits_minor - credits_minor FROM trial_balance ORDER BY currency")
     off = [(c, int(d)) for c, d in trial if int(d) != 0]
     for ccy, diff in off:
@@ -276,10 +279,6 @@ def _subledgers(ledger: Ledger, run_date: dt.date) -> Iterator[Decision]:
                 yield _l1("subledger_mismatch", account, run_date, f"{account}: the settlement sub-ledger says "
                           f"{value}, the journal {booked} minor units", p.currency)  # fmt: skip
     yield _ok(1, "subledgers", f"{checked} seller sub-ledger balances checked against the journal")
-
-
-def _none() -> Decision:
-    return Decision(0, "", "", "matched", "", "")  # level 0: not counted anywhere
 
 
 def _ok(level: int, reference: str, why: str) -> Decision:
@@ -361,7 +360,7 @@ def _record(ledger: Ledger, report: RunReport, say: ProgressFn) -> None:
     for i in range(0, len(ids), 500):
         chunk = [(x,) for x in ids[i : i + 500]]
         known.update({k[0]: v[13] for k, v in ledger.views.lookup(EXCEPTIONS, chunk).items()})
-    at = dt.datetime.combine(report.run_date, dt.time(23, 59, 59), dt.UTC).isoformat()
+    at = dt.datetime.combine(report.run_date, dt.time(23, 59, 59), dt.UTC)
     events: list[dict[str, Any]] = []
     for f in report.findings:
         if f.exception_id in known:
@@ -378,12 +377,9 @@ def _record(ledger: Ledger, report: RunReport, say: ProgressFn) -> None:
         (report.run_date.isoformat(),),
     ):
         if exception_id not in found and int(level) in levels:
-            events.append({
-                "event_id": str(_uuid(f"recon-cleared:{exception_id}")), "type": "recon.exception_cleared",
-                "schema_version": 1, "occurred_at": at, "source": "reconciliation",
-                "payload": {"exception_id": exception_id, "cleared_on": report.run_date.isoformat(),
-                            "detail": f"matched by the run of {report.run_date}"},
-            })  # fmt: skip
+            payload = {"exception_id": exception_id, "cleared_on": report.run_date.isoformat(),
+                       "detail": f"matched by the run of {report.run_date}"}  # fmt: skip
+            events.append(_event("recon.exception_cleared", f"recon-cleared:{exception_id}", at, payload))
     say(f"recording {len(events)} exception events")
     for i in range(0, len(events), _BATCH):
         for r in ledger.service.post(events[i : i + _BATCH]):
@@ -394,10 +390,12 @@ def _record(ledger: Ledger, report: RunReport, say: ProgressFn) -> None:
     ledger.runner.run()
 
 
-def _uuid(key: str) -> Any:
-    import uuid
+#: Namespace of the ids of the events reconciliation posts (fixed: a rerun must derive the same ids).
+NAMESPACE: Final = uuid.UUID("6f1d1c1e-3b0a-4f57-9c55-5a2b3e4d0c11")
 
-    return uuid.uuid5(uuid.UUID("6f1d1c1e-3b0a-4f57-9c55-5a2b3e4d0c11"), key)
+
+def _event(kind: str, key: str, at: dt.datetime, payload: dict[str, Any]) -> dict[str, Any]:
+    return derived_event(NAMESPACE, key, kind, at, "reconciliation", payload)
 
 
 def _amount(minor: int | None, ccy: str | None) -> dict[str, str] | None:
@@ -406,22 +404,15 @@ def _amount(minor: int | None, ccy: str | None) -> dict[str, str] | None:
     return {"amount": format_amount(abs(minor), ccy), "currency": ccy}
 
 
-def _raised(f: Finding, run_date: dt.date, at: str) -> dict[str, Any]:
-    return {
-        "event_id": str(_uuid(f"recon-raised:{f.exception_id}")),
-        "type": "recon.exception_raised",
-        "schema_version": 1,
-        "occurred_at": at,
-        "source": "reconciliation",
-        "payload": {
+def _raised(f: Finding, run_date: dt.date, at: dt.datetime) -> dict[str, Any]:
+    return _event("recon.exception_raised", f"recon-raised:{f.exception_id}", at, {
             "exception_id": f.exception_id, "level": f.level, "category": f.category, "reference": f.reference,
             "source": f.source, "ledger_amount": _amount(f.ledger_minor, f.currency),
             "external_amount": _amount(f.external_minor, f.currency),
             "difference": _amount(f.difference, f.currency) if f.difference else None,
             "item_date": f.item_date.isoformat(), "found_on": run_date.isoformat(), "detail": f.detail[:500],
             "evidence": {"event_ids": list(f.event_ids[:50]), "lines": list(f.lines[:50])},
-        },
-    }  # fmt: skip
+    })  # fmt: skip
 
 
 # -- reading the results --------------------------------------------------------------------------
@@ -502,7 +493,7 @@ def decision_rows(report: RunReport) -> list[dict[str, Any]]:
     return [
         {"level": d.level, "reference": d.reference, "kind": d.kind, "outcome": d.outcome, "rule": d.rule,
          "why": d.why, "category": d.finding.category if d.finding else None}
-        for d in report.decisions if d.level > 0
+        for d in report.decisions
     ]  # fmt: skip
 
 
@@ -583,12 +574,9 @@ def resolve(
     if adjustment_id is not None and not ledger.store.stream_events([stream_id(f"adjustment:{adjustment_id}")]):
         raise ReconError(f"adjustment_id: no adjustment {adjustment_id} was posted")
     when = at or dt.datetime.now(dt.UTC)
-    doc = {
-        "event_id": str(_uuid(f"recon-resolved:{exception_id}")), "type": "recon.exception_resolved",
-        "schema_version": 1, "occurred_at": when.isoformat(), "source": "reconciliation",
-        "payload": {"exception_id": exception_id, "resolution": resolution, "decided_by": decided_by, "note": note,
-                    "adjustment_id": adjustment_id, "approved_by": approved_by},
-    }  # fmt: skip
+    payload = {"exception_id": exception_id, "resolution": resolution, "decided_by": decided_by, "note": note,
+               "adjustment_id": adjustment_id, "approved_by": approved_by}  # fmt: skip
+    doc = _event("recon.exception_resolved", f"recon-resolved:{exception_id}", when, payload)
     (result,) = ledger.service.post([doc])
     if result.outcome is not Outcome.APPENDED:
         raise ReconError(result.reason or f"exception {exception_id}: {result.outcome.value}")

@@ -19,7 +19,7 @@ from adapters import aml, config_files, logistics, taxes
 from adapters.bootstrap import Ledger, settlement_policy
 from adapters.rates import RecordedRate, stored_rate
 from domain.fx_rules import conversion_events
-from domain.ids import derived_id
+from domain.ids import derived_event, derived_id
 from domain.service import PostResult
 from domain.settlement.positions import Position, position
 from domain.settlement.routes import RouteError, RoutePrice, RouteTable, cheapest, price_routes
@@ -173,8 +173,7 @@ def close_day(ledger: Ledger, run_date: dt.date) -> list[RunOutcome]:
 
 def _op_event(kind: str, version: int, key: str, at: dt.datetime, source: str, payload: Any) -> dict[str, Any]:
     """An event an operator's command posts; its id derives from ``key``, so a retry is a duplicate."""
-    return {"event_id": str(uuid.uuid5(OPS_NAMESPACE, key)), "type": kind, "schema_version": version,
-            "occurred_at": at.isoformat(), "source": source, "payload": payload}  # fmt: skip
+    return derived_event(OPS_NAMESPACE, key, kind, at, source, payload, version)
 
 
 def _money(minor: int, ccy: str) -> str:

@@ -179,6 +179,16 @@ class Level2Totals:
     explained: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     """settlement id → Σ signed ledger net of its items missing from the report."""
     lines_in_batches: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    """batch id → where its first lines are (evidence; capped, so memory does not grow with the report)."""
+
+    def count(self, line: ExternalLine) -> None:
+        """Add a (kept, non-duplicate) report line to its batch's running sum and evidence."""
+        if line.batch_id is None:
+            return
+        self.batch_lines_net[line.batch_id] += line.signed_net
+        evidence = self.lines_in_batches[line.batch_id]
+        if len(evidence) < 48:
+            evidence.append(line.where)
 
 
 class Windows:
@@ -257,11 +267,7 @@ def _one_to_one(
         return None
     if windows.apart(item.psp, item.item_date, ln.booked_on, rules.date_tolerance_business_days):
         return None
-    if ln.batch_id is not None:
-        totals.batch_lines_net[ln.batch_id] += ln.signed_net
-        kept_lines = totals.lines_in_batches[ln.batch_id]
-        if len(kept_lines) < 48:
-            kept_lines.append(ln.where)
+    totals.count(ln)
     return Decision(2, item.reference, item.kind, "matched", "exact", _AGREE)
 
 
@@ -310,11 +316,7 @@ def _decide(
     for ln in lines:
         (extra if any(ln.same_record(k) for k in kept) else kept).append(ln)
     for ln in kept:
-        if ln.batch_id is not None:
-            totals.batch_lines_net[ln.batch_id] += ln.signed_net
-            kept_lines = totals.lines_in_batches[ln.batch_id]
-            if len(kept_lines) < 48:  # evidence enough; memory must not grow with the report
-                kept_lines.append(ln.where)
+        totals.count(ln)
     if extra:
         first = extra[0]
         return Decision(2, reference, kind, "exception", "duplicate", "the same line appears more than once",
