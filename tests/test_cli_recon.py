@@ -67,3 +67,8 @@ def test_reconcile_commands_end_to_end(ledger_url: str, tmp_path: Path) -> None:
     left = json.loads(quipu("reconcile", "exceptions", "--as-of", UNTIL.isoformat(), "--format", "json", *db).stdout)
     assert len(left) == len(rows) - 1
     assert quipu("reconcile", "run", "--level", "7", *db).returncode != 0
+    bogus = quipu("reconcile", "resolve", timing["exception_id"], "--resolution", "ignored", "--by", "ana",
+                  "--note", "x", *db)  # fmt: skip
+    assert bogus.returncode != 0 and "--resolution: 'ignored' is not one of" in bogus.stderr + bogus.stdout
+    bad_date = quipu("reconcile", "run", "--date", "2026-13-40", *db)
+    assert bad_date.returncode != 0 and "--date" in bad_date.stderr + bad_date.stdout

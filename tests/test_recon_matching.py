@@ -5,6 +5,7 @@ matches what it should."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -195,3 +196,30 @@ def test_the_matching_benchmark_short_version_finds_exactly_what_it_planted(tmp_
 
     assert main(["--items", "30000", "--results-dir", str(tmp_path)]) == 0
     assert (tmp_path / "recon.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ('version = "x"\nrules = []\n', "rules"),  # no rule set at all
+        ('version = "x"\n[[rules]]\neffective_from = "2026-01-01"\n', "order_unpaid_days"),  # fields missing
+        ('version = "x"\n[[processor]]\nname = "bad name"\nsite = "BR"\nformat = "x"\n', "processor[0].name"),
+        ("version = [", "not valid TOML"),
+    ],
+)
+def test_a_bad_reconciliation_rule_file_is_refused_naming_the_field(tmp_path: Any, text: str, named: str) -> None:
+    from adapters.config_files import ConfigError, reconciliation
+
+    path = tmp_path / "reconciliation.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        reconciliation(path)
+
+
+def test_a_negative_window_or_tolerance_is_refused() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="report_lag_business_days"):
+        RULES.model_validate({**RULES.model_dump(), "report_lag_business_days": -1})
+    with pytest.raises(ValidationError, match="amount_tolerance_pct"):
+        RULES.model_validate({**RULES.model_dump(), "amount_tolerance_pct": "-1"})
