@@ -20,12 +20,8 @@ class RecordedRate:
     as_of: dt.datetime
 
 
-def stored_rate(
-    views: ViewStore, base: str, quote: str, at: dt.datetime, limit_minutes: int | None = None
-) -> RecordedRate:
-    """The latest recorded rate for a pair at or before ``at``; an explicit error when there is
-    none or it is older than the pair's staleness limit (``config/fx.toml``)."""
-    settings = config_files.fx_settings()
+def latest_rate(views: ViewStore, base: str, quote: str, at: dt.datetime) -> RecordedRate | None:
+    """The latest recorded rate for a pair at or before ``at``, however old; None when there is none."""
     at_us = int(at.timestamp()) * 1_000_000 + at.microsecond
     rows = views.query(
         "SELECT rate, source, as_of_us FROM fx_rates WHERE base = ? AND quote = ? AND as_of_us <= ? "
@@ -33,16 +29,33 @@ def stored_rate(
         (base, quote, at_us),
     )
     if not rows:
+        return None
+    rate, source, as_of_us = rows[0]
+    return RecordedRate(Decimal(rate), str(source), dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(
+        microseconds=int(as_of_us)))  # fmt: skip
+
+
+def age_minutes(rate: RecordedRate, at: dt.datetime) -> float:
+    """How old ``rate`` is at ``at``, in minutes."""
+    return (at - rate.as_of) / dt.timedelta(minutes=1)
+
+
+def stored_rate(
+    views: ViewStore, base: str, quote: str, at: dt.datetime, limit_minutes: int | None = None
+) -> RecordedRate:
+    """The latest recorded rate for a pair at or before ``at``; an explicit error when there is
+    none or it is older than the pair's staleness limit (``config/fx.toml``)."""
+    settings = config_files.fx_settings()
+    found = latest_rate(views, base, quote, at)
+    if found is None:
         raise FxError(
             f"--rate: no {base}/{quote} rate recorded at or before {at.isoformat()}; import one or pass --rate"
         )
-    rate, source, as_of_us = rows[0]
-    age_minutes = (at_us - int(as_of_us)) / 60_000_000
+    age = age_minutes(found, at)
     limit = limit_minutes if limit_minutes is not None else settings.staleness_limit_minutes(base, quote)
-    as_of = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=int(as_of_us))
-    if age_minutes > limit:
+    if age > limit:
         raise FxError(
-            f"--rate: the latest {base}/{quote} rate ({source}, as of {as_of.isoformat()}) is {age_minutes:.0f} "
+            f"--rate: the latest {base}/{quote} rate ({found.source}, as of {found.as_of.isoformat()}) is {age:.0f} "
             f"minutes old, beyond the {limit}-minute limit for the pair"
         )
-    return RecordedRate(Decimal(rate), str(source), as_of)
+    return found
