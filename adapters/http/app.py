@@ -23,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from adapters.bootstrap import open_ledger
 from adapters.console import mount as mount_console
+from adapters.http import audit_routes, fx_routes, ledger_routes
 from adapters.http.auth import AuthError, api_secret, authenticate, issue_token
 from adapters.http.metrics import ApiMetrics
 from adapters.http.settlement_routes import add_routes
@@ -235,6 +236,9 @@ def create_app(database_url: str | None = None, auth: bool = True) -> FastAPI:
             return JSONResponse(trial_balance_rows(ledger))
 
     add_routes(app, guard, state, lock, problem)
+    ledger_routes.add_routes(app, guard, state, lock, problem)
+    fx_routes.add_routes(app, guard, state, lock, problem)
+    audit_routes.add_routes(app, guard, state, lock, problem)
     mount_console(app, state, lock, auth)
     return app
 
