@@ -35,6 +35,13 @@ DatabaseOpt = Annotated[
     ),
 ]
 FormatOpt = Annotated[Format, typer.Option("--format", help="table, json or csv")]
+LogFormatOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--log-format",
+        help="auto, json or text (default: QUIPU_LOG_FORMAT, else auto: JSON lines unless stderr is a terminal)",
+    ),
+]
 
 
 def progress_bar() -> Progress:

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from adapters import config_files, fx_accounting, taxes
-from adapters.cli import DatabaseOpt, FormatOpt, app, err, fail, ledger_for, out
+from adapters.cli import DatabaseOpt, FormatOpt, LogFormatOpt, app, err, fail, ledger_for, out
 from adapters.params import parse_day, parse_moment
 from adapters.rates import stored_rate
 from adapters.reports import Format, render
@@ -276,20 +276,46 @@ def serve(
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
     workers: Annotated[int, typer.Option("--workers", min=1, max=32, help="worker processes behind one port")] = 1,
     no_auth: Annotated[bool, typer.Option("--no-auth", help="accept requests without tokens (local use only)")] = False,
+    log_format: LogFormatOpt = None,
+    jwks_url: Annotated[
+        Optional[str], typer.Option("--jwks-url", help="also accept an external issuer's tokens (QUIPU_JWKS_URL)")
+    ] = None,
+    jwt_issuer: Annotated[Optional[str], typer.Option("--jwt-issuer", help="its iss (QUIPU_JWT_ISSUER)")] = None,
+    jwt_audience: Annotated[
+        Optional[str], typer.Option("--jwt-audience", help="the aud its tokens must name (QUIPU_JWT_AUDIENCE)")
+    ] = None,
 ) -> None:
-    """Serve the HTTP API (/v1/events, /v1/events/batch, /v1/balances, /v1/trial-balance; docs at /docs)."""
+    """Serve the HTTP API (/v1/events, /v1/events/batch, /v1/balances, /v1/trial-balance; docs at /docs).
+
+    Logs one JSON line per request on stderr (docs/observability.md); traces when QUIPU_OTEL_EXPORTER is set.
+    """
     import os
 
     import uvicorn
 
     from adapters.bootstrap import database_url
+    from adapters.http.auth import ExternalIssuerSettings
+    from adapters.observability.logs import resolve_format, uvicorn_log_config
+    from adapters.observability.tracing import exporter_choice
 
     os.environ["QUIPU_DATABASE_URL"] = database_url(database)
     os.environ["QUIPU_API_AUTH"] = "0" if no_auth else "1"
+    for name, value in (("QUIPU_JWKS_URL", jwks_url), ("QUIPU_JWT_ISSUER", jwt_issuer),
+                        ("QUIPU_JWT_AUDIENCE", jwt_audience)):  # fmt: skip
+        if value is not None:
+            os.environ[name] = value
+    try:
+        # Settings are checked here, once, so a mistake is one clear line rather than a worker crash.
+        fmt = resolve_format(log_format)
+        os.environ["QUIPU_LOG_FORMAT"] = fmt
+        exporter_choice()
+        ExternalIssuerSettings.from_env()
+    except QuipuError as exc:
+        raise fail(exc) from None
     with ledger_for(database):
         pass  # create the store and migrate once, before workers race to do it
     uvicorn.run("adapters.http.app:create_app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level="warning")  # fmt: skip
+                log_level="warning", log_config=uvicorn_log_config(fmt))  # fmt: skip
 
 
 clients_app = typer.Typer(help="OAuth 2.0 clients of the HTTP API.", no_args_is_help=True)

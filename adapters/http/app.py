@@ -24,9 +24,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from adapters.bootstrap import open_ledger
 from adapters.console import mount as mount_console
 from adapters.http import audit_routes, fx_routes, ledger_routes
-from adapters.http.auth import AuthError, api_secret, authenticate, issue_token
+from adapters.http.auth import AuthError, ExternalIssuer, ExternalIssuerSettings, api_secret, authenticate, issue_token
 from adapters.http.metrics import ApiMetrics
 from adapters.http.settlement_routes import add_routes
+from adapters.observability.http import ObservabilityMiddleware
+from adapters.observability.logs import configure_logging, note_client
+from adapters.observability.tracing import configure_tracing, instrument, shutdown_tracing
 from adapters.reports import ReportError, balance_rows, trial_balance_rows
 from domain.catalog import MAX_EVENT_BYTES
 from domain.service import Outcome, PostResult
@@ -73,9 +76,15 @@ class TokenBucket:
         return 0.0
 
 
-def create_app(database_url: str | None = None, auth: bool = True) -> FastAPI:
-    """The API over the ledger at ``database_url`` (else ``QUIPU_DATABASE_URL``, else the default)."""
+def create_app(
+    database_url: str | None = None, auth: bool = True, external: ExternalIssuerSettings | None = None
+) -> FastAPI:
+    """The API over the ledger at ``database_url`` (else ``QUIPU_DATABASE_URL``, else the default).
+
+    ``external``: an external token issuer accepted beside the local one (else ``QUIPU_JWKS_URL`` …).
+    """
     state: dict[str, Any] = {}
+    issuer_settings = (external or ExternalIssuerSettings.from_env()) if auth else None
     lock = threading.Lock()  # one ledger per process; its service and views are not thread-safe
     limits = TokenBucket(float(os.environ.get("QUIPU_RATE_PER_SECOND", "200")),
                          float(os.environ.get("QUIPU_RATE_BURST", "400")))  # fmt: skip
@@ -85,14 +94,19 @@ def create_app(database_url: str | None = None, auth: bool = True) -> FastAPI:
         if not auth:
             return None
         try:
-            caller = authenticate(request.headers.get("authorization"), state["secret"], scope)
+            caller = authenticate(request.headers.get("authorization"), state["secret"], scope, state.get("issuer"))
         except AuthError as exc:
+            if exc.status == 503:  # the external issuer's keys are out of reach: not the caller's fault
+                response = problem(503, "Service unavailable", str(exc))
+                response.headers["Retry-After"] = "5"
+                return response
             challenge = f'Bearer realm="quipu", error="{exc.error}", error_description="{exc}"'
             if exc.status == 403:
                 challenge += f', scope="{scope}"'
             response = problem(exc.status, "Unauthorized" if exc.status == 401 else "Forbidden", str(exc))
             response.headers["WWW-Authenticate"] = challenge
             return response
+        note_client(caller.client_id)
         wait = limits.take(caller.client_id)
         if wait:
             response = problem(429, "Too many requests", f"client {caller.client_id} is over its rate limit")
@@ -102,8 +116,9 @@ def create_app(database_url: str | None = None, auth: bool = True) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        state["ledger"] = open_ledger(database_url or os.environ.get("QUIPU_DATABASE_URL"))
+        state["ledger"] = instrument(open_ledger(database_url or os.environ.get("QUIPU_DATABASE_URL")))
         state["secret"] = api_secret() if auth else b""
+        state["issuer"] = ExternalIssuer(issuer_settings) if issuer_settings is not None else None
         try:
             yield
         finally:
@@ -117,22 +132,13 @@ def create_app(database_url: str | None = None, auth: bool = True) -> FastAPI:
         description="Event-sourced ledger: post events, read the feed, balances and the trial balance.",
     )
 
-    @app.middleware("http")
-    async def timed(request: Request, call_next: Any) -> Any:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        metrics.latency.labels(path, request.method, str(response.status_code)).observe(time.perf_counter() - started)
-        return response
+    # Request id, server span, latency histogram and the access log line (adapters/observability/http.py).
+    app.add_middleware(ObservabilityMiddleware, metrics=metrics)
 
     @app.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
     def prometheus() -> Response:
         with lock:
-            ledger = state["ledger"]
-            head = ledger.store.head()
-            for name, position in ledger.runner.positions().items():
-                metrics.lag_events.labels(name).set(head - position)
+            metrics.observe_projections(state["ledger"])
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/oauth/token", summary="OAuth 2.0 client-credentials grant")
@@ -244,5 +250,13 @@ def create_app(database_url: str | None = None, auth: bool = True) -> FastAPI:
 
 
 def create_app_from_env() -> FastAPI:
-    """Factory for ``uvicorn --factory`` (several worker processes): settings come from the environment."""
+    """Factory for ``uvicorn --factory`` (several worker processes): settings come from the environment.
+
+    Each worker process sets up its own logging (``QUIPU_LOG_FORMAT``) and tracing (``QUIPU_OTEL_EXPORTER``).
+    """
+    configure_logging()
+    if configure_tracing("quipu-api") is not None:
+        import atexit
+
+        atexit.register(shutdown_tracing)  # flush the spans still batched when the worker exits
     return create_app(os.environ.get("QUIPU_DATABASE_URL"), auth=os.environ.get("QUIPU_API_AUTH", "1") != "0")

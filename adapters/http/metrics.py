@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from domain.service import PostResult
+
+if TYPE_CHECKING:
+    from adapters.bootstrap import Ledger
 
 
 class ApiMetrics:
@@ -28,6 +31,13 @@ class ApiMetrics:
             "quipu_projection_lag_events", "Events recorded but not yet projected", ["projection"],
             registry=self.registry,
         )  # fmt: skip
+        self.lag_seconds = Gauge(
+            "quipu_projection_lag_seconds",
+            "Recording time between the event at the projection's position and the newest event in the log "
+            "(both recorded_at from the log itself, not the clock; 0 when the projection is at the head; "
+            "from the first event when it has projected nothing)",
+            ["projection"], registry=self.registry,
+        )  # fmt: skip
 
     def count(self, results: list[PostResult]) -> None:
         """Record each post's outcome, and the field named by each refusal."""
@@ -35,3 +45,22 @@ class ApiMetrics:
             self.events.labels(r.outcome.value).inc()
             if r.reason and r.outcome.value in ("rejected", "conflict"):
                 self.rejections.labels(r.reason.split(":", 1)[0][:60]).inc()
+
+    def observe_projections(self, ledger: Ledger) -> None:
+        """Set each projection's lag, in events and in recording seconds, from the log and the views."""
+        store = ledger.store
+        head = store.head()
+        recorded: dict[int, int] = {}
+
+        def recorded_at_us(position: int) -> int:
+            if position not in recorded:
+                records = store.read(position - 1, 1)
+                recorded[position] = records[0].recorded_at_us if records else 0
+            return recorded[position]
+
+        for name, position in ledger.runner.positions().items():
+            self.lag_events.labels(name).set(head - position)
+            behind = 0.0
+            if position < head:
+                behind = (recorded_at_us(head) - recorded_at_us(max(position, 1))) / 1_000_000
+            self.lag_seconds.labels(name).set(max(0.0, behind))
