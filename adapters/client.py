@@ -11,20 +11,29 @@
 * Tokens come from the client-credentials grant and are renewed before they expire (and once on a
   401).
 
+* **Typed reads.** Accounts, journal entries, FX rates and quotes, the audit routes: frozen
+  dataclasses whose amounts and rates are :class:`~decimal.Decimal` (parsed from the API's decimal
+  strings, never through a float) and whose times are aware datetimes; paged routes are iterated
+  to the end, following the API's cursor.
+
     with QuipuClient("http://127.0.0.1:8000", "checkout", secret) as quipu:
         quipu.post(event)                 # Result(outcome="appended", position=…)
         quipu.post_batch(events)          # [Result, …]
+        for entry in quipu.journal(after=0):   # JournalEntry(position=…, postings=(Posting(…), …))
+            ...
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import random
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from decimal import Decimal
+from typing import Any, Final, Literal, TypedDict
 
 import httpx
 
@@ -119,6 +128,217 @@ def _chunks(events: Sequence[Mapping[str, Any]]) -> Iterator[list[dict[str, Any]
     ready = [prepared(e) for e in events]  # ids fixed once, before any attempt
     for i in range(0, len(ready), BATCH_LIMIT):
         yield ready[i : i + BATCH_LIMIT]
+
+
+# ---- typed reads ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AccountInfo:
+    """One account of the chart (``GET /v1/accounts``)."""
+
+    account: str
+    party: str
+    party_id: str
+    purpose: str
+    currency: str
+    normal_side: Literal["debit", "credit"]
+    postings: int
+
+
+@dataclass(frozen=True, slots=True)
+class Posting:
+    """One line of a journal entry: always a positive amount on one side."""
+
+    line: int
+    account: str
+    side: Literal["debit", "credit"]
+    amount: Decimal
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """The entry one event booked (``GET /v1/journal/entries``)."""
+
+    position: int
+    event_id: str
+    type: str
+    occurred_at: dt.datetime
+    recorded_at: dt.datetime
+    memo: str
+    postings: tuple[Posting, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FxRate:
+    """The recorded rate for a pair at a moment (``GET /v1/fx/rates``)."""
+
+    base: str
+    quote: str
+    rate: Decimal
+    source: str
+    as_of: dt.datetime
+    at: dt.datetime
+    age_minutes: int
+    staleness_limit_minutes: int
+    stale: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FxQuote:
+    """A conversion priced on the latest recorded rate; not booked (``POST /v1/fx/quotes``)."""
+
+    source: str
+    target: str
+    amount: Decimal
+    reference_rate: Decimal
+    rate_source: str
+    rate_as_of: dt.datetime
+    markup: Decimal
+    final_rate: Decimal
+    target_amount: Decimal
+    revenue: Decimal
+    markup_revenue: Decimal
+    rounding: Decimal
+    quoted_at: dt.datetime
+    expires_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BrokenLink:
+    """The first link of the hash chain that does not hold."""
+
+    position: int
+    event_id: str | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChainStatus:
+    """A walk of the hash chain (``/v1/audit/verify``)."""
+
+    ok: bool
+    events: int
+    head: int
+    head_sha256: str
+    broken: BrokenLink | None
+    checkpoint: int | None
+
+
+class CheckpointDoc(TypedDict):
+    """A signed checkpoint, exactly as ``quipu checkpoint`` writes it: keep it outside the system."""
+
+    format: str
+    position: int
+    head_sha256: str
+    recorded_at_us: int
+    public_key: str
+    signature: str
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """An account's balance on its normal side."""
+
+    account: str
+    currency: str
+    debits: Decimal
+    credits: Decimal
+    balance: Decimal
+    normal_side: Literal["debit", "credit"]
+
+
+@dataclass(frozen=True, slots=True)
+class BalancesAsOf:
+    """Balances as of a position, a record time or a business time (``GET /v1/audit/balances``)."""
+
+    as_of: str
+    basis: Literal["position", "recorded", "effective"]
+    position: int
+    balances: tuple[Balance, ...]
+
+
+def _time(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _moment(value: dt.datetime | str | None) -> str | None:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            raise ValueError("at: a datetime without a UTC offset is ambiguous")
+        return value.isoformat()
+    return value
+
+
+def _decimal_text(value: Decimal | str, name: str) -> str:
+    if isinstance(value, float):
+        raise NotJson(f'{name}: a float; send amounts as decimal strings such as "12.34"')
+    return format(value, "f") if isinstance(value, Decimal) else str(value)
+
+
+def _entry(doc: Mapping[str, Any]) -> JournalEntry:
+    return JournalEntry(
+        doc["position"], doc["event_id"], doc["type"], _time(doc["occurred_at"]), _time(doc["recorded_at"]),
+        doc["memo"], tuple(Posting(p["line"], p["account"], p["side"], Decimal(p["amount"]), p["currency"])
+                           for p in doc["postings"]),
+    )  # fmt: skip
+
+
+def _account(doc: Mapping[str, Any]) -> AccountInfo:
+    return AccountInfo(doc["account"], doc["party"], doc["party_id"], doc["purpose"], doc["currency"],
+                       doc["normal_side"], doc["postings"])  # fmt: skip
+
+
+def _fx_rate(doc: Mapping[str, Any]) -> FxRate:
+    return FxRate(doc["base"], doc["quote"], Decimal(doc["rate"]), doc["source"], _time(doc["as_of"]),
+                  _time(doc["at"]), doc["age_minutes"], doc["staleness_limit_minutes"], doc["stale"])  # fmt: skip
+
+
+def _fx_quote(doc: Mapping[str, Any]) -> FxQuote:
+    d = Decimal
+    return FxQuote(
+        doc["from"], doc["to"], d(doc["amount"]), d(doc["reference_rate"]), doc["rate_source"],
+        _time(doc["rate_as_of"]), d(doc["markup"]), d(doc["final_rate"]), d(doc["target_amount"]), d(doc["revenue"]),
+        d(doc["markup_revenue"]), d(doc["rounding"]), _time(doc["quoted_at"]), _time(doc["expires_at"]),
+    )  # fmt: skip
+
+
+def _chain(doc: Mapping[str, Any]) -> ChainStatus:
+    b = doc.get("broken")
+    broken = None if b is None else BrokenLink(b["position"], b.get("event_id"), b["reason"])
+    return ChainStatus(doc["ok"], doc["events"], doc["head"], doc["head_sha256"], broken, doc.get("checkpoint"))
+
+
+def _balance(doc: Mapping[str, Any]) -> Balance:
+    return Balance(doc["account"], doc["currency"], Decimal(doc["debits"]), Decimal(doc["credits"]),
+                   Decimal(doc["balance"]), doc["normal_side"])  # fmt: skip
+
+
+def _balances_as_of(doc: Mapping[str, Any]) -> BalancesAsOf:
+    return BalancesAsOf(doc["as_of"], doc["basis"], doc["position"], tuple(_balance(b) for b in doc["balances"]))
+
+
+def _params(**given: object) -> dict[str, str]:
+    return {k: str(v) for k, v in given.items() if v is not None}
+
+
+def _quote_body(
+    source: str, target: str, amount: Decimal | str, markup: Decimal | str | None, at: dt.datetime | str | None
+) -> dict[str, str]:
+    body = {"from": source, "to": target, "amount": _decimal_text(amount, "amount")}
+    if markup is not None:
+        body["markup"] = _decimal_text(markup, "markup")
+    if (when := _moment(at)) is not None:
+        body["at"] = when
+    return body
+
+
+def _ok(response: httpx.Response) -> Any:
+    """The JSON body of a 200, else the problem as :class:`ApiError`."""
+    if response.status_code != 200:
+        raise _error(response)
+    return response.json()
 
 
 @dataclass(slots=True)
@@ -250,6 +470,81 @@ class QuipuClient:
             yield from batch
             after = batch[-1]["position"]
 
+    def _get(self, url: str, **params: object) -> Any:
+        return _ok(self._send("GET", url, params=_params(**params)))
+
+    def accounts(
+        self,
+        pattern: str | None = None,
+        *,
+        prefix: str | None = None,
+        party: str | None = None,
+        purpose: str | None = None,
+        currency: str | None = None,
+        page: int = 100,
+    ) -> Iterator[AccountInfo]:
+        """The chart of accounts (every account posted to), filtered, in name order, page by page to the end."""
+        after: str | None = None
+        while True:
+            doc = self._get("/v1/accounts", pattern=pattern, prefix=prefix, party=party, purpose=purpose,
+                            currency=currency, after=after, limit=page)  # fmt: skip
+            yield from (_account(a) for a in doc["accounts"])
+            if doc["next"] is None:
+                return
+            after = doc["cursor"]
+
+    def journal(self, after: int = 0, page: int = 100) -> Iterator[JournalEntry]:
+        """Journal entries after a log position, in log order, page by page to what is projected now."""
+        while True:
+            doc = self._get("/v1/journal/entries", after=after, limit=page)
+            yield from (_entry(e) for e in doc["entries"])
+            if doc["next"] is None:
+                return
+            after = doc["cursor"]
+
+    def journal_entry(self, position: int) -> JournalEntry:
+        """The entry booked by the event at ``position`` (:class:`ApiError` 404 when it booked none)."""
+        return _entry(self._get(f"/v1/journal/entries/{int(position)}"))
+
+    def fx_rate(self, base: str, quote: str, at: dt.datetime | str | None = None) -> FxRate:
+        """The latest recorded rate for the pair at or before ``at`` (default now), and whether it is stale."""
+        return _fx_rate(self._get("/v1/fx/rates", base=base, quote=quote, at=_moment(at)))
+
+    def fx_quote(
+        self,
+        source: str,
+        target: str,
+        amount: Decimal | str,
+        *,
+        markup: Decimal | str | None = None,
+        at: dt.datetime | str | None = None,
+    ) -> FxQuote:
+        """Price converting ``amount`` of ``source`` into ``target``; nothing is booked or locked."""
+        body = _quote_body(source, target, amount, markup, at)
+        return _fx_quote(_ok(self._send("POST", "/v1/fx/quotes", json=body)))
+
+    def verify(self) -> ChainStatus:
+        """Walk the whole hash chain (scope audit:read)."""
+        return _chain(self._get("/v1/audit/verify"))
+
+    def verify_checkpoint(self, checkpoint: Mapping[str, Any], public_key: str | None = None) -> ChainStatus:
+        """Walk the chain up to a kept checkpoint; :class:`ApiError` 422 when its signature does not verify."""
+        body = {"checkpoint": dict(checkpoint), **({"public_key": public_key} if public_key else {})}
+        return _chain(_ok(self._send("POST", "/v1/audit/verify", json=body)))
+
+    def checkpoint(self, position: int | None = None) -> CheckpointDoc:
+        """A checkpoint of the head (or of ``position``) signed by the ledger's key."""
+        doc: CheckpointDoc = self._get("/v1/audit/checkpoint", position=position)
+        return doc
+
+    def audit_balances(
+        self, as_of: int | dt.datetime | str, basis: Literal["effective", "recorded"] | None = None,
+        account: str | None = None,
+    ) -> BalancesAsOf:  # fmt: skip
+        """Balances as of a log position, or a time: what had happened (``effective``) or was recorded by then."""
+        when = _moment(as_of) if not isinstance(as_of, int) else str(as_of)
+        return _balances_as_of(self._get("/v1/audit/balances", as_of=when, basis=basis, account=account))
+
 
 class AsyncQuipuClient:
     """The asynchronous client (the same behaviour, awaited)."""
@@ -313,3 +608,94 @@ class AsyncQuipuClient:
                 raise _error(response)
             out += [_result(r) for r in response.json()["results"]]
         return out
+
+    async def _get(self, url: str, **params: object) -> Any:
+        return _ok(await self._send("GET", url, params=_params(**params)))
+
+    async def balances(self, account: str | None = None, as_of: str | None = None) -> list[dict[str, Any]]:
+        """Balances (amounts as decimal strings), live or as of a position or time."""
+        return list(await self._get("/v1/balances", account=account, as_of=as_of))
+
+    async def events(self, after: int = 0, page: int = 1000) -> AsyncIterator[dict[str, Any]]:
+        """The event feed from a position, page by page, until the head."""
+        while True:
+            batch = (await self._get("/v1/events", after=after, limit=page))["events"]
+            if not batch:
+                return
+            for event in batch:
+                yield event
+            after = batch[-1]["position"]
+
+    async def accounts(
+        self,
+        pattern: str | None = None,
+        *,
+        prefix: str | None = None,
+        party: str | None = None,
+        purpose: str | None = None,
+        currency: str | None = None,
+        page: int = 100,
+    ) -> AsyncIterator[AccountInfo]:
+        """The chart of accounts (every account posted to), filtered, in name order, page by page to the end."""
+        after: str | None = None
+        while True:
+            doc = await self._get("/v1/accounts", pattern=pattern, prefix=prefix, party=party, purpose=purpose,
+                                  currency=currency, after=after, limit=page)  # fmt: skip
+            for a in doc["accounts"]:
+                yield _account(a)
+            if doc["next"] is None:
+                return
+            after = doc["cursor"]
+
+    async def journal(self, after: int = 0, page: int = 100) -> AsyncIterator[JournalEntry]:
+        """Journal entries after a log position, in log order, page by page to what is projected now."""
+        while True:
+            doc = await self._get("/v1/journal/entries", after=after, limit=page)
+            for e in doc["entries"]:
+                yield _entry(e)
+            if doc["next"] is None:
+                return
+            after = doc["cursor"]
+
+    async def journal_entry(self, position: int) -> JournalEntry:
+        """The entry booked by the event at ``position`` (:class:`ApiError` 404 when it booked none)."""
+        return _entry(await self._get(f"/v1/journal/entries/{int(position)}"))
+
+    async def fx_rate(self, base: str, quote: str, at: dt.datetime | str | None = None) -> FxRate:
+        """The latest recorded rate for the pair at or before ``at`` (default now), and whether it is stale."""
+        return _fx_rate(await self._get("/v1/fx/rates", base=base, quote=quote, at=_moment(at)))
+
+    async def fx_quote(
+        self,
+        source: str,
+        target: str,
+        amount: Decimal | str,
+        *,
+        markup: Decimal | str | None = None,
+        at: dt.datetime | str | None = None,
+    ) -> FxQuote:
+        """Price converting ``amount`` of ``source`` into ``target``; nothing is booked or locked."""
+        body = _quote_body(source, target, amount, markup, at)
+        return _fx_quote(_ok(await self._send("POST", "/v1/fx/quotes", json=body)))
+
+    async def verify(self) -> ChainStatus:
+        """Walk the whole hash chain (scope audit:read)."""
+        return _chain(await self._get("/v1/audit/verify"))
+
+    async def verify_checkpoint(self, checkpoint: Mapping[str, Any], public_key: str | None = None) -> ChainStatus:
+        """Walk the chain up to a kept checkpoint; :class:`ApiError` 422 when its signature does not verify."""
+        body = {"checkpoint": dict(checkpoint), **({"public_key": public_key} if public_key else {})}
+        return _chain(_ok(await self._send("POST", "/v1/audit/verify", json=body)))
+
+    async def checkpoint(self, position: int | None = None) -> CheckpointDoc:
+        """A checkpoint of the head (or of ``position``) signed by the ledger's key."""
+        doc: CheckpointDoc = await self._get("/v1/audit/checkpoint", position=position)
+        return doc
+
+    async def audit_balances(
+        self, as_of: int | dt.datetime | str, basis: Literal["effective", "recorded"] | None = None,
+        account: str | None = None,
+    ) -> BalancesAsOf:  # fmt: skip
+        """Balances as of a log position, or a time: what had happened (``effective``) or was recorded by then."""
+        when = _moment(as_of) if not isinstance(as_of, int) else str(as_of)
+        return _balances_as_of(await self._get("/v1/audit/balances", as_of=when, basis=basis, account=account))
