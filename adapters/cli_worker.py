@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from adapters.cli import DatabaseOpt, app, err, fail, ledger_for
+from adapters.cli import DatabaseOpt, LogFormatOpt, app, err, fail, ledger_for
 from adapters.kafka.broker import DEFAULT_BROKERS, DEFAULT_GROUP, DLQ_TOPIC, INBOUND_TOPIC, OUTBOX_TOPIC
 from ledger.errors import QuipuError
 
@@ -40,14 +40,26 @@ def worker_cmd(
     metrics_port: Annotated[
         Optional[int], typer.Option("--metrics-port", help="serve Prometheus metrics on 127.0.0.1:PORT")
     ] = None,
+    log_format: LogFormatOpt = None,
 ) -> None:
     """Append the events of the inbound topic, batch by batch, committing offsets only after each append.
 
     Refused messages go to the dead-letter topic with their reason; a failing database is retried, never
-    dead-lettered. SIGTERM finishes the batch in hand and stops.
+    dead-lettered. SIGTERM finishes the batch in hand and stops. Logs a line per batch and per dead letter
+    (JSON unless stderr is a terminal); traces when QUIPU_OTEL_EXPORTER is set (docs/observability.md).
     """
-    from adapters.kafka.worker import IngestWorker, WorkerMetrics, WorkerSettings
+    import logging
 
+    from adapters.kafka.worker import IngestWorker, WorkerMetrics, WorkerSettings
+    from adapters.observability.logs import configure_logging
+    from adapters.observability.tracing import configure_tracing, shutdown_tracing
+
+    try:
+        configure_logging(log_format)
+        configure_tracing("quipu-worker")
+    except QuipuError as exc:
+        raise fail(exc) from None
+    log = logging.getLogger("quipu.worker")
     settings = WorkerSettings(database, brokers, topic, group, dlq_topic, batch)
     metrics = None
     if metrics_port is not None:
@@ -55,17 +67,23 @@ def worker_cmd(
 
         metrics = WorkerMetrics()
         start_http_server(metrics_port, addr="127.0.0.1", registry=metrics.registry)
-    worker = IngestWorker(settings, report=lambda line: err.print(line, highlight=False), metrics=metrics)
+    worker = IngestWorker(settings, report=log.info, metrics=metrics)
 
     async def main() -> None:
         await worker.run(_stop_on_signals())
 
-    err.print(f"worker: {topic} -> ledger, group {group}, batch {batch}, dead letters to {dlq_topic}")
+    log.info(
+        f"worker: {topic} -> ledger, group {group}, batch {batch}, dead letters to {dlq_topic}",
+        extra={"topic": topic, "group": group, "batch": batch, "dlq_topic": dlq_topic},
+    )
     try:
         asyncio.run(main())
     except QuipuError as exc:
         raise fail(exc) from None
-    err.print(f"worker stopped: {worker.stats.line()}", highlight=False)
+    finally:
+        shutdown_tracing()
+    log.info(f"worker stopped: {worker.stats.line()}", extra={"appended": worker.stats.appended,
+             "duplicates": worker.stats.duplicates, "messages": worker.stats.messages})  # fmt: skip
 
 
 @outbox_app.command("publish")

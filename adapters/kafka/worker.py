@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import sqlite3
 import time
 from collections import Counter
@@ -36,6 +37,8 @@ from adapters.http.metrics import ApiMetrics
 from adapters.kafka.broker import DEFAULT_PARTITIONS, ensure_topics
 from adapters.kafka.dead_letters import DeadLetter
 from adapters.kafka.ingest import BatchOutcome, Incoming, ingest_batch
+from adapters.observability.kafka import log_batch
+from adapters.observability.tracing import batch_span, instrument
 from domain.ports import WriteConflict
 
 #: Failures of the database, not of the message: retried, never dead-lettered. A WriteConflict here
@@ -138,7 +141,7 @@ class IngestWorker:
         """Consume until ``stop`` is set; the batch in hand is finished and committed first."""
         s = self.settings
         await ensure_topics(s.brokers, [s.topic, s.dlq_topic], s.partitions)
-        self._ledger = await self._on_db(open_ledger, s.database)
+        self._ledger = await self._on_db(_open_traced, s.database, True)
         consumer = AIOKafkaConsumer(
             s.topic,
             bootstrap_servers=s.brokers,
@@ -181,16 +184,20 @@ class IngestWorker:
                 # development broker, posting went ~1.5x faster paused (ADR 0022). Heartbeats go on.
                 held = consumer.assignment()
                 consumer.pause(*held)
-                try:
-                    outcome = await self._post_until_done(messages, stop)
-                finally:
-                    # A rebalance during the append may have taken some of them away.
-                    consumer.resume(*(tp for tp in held if tp in consumer.assignment()))
-                if outcome is None:
-                    return  # stopped while the database was away: nothing committed, all redelivered
-                await self._send_dead_letters(producer, outcome.dead)
-                await self._commit(consumer, {tp: records[-1].offset + 1 for tp, records in polled.items()})
-                self._count(messages, outcome)
+                # One span per batch, linked to each message's traceparent; the append is its child.
+                with batch_span(self.settings.topic, self.settings.group,
+                                [(m.partition, m.offset, m.headers) for m in messages]):  # fmt: skip
+                    try:
+                        outcome = await self._post_until_done(messages, stop)
+                    finally:
+                        # A rebalance during the append may have taken some of them away.
+                        consumer.resume(*(tp for tp in held if tp in consumer.assignment()))
+                    if outcome is None:
+                        return  # stopped while the database was away: nothing committed, all redelivered
+                    await self._send_dead_letters(producer, outcome.dead)
+                    await self._commit(consumer, {tp: records[-1].offset + 1 for tp, records in polled.items()})
+                    self._count(messages, outcome)
+                    log_batch(messages, outcome)
             await self._measure_lag(consumer)
             if time.monotonic() - last_report >= 5.0:
                 self.report(self.stats.line())
@@ -202,7 +209,7 @@ class IngestWorker:
         while True:
             try:
                 if self._ledger is None:
-                    self._ledger = await self._on_db(open_ledger, self.settings.database, False)
+                    self._ledger = await self._on_db(_open_traced, self.settings.database, False)
                 ledger = self._ledger
                 return await self._on_db(ingest_batch, ledger.service, messages)
             except TRANSIENT as exc:
@@ -266,7 +273,14 @@ class IngestWorker:
                 ledger.close()
 
     async def _on_db(self, fn: Callable[[Unpack[Ts]], T], *args: *Ts) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
+        # In a copy of this task's context, so the batch's span is the parent of the append's.
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(self._db, lambda: context.run(fn, *args))
+
+
+def _open_traced(url: str | None, migrate: bool) -> Ledger:
+    """The ledger with a ``quipu.append`` span around each post (a no-op unless tracing is on)."""
+    return instrument(open_ledger(url, migrate))
 
 
 def _first_line(exc: BaseException) -> str:
