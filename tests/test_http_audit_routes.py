@@ -37,7 +37,7 @@ def test_the_chain_walk_and_signed_checkpoints(
 
     async def scenario(api: httpx.AsyncClient, h: dict[str, dict[str, str]]) -> None:
         auditor = h["auditor"]
-        # Three walks at once (each holds the ledger's lock in turn): the same verdict.
+        # Three walks at once, each on its own connection: the same verdict.
         walks = await asyncio.gather(*(api.get("/v1/audit/verify", headers=auditor) for _ in range(3)))
         assert {w.status_code for w in walks} == {200} and len({w.text for w in walks}) == 1
         status = ChainStatus.model_validate(walks[0].json())

@@ -1,7 +1,8 @@
 """HTTP routes for auditors (scope ``audit:read``): the hash chain, signed checkpoints, balances as of a moment.
 
 * ``GET /v1/audit/verify`` walks the chain from position 1 as ``quipu verify`` does and reports the
-  first broken link, if any (200 either way: the walk's verdict is the answer).
+  first broken link, if any (200 either way: the walk's verdict is the answer). The walk reads on a
+  connection of its own, so other requests go on meanwhile.
 * ``POST /v1/audit/verify`` walks it up to a checkpoint the auditor kept, as ``quipu verify
   --from-checkpoint`` does: the signature is checked first (against a pinned public key, if given).
 * ``GET /v1/audit/checkpoint`` signs the chain head (or the link at ``position``) with the ledger's
@@ -24,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from adapters.audit import key_path, load_or_create_key, positions_between, take_checkpoint
+from adapters.bootstrap import open_ledger
 from adapters.http.ledger_routes import (
     GLOB_PATTERN,
     MAX_POSITION,
@@ -97,6 +99,14 @@ def _status(report: ChainReport, head: int, checkpoint: Checkpoint | None = None
     }
 
 
+def _walk(url: str, checkpoint: Checkpoint | None = None) -> dict[str, Any]:
+    """Walk the chain on a connection of its own, as the console does: a walk of a long log takes seconds and
+    must not hold the lock every other request of this process waits for."""
+    with open_ledger(url, migrate=False) as own:
+        head = own.store.head() if checkpoint is None else checkpoint.position
+        return _status(verify_chain(own.store, checkpoint=checkpoint), head, checkpoint)
+
+
 _BALANCE_PARAMS: Final = [
     param("as_of", {"type": "string", "pattern": r"^([0-9]{1,19}|[0-9]{4}-.+)$"},
           "a log position, or an ISO 8601 time with offset", required=True),
@@ -123,11 +133,7 @@ def add_routes(app: FastAPI, guard: Guard, state: dict[str, Any], lock: threadin
     def verify(request: Request) -> Response:
         if (refused := guard(request, SCOPE)) is not None:
             return refused
-        with lock:
-            store = state["ledger"].store
-            head = store.head()
-            report = verify_chain(store)
-        return JSONResponse(_status(report, head))
+        return JSONResponse(_walk(state["ledger"].url))
 
     @app.post(
         "/v1/audit/verify",
@@ -152,13 +158,7 @@ def add_routes(app: FastAPI, guard: Guard, state: dict[str, Any], lock: threadin
             pinned = body.public_key is not None and body.public_key != body.checkpoint.public_key
             field = "public_key" if pinned else "checkpoint.signature"
             return problem(422, "Checkpoint refused", f"{field}: {exc}", [f"{field}: {exc}"])
-        return await run_in_threadpool(_walk_to, body.checkpoint)
-
-    def _walk_to(checkpoint: Checkpoint) -> Response:
-        with lock:
-            store = state["ledger"].store
-            report = verify_chain(store, checkpoint=checkpoint)
-        return JSONResponse(_status(report, checkpoint.position, checkpoint))
+        return JSONResponse(await run_in_threadpool(_walk, state["ledger"].url, body.checkpoint))
 
     @app.get(
         "/v1/audit/checkpoint",
