@@ -23,7 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from adapters.bootstrap import open_ledger
 from adapters.console import mount as mount_console
-from adapters.http import audit_routes, fx_routes, ledger_routes
+from adapters.http import audit_routes, contract, fx_routes, ledger_routes
 from adapters.http.auth import AuthError, ExternalIssuer, ExternalIssuerSettings, api_secret, authenticate, issue_token
 from adapters.http.metrics import ApiMetrics
 from adapters.http.settlement_routes import add_routes
@@ -141,7 +141,12 @@ def create_app(
             metrics.observe_projections(state["ledger"])
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/oauth/token", summary="OAuth 2.0 client-credentials grant")
+    @app.post(
+        "/oauth/token",
+        summary="OAuth 2.0 client-credentials grant",
+        openapi_extra=contract.TOKEN_FORM,
+        responses=contract.answers(contract.TokenDoc, also={400: contract.OAuthErrorDoc, 401: contract.OAuthErrorDoc}),
+    )
     async def token(request: Request) -> Response:
         form = {k: v[0] for k, v in parse_qs((await request.body()).decode(errors="replace")).items()}
         client_id, client_secret = form.get("client_id", ""), form.get("client_secret", "")
@@ -160,7 +165,14 @@ def create_app(
             return JSONResponse({"error": exc.error, "error_description": str(exc)}, status_code=exc.status)
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
-    @app.post("/v1/events", status_code=201, summary="Append one event (idempotent by event_id)")
+    @app.post(
+        "/v1/events",
+        status_code=201,
+        summary="Append one event (idempotent by event_id)",
+        dependencies=[contract.needs("events:write")],
+        openapi_extra=contract.event_body(),
+        responses=contract.answers(contract.PostedDoc, 409, 413, 422, status=201, also={200: contract.PostedDoc}),
+    )
     async def post_event(request: Request) -> Response:
         if (refused := guard(request, "events:write")) is not None:
             return refused
@@ -176,7 +188,13 @@ def create_app(
             return problem(_STATUS[result.outcome], title, result.reason or "", reasons)
         return JSONResponse(_result(result), status_code=_STATUS[result.outcome])
 
-    @app.post("/v1/events/batch", summary=f"Append up to {MAX_BATCH_EVENTS} events; a result per event")
+    @app.post(
+        "/v1/events/batch",
+        summary=f"Append up to {MAX_BATCH_EVENTS} events; a result per event",
+        dependencies=[contract.needs("events:write")],
+        openapi_extra=contract.event_body(MAX_BATCH_EVENTS),
+        responses=contract.answers(contract.BatchDoc, 400, 413),
+    )
     async def post_batch(request: Request) -> Response:
         if (refused := guard(request, "events:write")) is not None:
             return refused
@@ -197,7 +215,12 @@ def create_app(
         metrics.count(results)
         return JSONResponse({"results": [_result(r) for r in results]})
 
-    @app.get("/v1/events", summary="The event feed after a position (cursor pagination)")
+    @app.get(
+        "/v1/events",
+        summary="The event feed after a position (cursor pagination)",
+        dependencies=[contract.needs("ledger:read")],
+        responses=contract.answers(contract.FeedDoc, 422),
+    )
     def feed(
         request: Request,
         after: int = Query(0, ge=0, description="the last position already seen"),
@@ -215,7 +238,12 @@ def create_app(
         next_after = records[-1].position if records else after
         return JSONResponse({"events": events, "next": f"/v1/events?after={next_after}&limit={limit}"})
 
-    @app.get("/v1/balances", summary="Balances on each account's normal side, live or as of a position or time")
+    @app.get(
+        "/v1/balances",
+        summary="Balances on each account's normal side, live or as of a position or time",
+        dependencies=[contract.needs("ledger:read")],
+        responses=contract.answers(list[contract.BalanceDoc], 422),
+    )
     def balances(
         request: Request,
         account: str | None = Query(None, description="glob, e.g. seller:*:available:BRL"),
@@ -232,7 +260,12 @@ def create_app(
                 return problem(422, "Invalid query", str(exc))
         return JSONResponse(rows)
 
-    @app.get("/v1/trial-balance", summary="Debits, credits and net per currency")
+    @app.get(
+        "/v1/trial-balance",
+        summary="Debits, credits and net per currency",
+        dependencies=[contract.needs("ledger:read")],
+        responses=contract.answers(list[contract.TrialBalanceDoc]),
+    )
     def trial_balance(request: Request) -> Response:
         if (refused := guard(request, "ledger:read")) is not None:
             return refused
@@ -246,6 +279,8 @@ def create_app(
     fx_routes.add_routes(app, guard, state, lock, problem)
     audit_routes.add_routes(app, guard, state, lock, problem)
     mount_console(app, state, lock, auth)
+    # Problems for FastAPI's own errors (after the token is checked), the body limit, the published contract.
+    contract.install(app, guard, problem, MAX_EVENT_BYTES, {"/v1/events/batch": MAX_EVENT_BYTES * MAX_BATCH_EVENTS})
     return app
 
 
