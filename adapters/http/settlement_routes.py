@@ -13,7 +13,21 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from adapters import aml, reconcile, settlement, taxes
+from adapters.http.contract import (
+    ActionDoc,
+    AlertDoc,
+    CaseStepDoc,
+    PayoutDoc,
+    ReconExceptionDoc,
+    ResolutionDoc,
+    SellerBalanceDoc,
+    SettlementBatchDoc,
+    TaxDoc,
+    answers,
+    needs,
+)
 from adapters.params import parse_day
+from domain.envelope import AMOUNT_PATTERN
 from ledger.errors import QuipuError
 
 Guard = Callable[[Request, str], Response | None]
@@ -24,7 +38,10 @@ class PayoutRequest(BaseModel):
     """``POST /v1/payouts``: the cheapest route that arrives in time is chosen and recorded."""
 
     seller_id: str = Field(min_length=1, max_length=64)
-    amount: str = Field(description='decimal string in the funds\' currency, e.g. "500.00"; the fee comes out of it')
+    amount: str = Field(
+        pattern=AMOUNT_PATTERN,
+        description='decimal string in the funds\' currency, e.g. "500.00"; the fee comes out of it',
+    )
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     to: str | None = Field(None, pattern=r"^[A-Z]{3}$", description="currency to deliver (default: the funds')")
     destination: str = Field("primary", min_length=1, max_length=64)
@@ -55,7 +72,12 @@ class Resolution(BaseModel):
 def add_routes(app: FastAPI, guard: Guard, state: dict[str, Any], lock: threading.Lock, problem: Problem) -> None:
     """Mount the settlement, payout, tax and AML routes."""
 
-    @app.get("/v1/sellers/{seller_id}/balance", summary="A seller's funds per currency as of a date")
+    @app.get(
+        "/v1/sellers/{seller_id}/balance",
+        summary="A seller's funds per currency as of a date",
+        dependencies=[needs("ledger:read")],
+        responses=answers(list[SellerBalanceDoc], 404, 422),
+    )
     def seller_balance(request: Request, seller_id: str, as_of: str | None = Query(None)) -> Response:
         if (refused := guard(request, "ledger:read")) is not None:
             return refused
@@ -68,7 +90,12 @@ def add_routes(app: FastAPI, guard: Guard, state: dict[str, Any], lock: threadin
             return problem(422, "Invalid query", str(exc))
         return JSONResponse(rows)
 
-    @app.get("/v1/settlement/batches", summary="Daily settlement batches per site and currency")
+    @app.get(
+        "/v1/settlement/batches",
+        summary="Daily settlement batches per site and currency",
+        dependencies=[needs("ledger:read")],
+        responses=answers(list[SettlementBatchDoc], 422),
+    )
     def batches(
         request: Request,
         start: str | None = Query(None, alias="from"),
@@ -85,7 +112,13 @@ def add_routes(app: FastAPI, guard: Guard, state: dict[str, Any], lock: threadin
         except QuipuError as exc:
             return problem(422, "Invalid query", str(exc))
 
-    @app.post("/v1/payouts", status_code=201, summary="Request a payout over the cheapest route (payouts:write)")
+    @app.post(
+        "/v1/payouts",
+        status_code=201,
+        summary="Request a payout over the cheapest route (payouts:write)",
+        dependencies=[needs("payouts:write")],
+        responses=answers(PayoutDoc, 409, 422, status=201, also={200: PayoutDoc}),
+    )
     def payout(request: Request, body: PayoutRequest) -> Response:
         if (refused := guard(request, "payouts:write")) is not None:
             return refused
@@ -104,21 +137,36 @@ def add_routes(app: FastAPI, guard: Guard, state: dict[str, Any], lock: threadin
         code = 201 if result.outcome.value == "appended" else 200
         return JSONResponse({"outcome": result.outcome.value, "event": event}, status_code=code)
 
-    @app.get("/v1/taxes/summary", summary="Taxes assessed less reversed per site, kind and tax")
+    @app.get(
+        "/v1/taxes/summary",
+        summary="Taxes assessed less reversed per site, kind and tax",
+        dependencies=[needs("ledger:read")],
+        responses=answers(list[TaxDoc], 422),
+    )
     def tax_summary(request: Request, site: str | None = None) -> Response:
         if (refused := guard(request, "ledger:read")) is not None:
             return refused
         with lock:
             return JSONResponse(taxes.summary_rows(state["ledger"], site))
 
-    @app.get("/v1/aml/alerts", summary="AML alerts with their evidence and case (aml:read)")
+    @app.get(
+        "/v1/aml/alerts",
+        summary="AML alerts with their evidence and case (aml:read)",
+        dependencies=[needs("aml:read")],
+        responses=answers(list[AlertDoc], 422),
+    )
     def aml_alerts(request: Request, seller: str | None = None, severity: str | None = None) -> Response:
         if (refused := guard(request, "aml:read")) is not None:
             return refused
         with lock:
             return JSONResponse(aml.alerts(state["ledger"], seller, severity))
 
-    @app.get("/v1/aml/cases/{case_id}", summary="An AML case's timeline (aml:read)")
+    @app.get(
+        "/v1/aml/cases/{case_id}",
+        summary="An AML case's timeline (aml:read)",
+        dependencies=[needs("aml:read")],
+        responses=answers(list[CaseStepDoc], 404, 422),
+    )
     def aml_case(request: Request, case_id: str) -> Response:
         if (refused := guard(request, "aml:read")) is not None:
             return refused
@@ -128,7 +176,12 @@ def add_routes(app: FastAPI, guard: Guard, state: dict[str, Any], lock: threadin
         except aml.AmlError as exc:
             return problem(404, "Unknown case", str(exc))
 
-    @app.post("/v1/aml/cases/{case_id}/actions", summary="Record a case action; clear lifts freeze and holds")
+    @app.post(
+        "/v1/aml/cases/{case_id}/actions",
+        summary="Record a case action; clear lifts freeze and holds",
+        dependencies=[needs("aml:write")],
+        responses=answers(ActionDoc, 404, 422),
+    )
     def aml_action(request: Request, case_id: str, body: CaseAction) -> Response:
         if (refused := guard(request, "aml:write")) is not None:
             return refused
@@ -144,7 +197,12 @@ def add_routes(app: FastAPI, guard: Guard, state: dict[str, Any], lock: threadin
             return problem(422, "Action refused", refused_[0].reason or "", [refused_[0].reason or ""])
         return JSONResponse({"outcomes": [r.outcome.value for r in results]})
 
-    @app.get("/v1/reconciliation/exceptions", summary="Reconciliation exceptions with evidence and age (recon:read)")
+    @app.get(
+        "/v1/reconciliation/exceptions",
+        summary="Reconciliation exceptions with evidence and age (recon:read)",
+        dependencies=[needs("recon:read")],
+        responses=answers(list[ReconExceptionDoc], 422),
+    )
     def recon_exceptions(request: Request, as_of: str | None = None, status: str = "open") -> Response:
         if (refused := guard(request, "recon:read")) is not None:
             return refused
@@ -159,7 +217,10 @@ def add_routes(app: FastAPI, guard: Guard, state: dict[str, Any], lock: threadin
 
     @app.post(
         "/v1/reconciliation/exceptions/{exception_id}/resolution",
+        status_code=201,
         summary="Record a decision on an open exception (recon:write)",
+        dependencies=[needs("recon:write")],
+        responses=answers(ResolutionDoc, 404, 422, status=201),
     )
     def recon_resolve(request: Request, exception_id: str, body: Resolution) -> Response:
         if (refused := guard(request, "recon:write")) is not None:
