@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from adapters.audit import key_path, load_or_create_key, positions_between, take_checkpoint
 from adapters.bootstrap import open_ledger
+from adapters.http import contract
 from adapters.http.ledger_routes import (
     GLOB_PATTERN,
     MAX_POSITION,
@@ -127,6 +128,7 @@ def add_routes(app: FastAPI, guard: Guard, state: dict[str, Any], lock: threadin
 
     @app.get(
         "/v1/audit/verify",
+        dependencies=[contract.needs(SCOPE)],
         summary="Walk the hash chain from position 1: ok, or the first broken link",
         responses={200: {"model": ChainStatus}, **problem_responses()},
     )
@@ -137,6 +139,7 @@ def add_routes(app: FastAPI, guard: Guard, state: dict[str, Any], lock: threadin
 
     @app.post(
         "/v1/audit/verify",
+        dependencies=[contract.needs(SCOPE)],
         summary="Walk the hash chain up to a signed checkpoint: it must end at the signed head",
         responses={200: {"model": ChainStatus}, **problem_responses(400, 422)},
         openapi_extra={
@@ -162,6 +165,7 @@ def add_routes(app: FastAPI, guard: Guard, state: dict[str, Any], lock: threadin
 
     @app.get(
         "/v1/audit/checkpoint",
+        dependencies=[contract.needs(SCOPE)],
         summary="A checkpoint of the chain head (or of a position), signed with the ledger's key",
         responses={200: {"model": Checkpoint}, **problem_responses(404, 422)},
         openapi_extra={"parameters": _CHECKPOINT_PARAMS},
@@ -188,6 +192,7 @@ def add_routes(app: FastAPI, guard: Guard, state: dict[str, Any], lock: threadin
 
     @app.get(
         "/v1/audit/balances",
+        dependencies=[contract.needs(SCOPE)],
         summary="Balances as of a log position, a record time or a business time (the rules of quipu replay)",
         responses={200: {"model": BalancesAsOf}, **problem_responses(422)},
         openapi_extra={"parameters": _BALANCE_PARAMS},

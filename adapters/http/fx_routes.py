@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from adapters import config_files
+from adapters.http import contract
 from adapters.http.ledger_routes import AMOUNT_PATTERN, Guard, Params, Problem, param, problem_responses, read_body
 from adapters.rates import age_minutes, latest_rate
 from domain.fx import FxError, quote
@@ -117,6 +118,7 @@ def add_routes(app: FastAPI, guard: Guard, state: dict[str, Any], lock: threadin
 
     @app.get(
         "/v1/fx/rates",
+        dependencies=[contract.needs("ledger:read")],
         summary="The recorded FX rate for a pair at a moment, with its source and time",
         responses={200: {"model": RateRow}, **problem_responses(404, 422)},
         openapi_extra={"parameters": _RATE_PARAMS},
@@ -158,6 +160,7 @@ def add_routes(app: FastAPI, guard: Guard, state: dict[str, Any], lock: threadin
 
     @app.post(
         "/v1/fx/quotes",
+        dependencies=[contract.needs("ledger:read")],
         summary="Price a conversion on the latest recorded rate (not booked, not locked)",
         responses={200: {"model": QuoteRow}, **problem_responses(400, 404, 422)},
         openapi_extra={

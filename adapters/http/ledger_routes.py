@@ -29,6 +29,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
+from adapters.http import contract
 from ledger.accounts import NORMAL_SIDE, Party, parse_account
 from ledger.errors import AccountNameError
 from ledger.money import format_amount
@@ -326,6 +327,7 @@ def add_routes(app: FastAPI, guard: Guard, state: dict[str, Any], lock: threadin
 
     @app.get(
         "/v1/accounts",
+        dependencies=[contract.needs("ledger:read")],
         summary="The chart of accounts: every account posted to, with its parts (cursor pagination)",
         responses={200: {"model": AccountsPage}, **problem_responses(422)},
         openapi_extra={"parameters": _ACCOUNT_PARAMS},
@@ -378,6 +380,7 @@ def add_routes(app: FastAPI, guard: Guard, state: dict[str, Any], lock: threadin
 
     @app.get(
         "/v1/journal/entries",
+        dependencies=[contract.needs("ledger:read")],
         summary="Journal entries with their postings, in log order (cursor: the log position)",
         responses={200: {"model": EntriesPage}, **problem_responses(422)},
         openapi_extra={"parameters": _ENTRY_PARAMS},
@@ -400,6 +403,7 @@ def add_routes(app: FastAPI, guard: Guard, state: dict[str, Any], lock: threadin
 
     @app.get(
         "/v1/journal/entries/{position}",
+        dependencies=[contract.needs("ledger:read")],
         summary="The journal entry booked by the event at a log position",
         responses={200: {"model": EntryRow}, **problem_responses(404, 422)},
         openapi_extra={"parameters": _POSITION_PARAM},
