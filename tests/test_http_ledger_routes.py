@@ -21,7 +21,8 @@ from adapters.bootstrap import open_ledger
 from adapters.http.app import create_app
 from adapters.http.auth import add_client
 from adapters.http.fx_routes import QuoteRow, RateRow
-from adapters.http.ledger_routes import AMOUNT_PATTERN, AccountsPage, EntriesPage, EntryRow
+from adapters.http.ledger_routes import AccountsPage, EntriesPage, EntryRow
+from domain.envelope import AMOUNT_PATTERN
 from tests.factories import authorized, captured, ev, fee, refunded
 
 SECRET = "ledger-routes-test-secret-0123456789-abcdefghij"

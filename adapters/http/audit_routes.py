@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -27,17 +27,8 @@ from starlette.concurrency import run_in_threadpool
 from adapters.audit import key_path, load_or_create_key, positions_between, take_checkpoint
 from adapters.bootstrap import open_ledger
 from adapters.http import contract
-from adapters.http.ledger_routes import (
-    GLOB_PATTERN,
-    MAX_POSITION,
-    MONEY_PATTERN,
-    Guard,
-    Params,
-    Problem,
-    param,
-    problem_responses,
-    read_body,
-)
+from adapters.http.contract import BalanceDoc, Guard, Problem
+from adapters.http.ledger_routes import GLOB_PATTERN, MAX_POSITION, Params, param, read_body
 from adapters.reports import ReportError, balance_rows, parse_as_of
 from domain.checkpoints import Checkpoint, CheckpointError, check_signature
 from domain.integrity import ChainReport, verify_chain
@@ -72,20 +63,11 @@ class VerifyRequest(BaseModel):
     public_key: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="the ledger's published key, hex")
 
 
-class BalanceRow(BaseModel):
-    account: str
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
-    debits: str = Field(pattern=MONEY_PATTERN)
-    credits: str = Field(pattern=MONEY_PATTERN)
-    balance: str = Field(pattern=MONEY_PATTERN, description="on the account's normal side")
-    normal_side: str = Field(pattern=r"^(debit|credit)$")
-
-
 class BalancesAsOf(BaseModel):
     as_of: str
-    basis: str = Field(pattern=r"^(position|recorded|effective)$")
+    basis: Literal["position", "recorded", "effective"]
     position: int = Field(ge=0, description="the last log position the figures include")
-    balances: list[BalanceRow]
+    balances: list[BalanceDoc]
 
 
 def _status(report: ChainReport, head: int, checkpoint: Checkpoint | None = None) -> dict[str, Any]:
@@ -130,7 +112,7 @@ def add_routes(app: FastAPI, guard: Guard, state: dict[str, Any], lock: threadin
         "/v1/audit/verify",
         dependencies=[contract.needs(SCOPE)],
         summary="Walk the hash chain from position 1: ok, or the first broken link",
-        responses={200: {"model": ChainStatus}, **problem_responses()},
+        responses=contract.answers(ChainStatus),
     )
     def verify(request: Request) -> Response:
         if (refused := guard(request, SCOPE)) is not None:
@@ -141,7 +123,7 @@ def add_routes(app: FastAPI, guard: Guard, state: dict[str, Any], lock: threadin
         "/v1/audit/verify",
         dependencies=[contract.needs(SCOPE)],
         summary="Walk the hash chain up to a signed checkpoint: it must end at the signed head",
-        responses={200: {"model": ChainStatus}, **problem_responses(400, 422)},
+        responses=contract.answers(ChainStatus, 400, 422),
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -167,7 +149,7 @@ def add_routes(app: FastAPI, guard: Guard, state: dict[str, Any], lock: threadin
         "/v1/audit/checkpoint",
         dependencies=[contract.needs(SCOPE)],
         summary="A checkpoint of the chain head (or of a position), signed with the ledger's key",
-        responses={200: {"model": Checkpoint}, **problem_responses(404, 422)},
+        responses=contract.answers(Checkpoint, 404, 422),
         openapi_extra={"parameters": _CHECKPOINT_PARAMS},
     )
     def checkpoint(request: Request) -> Response:
@@ -194,7 +176,7 @@ def add_routes(app: FastAPI, guard: Guard, state: dict[str, Any], lock: threadin
         "/v1/audit/balances",
         dependencies=[contract.needs(SCOPE)],
         summary="Balances as of a log position, a record time or a business time (the rules of quipu replay)",
-        responses={200: {"model": BalancesAsOf}, **problem_responses(422)},
+        responses=contract.answers(BalancesAsOf, 422),
         openapi_extra={"parameters": _BALANCE_PARAMS},
     )
     def balances(request: Request) -> Response:

@@ -26,8 +26,10 @@ from starlette.concurrency import run_in_threadpool
 
 from adapters import config_files
 from adapters.http import contract
-from adapters.http.ledger_routes import AMOUNT_PATTERN, Guard, Params, Problem, param, problem_responses, read_body
+from adapters.http.contract import MONEY_PATTERN, Guard, Problem
+from adapters.http.ledger_routes import Params, param, read_body
 from adapters.rates import age_minutes, latest_rate
+from domain.envelope import AMOUNT_PATTERN
 from domain.fx import FxError, quote
 from ledger.errors import QuipuError
 from ledger.money import currency, parse_amount
@@ -91,9 +93,9 @@ class QuoteRow(BaseModel):
     markup: str = Field(pattern=r"^0(\.[0-9]+)?$")
     final_rate: str = Field(pattern=RATE_PATTERN)
     target_amount: str = Field(pattern=AMOUNT_PATTERN)
-    revenue: str = Field(pattern=r"^-?(0|[1-9][0-9]{0,17})(\.[0-9]{1,18})?$")
+    revenue: str = Field(pattern=MONEY_PATTERN)
     markup_revenue: str = Field(pattern=AMOUNT_PATTERN)
-    rounding: str = Field(pattern=r"^-?(0|[1-9][0-9]{0,17})(\.[0-9]{1,18})?$")
+    rounding: str = Field(pattern=MONEY_PATTERN)
     currency: str = Field(pattern=r"^[A-Z]{3}$", description="the currency of the target amount and revenues")
     quoted_at: str
     expires_at: str
@@ -120,7 +122,7 @@ def add_routes(app: FastAPI, guard: Guard, state: dict[str, Any], lock: threadin
         "/v1/fx/rates",
         dependencies=[contract.needs("ledger:read")],
         summary="The recorded FX rate for a pair at a moment, with its source and time",
-        responses={200: {"model": RateRow}, **problem_responses(404, 422)},
+        responses=contract.answers(RateRow, 404, 422),
         openapi_extra={"parameters": _RATE_PARAMS},
     )
     def fx_rate(request: Request) -> Response:
@@ -162,7 +164,7 @@ def add_routes(app: FastAPI, guard: Guard, state: dict[str, Any], lock: threadin
         "/v1/fx/quotes",
         dependencies=[contract.needs("ledger:read")],
         summary="Price a conversion on the latest recorded rate (not booked, not locked)",
-        responses={200: {"model": QuoteRow}, **problem_responses(400, 404, 422)},
+        responses=contract.answers(QuoteRow, 400, 404, 422),
         openapi_extra={
             "requestBody": {
                 "required": True,

@@ -11,8 +11,8 @@ Query parameters are read here rather than by FastAPI, so a bad one is a problem
 it (FastAPI's own validation answers in another shape); the OpenAPI description of each parameter is
 given explicitly and says exactly what is accepted.
 
-The helpers at the top (``Params``, ``problem_responses``, ``param``, the money pattern) are shared by
-the FX and audit routes.
+The helpers at the top (``Params``, ``param``, ``read_body``, the account patterns) are shared by the FX
+and audit routes; scopes, answers and the money patterns are the API contract's (``adapters/http/contract.py``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import fnmatch
 import re
 import threading
 from collections.abc import Callable, Sequence
-from typing import Annotated, Any, Final, TypeVar
+from typing import Any, Final, Literal, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request, Response
@@ -30,19 +30,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
 from adapters.http import contract
+from adapters.http.contract import Amount, Currency, Guard, Problem
 from ledger.accounts import NORMAL_SIDE, Party, parse_account
 from ledger.errors import AccountNameError
 from ledger.money import format_amount
 
-Guard = Callable[[Request, str], Response | None]
-Problem = Callable[..., JSONResponse]
 M = TypeVar("M", bound=BaseModel)
 
-PROBLEM_TYPE: Final = "application/problem+json"
-#: A decimal string as the API writes money: no exponent, no plus sign, a minus sign only when negative.
-MONEY_PATTERN: Final = r"^-?(0|[1-9][0-9]{0,17})(\.[0-9]{1,18})?$"
-#: A non-negative decimal string (amounts that are never negative, such as a posting's).
-AMOUNT_PATTERN: Final = r"^(0|[1-9][0-9]{0,17})(\.[0-9]{1,18})?$"
 MAX_POSITION: Final = 2**63 - 1
 PAGE_LIMIT: Final = 1000
 DEFAULT_PAGE: Final = 100
@@ -61,39 +55,6 @@ _PURPOSE: Final = re.compile(PURPOSE_PATTERN)
 _ACCOUNT: Final = re.compile(ACCOUNT_PATTERN)
 _PARTY: Final = re.compile("|".join(p.value for p in Party))
 _CCY: Final = re.compile(r"[A-Z]{3}")
-
-Money = Annotated[str, Field(pattern=MONEY_PATTERN, examples=["60.00", "-12.50", "1234"])]
-Amount = Annotated[str, Field(pattern=AMOUNT_PATTERN, examples=["60.00", "1234"])]
-
-
-class ProblemDoc(BaseModel):
-    """An RFC 9457 problem document, as every refusal of the API is written."""
-
-    type: str = "about:blank"
-    title: str
-    status: int
-    detail: str
-    errors: list[str] = Field(default_factory=list, description='each "field: reason" (absent when none)')
-
-
-_PROBLEM_SCHEMA: Final = ProblemDoc.model_json_schema()
-_ERROR_TEXT: Final = {
-    400: "Malformed request",
-    401: "No valid bearer token",
-    403: "The token lacks this route's scope",
-    404: "Not found",
-    409: "Conflict",
-    422: "A parameter or field is invalid; `errors` names each one and why",
-    429: "Over the client's rate limit (see Retry-After)",
-}
-
-
-def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` for the given error statuses, each an ``application/problem+json`` problem."""
-    return {
-        code: {"description": _ERROR_TEXT[code], "content": {PROBLEM_TYPE: {"schema": _PROBLEM_SCHEMA}}}
-        for code in (401, 403, *codes, 429)
-    }
 
 
 def param(
@@ -162,6 +123,14 @@ def read_body(model: type[M], raw: bytes, problem: Problem, title: str, limit: i
         return problem(422, title, "; ".join(errors), errors)
 
 
+def paged(model: Any, *problems: int) -> dict[int | str, dict[str, Any]]:
+    """The answers of a paged route: the page, with its ``Link`` header while another page follows."""
+    out = contract.answers(model, *problems)
+    out[200]["headers"] = {"Link": {"description": 'RFC 8288: `<next page URL>; rel="next"`, while one follows',
+                                    "schema": {"type": "string"}}}  # fmt: skip
+    return out
+
+
 def when(us: int) -> str:
     """Microseconds since 1970-01-01 UTC as an ISO 8601 time in UTC."""
     return (dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=int(us))).isoformat()
@@ -182,8 +151,8 @@ class AccountRow(BaseModel):
     party: str = Field(examples=["seller"])
     party_id: str
     purpose: str = Field(examples=["available", "fee_revenue.commission"])
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
-    normal_side: str = Field(pattern=r"^(debit|credit)$")
+    currency: Currency
+    normal_side: Literal["debit", "credit"]
     postings: int = Field(ge=0, description="postings booked to it so far")
 
 
@@ -196,9 +165,9 @@ class AccountsPage(BaseModel):
 class PostingRow(BaseModel):
     line: int = Field(ge=1)
     account: str
-    side: str = Field(pattern=r"^(debit|credit)$")
+    side: Literal["debit", "credit"]
     amount: Amount
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    currency: Currency
 
 
 class EntryRow(BaseModel):
@@ -329,7 +298,7 @@ def add_routes(app: FastAPI, guard: Guard, state: dict[str, Any], lock: threadin
         "/v1/accounts",
         dependencies=[contract.needs("ledger:read")],
         summary="The chart of accounts: every account posted to, with its parts (cursor pagination)",
-        responses={200: {"model": AccountsPage}, **problem_responses(422)},
+        responses=paged(AccountsPage, 422),
         openapi_extra={"parameters": _ACCOUNT_PARAMS},
     )
     def accounts(request: Request) -> Response:
@@ -382,7 +351,7 @@ def add_routes(app: FastAPI, guard: Guard, state: dict[str, Any], lock: threadin
         "/v1/journal/entries",
         dependencies=[contract.needs("ledger:read")],
         summary="Journal entries with their postings, in log order (cursor: the log position)",
-        responses={200: {"model": EntriesPage}, **problem_responses(422)},
+        responses=paged(EntriesPage, 422),
         openapi_extra={"parameters": _ENTRY_PARAMS},
     )
     def journal_entries(request: Request) -> Response:
@@ -405,7 +374,7 @@ def add_routes(app: FastAPI, guard: Guard, state: dict[str, Any], lock: threadin
         "/v1/journal/entries/{position}",
         dependencies=[contract.needs("ledger:read")],
         summary="The journal entry booked by the event at a log position",
-        responses={200: {"model": EntryRow}, **problem_responses(404, 422)},
+        responses=contract.answers(EntryRow, 404, 422),
         openapi_extra={"parameters": _POSITION_PARAM},
     )
     def journal_entry(request: Request) -> Response:
