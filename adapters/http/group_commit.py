@@ -1,0 +1,74 @@
+"""Group commit: the posts that arrive while the ledger is busy are decided and appended together.
+
+One event per transaction is bound by the commit (an fsync each, ``../shared/DESIGN.md``), and the
+ledger is one writer per process anyway. So a request does not take the ledger itself: it joins a
+queue, and whenever the ledger is free, everything queued goes to ``LedgerService.post`` as one batch,
+in arrival order. Idle, a request is committed alone at once (no timer, no added wait); under load,
+the requests that came in during one commit share the next, so throughput grows with the offered load
+instead of latency.
+
+The semantics are those of posting the same events one by one in arrival order (ADR 0009: each event
+is decided against the state left by the ones before it, with its own result), except that the
+accepted events of a group become durable in one transaction. A failure of that transaction fails
+every request of the group, and none of them was recorded; each may retry with the same event ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Final
+
+from domain.service import MAX_BATCH, PostResult
+
+Post = Callable[[Sequence[bytes]], list[PostResult]]
+
+
+class GroupCommit:
+    """Coalesces the concurrent posts of one event loop into batches of at most ``max_events``."""
+
+    MAX_EVENTS: Final = MAX_BATCH
+
+    def __init__(self, post: Post, max_events: int = MAX_EVENTS) -> None:
+        self._post = post
+        self._max = max_events
+        self._waiting: deque[tuple[Sequence[bytes], asyncio.Future[list[PostResult]]]] = deque()
+        self._drainer: asyncio.Task[None] | None = None
+        self.groups = 0
+        """How many transactions the posts so far took (a figure for tests and metrics)."""
+
+    async def post(self, raws: Sequence[bytes]) -> list[PostResult]:
+        """The results of ``raws``, indexed within ``raws``, once they are decided and durable."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[list[PostResult]] = loop.create_future()
+        self._waiting.append((raws, done))
+        if self._drainer is None or self._drainer.done():
+            self._drainer = loop.create_task(self._drain())
+        # A caller that goes away (client disconnect) must not cancel the group's commit.
+        return await asyncio.shield(done)
+
+    async def _drain(self) -> None:
+        while self._waiting:
+            group = [self._waiting.popleft()]
+            size = len(group[0][0])
+            while self._waiting and size + len(self._waiting[0][0]) <= self._max:
+                group.append(self._waiting.popleft())
+                size += len(group[-1][0])
+            flat = [raw for raws, _ in group for raw in raws]
+            try:
+                # In a thread, so the loop keeps taking requests (the next group) during the commit.
+                results = await asyncio.to_thread(self._post, flat)
+            except Exception as exc:  # every request of the group learns the same failure
+                for _, done in group:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            self.groups += 1
+            start = 0
+            for raws, done in group:
+                mine = [dataclasses.replace(r, index=r.index - start) for r in results[start : start + len(raws)]]
+                start += len(raws)
+                if not done.done():
+                    done.set_result(mine)

@@ -1,0 +1,334 @@
+"""HTTP API: single-event POST latency at fixed offered rates, and the batch endpoint's events/s.
+
+A real ``quipu serve`` (uvicorn, ``--workers N``) on loopback, a real OAuth client and bearer token, a fresh
+ledger per case. The load generator is open-loop: request *i* is due at ``t0 + i / rate`` whatever happened
+to the ones before, and its latency runs from that due time to the last byte of the answer, so a stalled
+server shows up in the percentiles instead of slowing the generator down (no coordinated omission). It
+keeps a pool of keep-alive HTTP/1.1 connections and opens another whenever every one is busy.
+
+The events are a demo month in log order, so a capture can arrive while its authorization is still in
+flight: each answer's status is counted (201 appended, 200 duplicate, 422 refused) and reported. Every
+answer is one full append path either way.
+
+    python -m benchmarks.api --quick                                 # SQLite, 500 and 1000 requests/s, 5 s
+    python -m benchmarks.api --backend postgresql --rates 500 1000 2000 --seconds 20 --workers 2
+    python -m benchmarks.api --batch-only --backend both             # the batch endpoint alone
+
+Writes ``bench-results/api.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import httpx
+import orjson
+
+from adapters.bootstrap import open_ledger
+from adapters.http.auth import add_client
+from benchmarks.common import (
+    DEFAULT_RESULTS_DIR,
+    backends,
+    check_pg,
+    default_pg_url,
+    demo_lines,
+    drop_schema,
+    machine,
+    new_schema_name,
+    pg_schema_url,
+    print_table,
+    write_json,
+)
+from tests.kafka_broker import free_port
+
+SECRET: Final = "benchmark-signing-secret-not-for-production-use-0123456789"
+#: The open-loop generator gives up on connections beyond this many (then the server is far past saturation).
+MAX_CONNECTIONS: Final = 256
+BATCH_SIZE: Final = 1000
+SEED: Final = 4343
+
+
+@dataclass(slots=True)
+class LatencyCase:
+    """One offered rate against one backend."""
+
+    backend: str
+    workers: int
+    offered_per_s: int
+    seconds: float
+    requests: int
+    achieved_per_s: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    connections: int
+    statuses: dict[str, int] = field(default_factory=dict)
+    errors: int = 0
+
+
+@dataclass(slots=True)
+class BatchCase:
+    """The batch endpoint, closed loop: ``clients`` posting batches of ``batch`` events back to back."""
+
+    backend: str
+    workers: int
+    clients: int
+    batch: int
+    events: int
+    seconds: float
+    events_per_s: float
+    appended: int
+
+
+@contextlib.contextmanager
+def _ledger_url(backend: str, pg_base: str) -> Iterator[str]:
+    if backend == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="quipu-api-bench-") as tmp:
+            yield f"sqlite:///{tmp}/ledger.db"
+        return
+    schema = new_schema_name("bench_api")
+    try:
+        yield pg_schema_url(pg_base, schema)
+    finally:
+        drop_schema(pg_base, schema)
+
+
+@contextlib.contextmanager
+def _server(url: str, workers: int) -> Iterator[tuple[str, str]]:
+    """A running ``quipu serve`` and a bearer token with ``events:write``."""
+    with open_ledger(url) as ledger:
+        secret = add_client(ledger, "bench", ["events:write", "ledger:read"])
+    port = free_port()
+    # The server's request log goes to a file: a pipe nobody reads would fill and stall the server.
+    log = tempfile.TemporaryFile()
+    env = {**os.environ, "QUIPU_API_SECRET": SECRET, "QUIPU_RATE_PER_SECOND": "1000000", "QUIPU_RATE_BURST": "1000000"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "adapters.cli", "serve", "--database", url, "--port", str(port),
+         "--workers", str(workers)],
+        env=env, stdout=subprocess.DEVNULL, stderr=log, cwd=tempfile.gettempdir(),
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        token = ""
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                log.seek(0)
+                raise RuntimeError(f"quipu serve exited: {log.read().decode(errors='replace')[-2000:]}")
+            try:
+                answer = httpx.post(f"{base}/oauth/token", data={"grant_type": "client_credentials",
+                                    "client_id": "bench", "client_secret": secret}, timeout=5)  # fmt: skip
+            except httpx.TransportError:
+                time.sleep(0.2)
+                continue
+            answer.raise_for_status()
+            token = answer.json()["access_token"]
+            break
+        if not token:
+            raise RuntimeError("quipu serve did not answer within 60 s")
+        yield base, token
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+class _Conn:
+    """One keep-alive HTTP/1.1 connection speaking just enough of the protocol for Quipu's answers."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    async def request(self, head: bytes, body: bytes) -> int:
+        self.writer.write(head + str(len(body)).encode() + b"\r\n\r\n" + body)
+        status_line = await self.reader.readline()
+        if not status_line:
+            raise ConnectionError("the server closed the connection")
+        status = int(status_line.split(b" ", 2)[1])
+        length = 0
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value.strip())
+        await self.reader.readexactly(length)
+        return status
+
+
+async def _open_loop(base: str, token: str, bodies: Sequence[bytes], rate: int, seconds: float) -> dict[str, Any]:
+    host, port = base.removeprefix("http://").split(":")
+    head = (f"POST /v1/events HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+            "Content-Type: application/json\r\nContent-Length: ").encode()  # fmt: skip
+    idle: list[_Conn] = []
+    opened = 0
+    latencies: list[float] = []
+    statuses: Counter[str] = Counter()
+    errors = 0
+    total = min(len(bodies), int(rate * seconds))
+
+    async def one(i: int, due: float) -> None:
+        nonlocal opened, errors
+        if idle:
+            conn = idle.pop()
+        else:
+            if opened >= MAX_CONNECTIONS:
+                errors += 1
+                return
+            opened += 1
+            conn = _Conn(*await asyncio.open_connection(host, int(port)))
+        try:
+            status = await conn.request(head, bodies[i])
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError, IndexError):
+            errors += 1
+            opened -= 1
+            return
+        latencies.append(time.perf_counter() - due)
+        statuses[str(status)] += 1
+        idle.append(conn)
+
+    loop = asyncio.get_running_loop()
+    tasks: list[asyncio.Task[None]] = []
+    t0 = time.perf_counter() + 0.05
+    for i in range(total):
+        due = t0 + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(loop.create_task(one(i, due)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - t0
+    for conn in idle:
+        conn.writer.close()
+    return {"latencies": latencies, "statuses": dict(statuses), "errors": errors, "elapsed": elapsed,
+            "connections": opened, "requests": total}  # fmt: skip
+
+
+def _pct(sorted_ms: Sequence[float], p: float) -> float:
+    if not sorted_ms:
+        return float("nan")
+    return sorted_ms[min(len(sorted_ms) - 1, int(p / 100 * len(sorted_ms)))]
+
+
+def latency_case(backend: str, pg_base: str, workers: int, rate: int, seconds: float) -> LatencyCase:
+    bodies = demo_lines(SEED, int(rate * seconds) + 10)
+    with _ledger_url(backend, pg_base) as url, _server(url, workers) as (base, token):
+        # A short warm-up on other events, so imports and first connections are not in the figures.
+        warm = [orjson.dumps({**orjson.loads(b), "event_id": f"warm-{i}"}) for i, b in enumerate(bodies[:50])]
+        asyncio.run(_open_loop(base, token, warm, 100, 0.5))
+        out = asyncio.run(_open_loop(base, token, bodies, rate, seconds))
+    ms = sorted(x * 1000 for x in out["latencies"])
+    return LatencyCase(
+        backend=backend, workers=workers, offered_per_s=rate, seconds=round(out["elapsed"], 2),
+        requests=out["requests"], achieved_per_s=round(len(ms) / out["elapsed"], 1),
+        p50_ms=round(statistics.median(ms), 2) if ms else float("nan"), p90_ms=round(_pct(ms, 90), 2),
+        p99_ms=round(_pct(ms, 99), 2), max_ms=round(ms[-1], 2) if ms else float("nan"),
+        connections=out["connections"], statuses=out["statuses"], errors=out["errors"],
+    )  # fmt: skip
+
+
+def batch_case(backend: str, pg_base: str, workers: int, clients: int, events: int) -> BatchCase:
+    lines = demo_lines(SEED, events)
+    # Each client posts its own slice of whole batches; slices follow log order so dependent events
+    # mostly land after what they depend on (what they don't is refused and counted, not hidden).
+    batches = [lines[i : i + BATCH_SIZE] for i in range(0, len(lines), BATCH_SIZE)]
+    with _ledger_url(backend, pg_base) as url, _server(url, workers) as (base, token):
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+        async def client(mine: list[list[bytes]]) -> int:
+            appended = 0
+            async with httpx.AsyncClient(base_url=base, headers=headers, timeout=120) as http:
+                for batch in mine:
+                    answer = await http.post("/v1/events/batch", content=b"[" + b",".join(batch) + b"]")
+                    answer.raise_for_status()
+                    appended += sum(r["outcome"] == "appended" for r in answer.json()["results"])
+            return appended
+
+        async def all_clients() -> int:
+            shares = [batches[c::clients] for c in range(clients)]
+            return sum(await asyncio.gather(*(client(s) for s in shares)))
+
+        t0 = time.perf_counter()
+        appended = asyncio.run(all_clients())
+        elapsed = time.perf_counter() - t0
+    return BatchCase(
+        backend=backend, workers=workers, clients=clients, batch=BATCH_SIZE, events=len(lines),
+        seconds=round(elapsed, 2), events_per_s=round(len(lines) / elapsed, 1), appended=appended,
+    )  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
+    ap.add_argument("--rates", type=int, nargs="+", default=[500, 1000, 2000])
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--workers", type=int, nargs="+", default=[2])
+    ap.add_argument("--batch-events", type=int, default=40_000)
+    ap.add_argument("--batch-clients", type=int, default=2)
+    ap.add_argument("--batch-only", action="store_true")
+    ap.add_argument("--latency-only", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="SQLite, 500 and 1000 requests/s for 5 s, 10,000 batch events")
+    ap.add_argument("--pg-url", default=default_pg_url())
+    ap.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS_DIR)
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.backend, args.rates, args.seconds, args.batch_events = "sqlite", [500, 1000], 5.0, 10_000
+    chosen = backends(args.backend)
+    if "postgresql" in chosen and (problem := check_pg(args.pg_url)):
+        print(f"PostgreSQL: {problem}", file=sys.stderr)
+        return 1
+    latency: list[LatencyCase] = []
+    batch: list[BatchCase] = []
+    for backend in chosen:
+        for workers in args.workers:
+            if not args.batch_only:
+                for rate in args.rates:
+                    case = latency_case(backend, args.pg_url, workers, rate, args.seconds)
+                    latency.append(case)
+                    print(
+                        f"{backend} workers={workers} {rate}/s: p50 {case.p50_ms} ms p99 {case.p99_ms} ms "
+                        f"achieved {case.achieved_per_s}/s {case.statuses} errors={case.errors}",
+                        flush=True,
+                    )
+            if not args.latency_only:
+                b = batch_case(backend, args.pg_url, workers, args.batch_clients, args.batch_events)
+                batch.append(b)
+                print(f"{backend} workers={workers} batch: {b.events_per_s} events/s", flush=True)
+    if latency:
+        print("\nSingle-event POST, open loop")
+        print_table(
+            ["backend", "workers", "offered/s", "achieved/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "conns"],
+            [[c.backend, c.workers, c.offered_per_s, c.achieved_per_s, c.p50_ms, c.p90_ms, c.p99_ms, c.max_ms,
+              c.connections] for c in latency],
+        )  # fmt: skip
+    if batch:
+        print(f"\nBatch endpoint ({BATCH_SIZE} events per request)")
+        print_table(
+            ["backend", "workers", "clients", "events", "seconds", "events/s"],
+            [[b.backend, b.workers, b.clients, b.events, b.seconds, b.events_per_s] for b in batch],
+        )
+    used = machine(args.pg_url if "postgresql" in chosen else None)
+    doc = {"machine": used, "latency": [asdict(c) for c in latency], "batch": [asdict(b) for b in batch]}
+    write_json(args.results_dir / "api.json", doc)
+    return 0 if all(c.errors == 0 for c in latency) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
