@@ -11,7 +11,7 @@ import base64
 import os
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Final
 from urllib.parse import parse_qs
@@ -25,6 +25,7 @@ from adapters.bootstrap import open_ledger
 from adapters.console import mount as mount_console
 from adapters.http import audit_routes, contract, fx_routes, ledger_routes
 from adapters.http.auth import AuthError, ExternalIssuer, ExternalIssuerSettings, api_secret, authenticate, issue_token
+from adapters.http.group_commit import GroupCommit
 from adapters.http.metrics import ApiMetrics
 from adapters.http.settlement_routes import add_routes
 from adapters.observability.http import ObservabilityMiddleware
@@ -124,6 +125,11 @@ def create_app(
         finally:
             state["ledger"].close()
 
+    def post_locked(raws: Sequence[bytes]) -> list[PostResult]:
+        with lock:
+            return state["ledger"].service.post(raws)  # type: ignore[no-any-return]
+
+    committer = GroupCommit(post_locked)
     metrics = ApiMetrics()
     app = FastAPI(
         title="Quipu",
@@ -179,8 +185,7 @@ def create_app(
         raw = await request.body()
         if len(raw) > MAX_EVENT_BYTES:
             return problem(413, "Event too large", f"the body is {len(raw)} bytes; the limit is {MAX_EVENT_BYTES}")
-        with lock:
-            (result,) = state["ledger"].service.post([raw])
+        (result,) = await committer.post([raw])
         metrics.count([result])
         if result.outcome in (Outcome.REJECTED, Outcome.CONFLICT):
             title = "Invalid event" if result.outcome is Outcome.REJECTED else "Conflicting event"
@@ -210,8 +215,7 @@ def create_app(
         if len(items) > MAX_BATCH_EVENTS:
             return problem(413, "Batch too large", f"{len(items)} events; the limit is {MAX_BATCH_EVENTS}")
         # Each event is passed as its own JSON bytes, exactly as a single post would be.
-        with lock:
-            results = state["ledger"].service.post([orjson.dumps(item) for item in items])
+        results = await committer.post([orjson.dumps(item) for item in items])
         metrics.count(results)
         return JSONResponse({"results": [_result(r) for r in results]})
 
