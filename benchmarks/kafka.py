@@ -77,6 +77,8 @@ class KafkaCase:
     backend: str
     events: int
     batch: int
+    workers: int
+    """``quipu worker`` processes in one consumer group, sharing the topic's partitions."""
     worker_events_per_s: float
     worker_seconds: float
     startup_s: float
@@ -160,8 +162,8 @@ def ledger_only(url: str, lines: Sequence[bytes], batch: int) -> float:
         return len(lines) / (time.perf_counter() - start)
 
 
-def run_worker(url: str, bootstrap: str, topic: str, events: int, batch: int, log: Path) -> KafkaCase:
-    """Drain ``topic`` into the ledger at ``url`` with one worker process; sample head and lag."""
+def run_worker(url: str, bootstrap: str, topic: str, events: int, batch: int, log: Path, workers: int = 1) -> KafkaCase:
+    """Drain ``topic`` into the ledger at ``url`` with ``workers`` processes in one group; sample head and lag."""
     group = f"bench-{uuid.uuid4().hex[:8]}"
     with open_ledger(url):  # the schema exists before the worker and the sampler open it
         pass
@@ -171,7 +173,10 @@ def run_worker(url: str, bootstrap: str, topic: str, events: int, batch: int, lo
     probe = LagProbe(bootstrap, topic, group)
     with log.open("wb") as out, open_ledger(url, migrate=False) as reader, contextlib.closing(probe):
         launched = time.perf_counter()
-        proc = subprocess.Popen(args, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        procs = [
+            subprocess.Popen(args, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            for _ in range(workers)
+        ]
         try:
             first = last = 0.0
             progress_at, last_head = time.perf_counter(), -1
@@ -186,24 +191,28 @@ def run_worker(url: str, bootstrap: str, topic: str, events: int, batch: int, lo
                 if head >= events:
                     last = now
                     break
-                if proc.poll() is not None or now - progress_at > STALL_S:
+                if any(p.poll() is not None for p in procs) or now - progress_at > STALL_S:
                     raise RuntimeError(f"worker stalled at {head}/{events}: {log.read_text()[-2000:]}")
                 time.sleep(SAMPLE_S)
             # Until the last offsets are committed, so the final sample shows the lag at zero.
-            while (behind := probe.lag()) > 0 and proc.poll() is None:
+            while (behind := probe.lag()) > 0 and all(p.poll() is None for p in procs):
                 time.sleep(0.1)
             lag.append((round(time.perf_counter() - first, 2), events, behind))
         finally:
-            if proc.poll() is None:
-                proc.terminate()
-            proc.wait(60)
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.terminate()
+            for proc in procs:
+                proc.wait(60)
         problems: list[str] = []
         if reader.store.head() != events:
             problems.append(f"head {reader.store.head()} != {events}")
         if (broken := verify_chain(reader.store).broken) is not None:
             problems.append(f"chain broken at {broken}")
     seconds = max(last - first, 1e-9)
-    return KafkaCase("", events, batch, events / seconds, seconds, first - launched, 0.0, not problems, lag, problems)
+    return KafkaCase(
+        "", events, batch, workers, events / seconds, seconds, first - launched, 0.0, not problems, lag, problems
+    )
 
 
 async def consume_only(bootstrap: str, topic: str, events: int, batch: int) -> float:
@@ -268,7 +277,9 @@ def _faust_agent(bootstrap: str, topic: str, events: int, batch: int, datadir: s
     app.main()
 
 
-def run(names: Sequence[str], events: int, batch: int, bootstrap: str, pg_url: str, faust: bool) -> dict[str, Any]:
+def run(
+    names: Sequence[str], events: int, batch: int, bootstrap: str, pg_url: str, faust: bool, workers: Sequence[int]
+) -> dict[str, Any]:
     lines = demo_lines(SEED, events)
     messages = keyed(lines)
     cases: list[KafkaCase] = []
@@ -278,7 +289,7 @@ def run(names: Sequence[str], events: int, batch: int, bootstrap: str, pg_url: s
             topic = f"bench-in-{uuid.uuid4().hex[:8]}"
             asyncio.run(produce(bootstrap, topic, messages))
             urls, schemas = [], []
-            for role in ("direct", "worker"):
+            for role in ("direct", *(f"workers{n}" for n in workers)):
                 if backend == "sqlite":
                     urls.append(f"sqlite:///{Path(tmp).resolve()}/{backend}-{role}.db")
                 else:
@@ -286,18 +297,20 @@ def run(names: Sequence[str], events: int, batch: int, bootstrap: str, pg_url: s
                     urls.append(pg_schema_url(pg_url, schemas[-1]))
             try:
                 direct = ledger_only(urls[0], lines, batch)
-                case = run_worker(urls[1], bootstrap, topic, events, batch, Path(tmp) / f"{backend}-worker.log")
+                for n, url in zip(workers, urls[1:], strict=True):
+                    log = Path(tmp) / f"{backend}-workers{n}.log"
+                    case = run_worker(url, bootstrap, topic, events, batch, log, workers=n)
+                    case.backend, case.ledger_only_events_per_s = backend, direct
+                    cases.append(case)
+                    print(
+                        f"  {backend:10} {events:,} events, {n} worker(s): {case.worker_events_per_s:,.0f} events/s "
+                        f"(ledger only {direct:,.0f}), startup {case.startup_s:.1f}s, "
+                        f"{'verified' if case.verified else 'FAILED: ' + '; '.join(case.problems)}",
+                        flush=True,
+                    )
             finally:
                 for schema in schemas:
                     drop_schema(pg_url, schema)
-            case.backend, case.ledger_only_events_per_s = backend, direct
-            cases.append(case)
-            print(
-                f"  {backend:10} {events:,} events: worker {case.worker_events_per_s:,.0f} events/s "
-                f"(ledger only {direct:,.0f}), startup {case.startup_s:.1f}s, "
-                f"{'verified' if case.verified else 'FAILED: ' + '; '.join(case.problems)}",
-                flush=True,
-            )
             if not consume_rate:
                 consume_rate = asyncio.run(consume_only(bootstrap, topic, events, batch))
                 print(f"  aiokafka consume+commit only: {consume_rate:,.0f} messages/s", flush=True)
@@ -314,6 +327,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--batch", type=int, default=1000, help="worker --batch and the ledger-only batch size")
     ap.add_argument("--brokers", help="a running broker (default: start one for this run)")
+    ap.add_argument("--workers", type=int, nargs="+", default=[1], help="worker counts to compare, e.g. 1 2 4")
     ap.add_argument("--faust", action="store_true", help=f"also time a faust agent (≤{FAUST_EVENTS_MAX:,} events)")
     ap.add_argument("--pg-url", default=default_pg_url())
     ap.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS_DIR, help="where kafka.json goes")
@@ -333,23 +347,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(f"kafka: backends={','.join(names)} events={events:,} batch={args.batch} partitions={PARTITIONS}")
     with broker(args.brokers) as bootstrap:
-        found = run(names, events, args.batch, bootstrap, args.pg_url, args.faust)
+        found = run(names, events, args.batch, bootstrap, args.pg_url, args.faust, args.workers)
     cases: list[KafkaCase] = found["cases"]
     print()
     print_table(
-        ("backend", "events", "batch", "worker events/s", "ledger only events/s", "startup s", "verified"),
-        [(c.backend, c.events, c.batch, c.worker_events_per_s, c.ledger_only_events_per_s, c.startup_s, c.verified)
-         for c in cases],
+        ("backend", "workers", "events", "batch", "worker events/s", "ledger only events/s", "startup s", "verified"),
+        [(c.backend, c.workers, c.events, c.batch, c.worker_events_per_s, c.ledger_only_events_per_s, c.startup_s,
+          c.verified) for c in cases],
     )  # fmt: skip
     for c in cases:
-        print(f"\n{c.backend}: consumer lag over time (s since first append, events in log, lag)")
+        print(
+            f"\n{c.backend}, {c.workers} worker(s): consumer lag over time (s since first append, events in log, lag)"
+        )
         for t, head, behind in c.lag[:: max(1, len(c.lag) // 12)] + c.lag[-1:]:
             print(f"  {t:7.1f}  {head:>8,}  {behind:>8,}")
     out = args.results_dir / "kafka.json"
     write_json(out, {
         "benchmark": "kafka",
         "mode": "quick" if args.quick else "full",
-        "params": {"events": events, "batch": args.batch, "partitions": PARTITIONS, "workers": 1},
+        "params": {"events": events, "batch": args.batch, "partitions": PARTITIONS, "workers": args.workers},
         "machine": machine(args.pg_url if "postgresql" in names else None),
         "results": [asdict(c) for c in cases],
         "consume_only_per_s": found["consume_only_per_s"],
