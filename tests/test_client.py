@@ -134,8 +134,8 @@ def test_the_client_reads_typed_accounts_journal_fx_and_audit(
     _reads_seed(ledger_url)
     key = tmp_path / "signing-key.pem"
     load_or_create_key(key)
-    secret = _secret_of(_quipu("clients", "add", "finance", "--scope", "ledger:read", "--scope", "audit:read",
-                               "--database", ledger_url))  # fmt: skip
+    with open_ledger(ledger_url) as ledger:
+        secret = add_client(ledger, "finance", ["ledger:read", "audit:read"])
     api = serve(QUIPU_SIGNING_KEY=str(key))
     lossy = LoseFirstRead()
     with QuipuClient(str(api.base_url), "finance", secret, transport=lossy, backoff=0.01) as quipu:
