@@ -7,9 +7,13 @@ import threading
 from collections.abc import Sequence
 
 import orjson
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from adapters.bootstrap import Ledger
 from adapters.http.group_commit import GroupCommit
+from adapters.observability.tracing import instrument, tracer, use_tracer_provider
 from domain.service import PostResult
 from tests.factories import authorized, captured
 
@@ -126,3 +130,44 @@ def test_a_request_larger_than_the_limit_still_goes_alone(ledger: Ledger) -> Non
     results = asyncio.run(committer.post([_raw(authorized(f"q{i}", "1.00")) for i in range(size)]))
     assert [r.index for r in results] == list(range(size))
     assert ledger.store.head() == size
+
+
+def test_a_grouped_commit_is_traced_under_its_first_request_and_links_the_others(ledger: Ledger) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    use_tracer_provider(provider)
+    instrument(ledger)
+    gate = threading.Event()
+
+    def post(raws: Sequence[bytes]) -> list[PostResult]:
+        gate.wait(10)
+        return ledger.service.post(raws)
+
+    committer = GroupCommit(post)
+
+    async def request(name: str, pid: str) -> None:
+        with tracer().start_as_current_span(name):
+            await committer.post([_raw(authorized(pid, "1.00"))])
+
+    async def scenario() -> None:
+        first = asyncio.ensure_future(request("r0", "p0"))
+        await asyncio.sleep(0.05)  # r0's commit is held; r1 and r2 queue behind it as one group
+        rest = [asyncio.ensure_future(request(f"r{i}", f"p{i}")) for i in (1, 2)]
+        await asyncio.sleep(0.05)
+        gate.set()
+        await asyncio.gather(first, *rest)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        use_tracer_provider(None)
+    spans = {s.name: s for s in exporter.get_finished_spans() if s.name.startswith("r")}
+    appends = [s for s in exporter.get_finished_spans() if s.name == "quipu.append"]
+    assert len(appends) == 2
+    by_parent = {a.parent.span_id if a.parent else None: a for a in appends}
+    assert set(by_parent) == {spans["r0"].context.span_id, spans["r1"].context.span_id}
+    assert not by_parent[spans["r0"].context.span_id].links
+    grouped = by_parent[spans["r1"].context.span_id]
+    assert [link.context.span_id for link in grouped.links] == [spans["r2"].context.span_id]
+    assert grouped.attributes is not None and grouped.attributes["quipu.events.count"] == 2

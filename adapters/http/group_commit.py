@@ -11,19 +11,29 @@ The semantics are those of posting the same events one by one in arrival order (
 is decided against the state left by the ones before it, with its own result), except that the
 accepted events of a group become durable in one transaction. A failure of that transaction fails
 every request of the group, and none of them was recorded; each may retry with the same event ids.
+
+Traces: the group's ``quipu.append`` span is a child of the request that started the group and links
+to every other request whose events it committed (ADR 0023).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
+import functools
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Final
 
+from opentelemetry.trace import SpanContext
+
+from adapters.observability.tracing import current_span_context, grouped_with
 from domain.service import MAX_BATCH, PostResult
 
 Post = Callable[[Sequence[bytes]], list[PostResult]]
+#: A request's events, where its results go, and its context (for the trace the commit belongs to).
+_Waiting = tuple[Sequence[bytes], "asyncio.Future[list[PostResult]]", contextvars.Context]
 
 
 class GroupCommit:
@@ -34,7 +44,7 @@ class GroupCommit:
     def __init__(self, post: Post, max_events: int = MAX_EVENTS) -> None:
         self._post = post
         self._max = max_events
-        self._waiting: deque[tuple[Sequence[bytes], asyncio.Future[list[PostResult]]]] = deque()
+        self._waiting: deque[_Waiting] = deque()
         self._drainer: asyncio.Task[None] | None = None
         self.groups = 0
         """How many transactions the posts so far took (a figure for tests and metrics)."""
@@ -43,7 +53,7 @@ class GroupCommit:
         """The results of ``raws``, indexed within ``raws``, once they are decided and durable."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[list[PostResult]] = loop.create_future()
-        self._waiting.append((raws, done))
+        self._waiting.append((raws, done, contextvars.copy_context()))
         if self._drainer is None or self._drainer.done():
             self._drainer = loop.create_task(self._drain())
         # A caller that goes away (client disconnect) must not cancel the group's commit.
@@ -56,19 +66,26 @@ class GroupCommit:
             while self._waiting and size + len(self._waiting[0][0]) <= self._max:
                 group.append(self._waiting.popleft())
                 size += len(group[-1][0])
-            flat = [raw for raws, _ in group for raw in raws]
+            flat = [raw for raws, _, _ in group for raw in raws]
+            others = [span for _, _, ctx in group[1:] if (span := ctx.run(current_span_context)) is not None]
             try:
-                # In a thread, so the loop keeps taking requests (the next group) during the commit.
-                results = await asyncio.to_thread(self._post, flat)
+                # In a thread, so the loop keeps taking requests (the next group) during the commit; in the
+                # context of the group's first request, so its trace is the commit's parent.
+                run = functools.partial(group[0][2].run, self._post_linked, flat, others)
+                results = await asyncio.get_running_loop().run_in_executor(None, run)
             except Exception as exc:  # every request of the group learns the same failure
-                for _, done in group:
+                for _, done, _ in group:
                     if not done.done():
                         done.set_exception(exc)
                 continue
             self.groups += 1
             start = 0
-            for raws, done in group:
+            for raws, done, _ in group:
                 mine = [dataclasses.replace(r, index=r.index - start) for r in results[start : start + len(raws)]]
                 start += len(raws)
                 if not done.done():
                     done.set_result(mine)
+
+    def _post_linked(self, raws: Sequence[bytes], others: Sequence[SpanContext]) -> list[PostResult]:
+        with grouped_with(others):
+            return self._post(raws)

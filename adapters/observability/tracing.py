@@ -20,6 +20,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Final
 
 from opentelemetry import propagate, trace
@@ -100,11 +101,32 @@ def shutdown_tracing() -> None:
         provider.shutdown()
 
 
+#: The requests whose events share the current post (group commit): linked from its ``quipu.append`` span.
+_GROUPED: ContextVar[tuple[trace.SpanContext, ...]] = ContextVar("quipu_grouped_requests", default=())
+
+
+def current_span_context() -> trace.SpanContext | None:
+    """The span the caller runs in, if it is a real one (what a grouped append should link to)."""
+    context = trace.get_current_span().get_span_context()
+    return context if context.is_valid else None
+
+
+@contextmanager
+def grouped_with(contexts: Sequence[trace.SpanContext]) -> Iterator[None]:
+    """Appends made inside link to ``contexts``: the other requests whose events they commit."""
+    token = _GROUPED.set(tuple(contexts))
+    try:
+        yield
+    finally:
+        _GROUPED.reset(token)
+
+
 class TracedLedgerService(LedgerService):
     """The application service with a ``quipu.append`` span around each post."""
 
     def post(self, raws: Sequence[bytes | str | dict[str, Any]]) -> list[PostResult]:
-        with tracer().start_as_current_span(APPEND_SPAN, kind=SpanKind.INTERNAL) as span:
+        links = [Link(c) for c in _GROUPED.get()]
+        with tracer().start_as_current_span(APPEND_SPAN, kind=SpanKind.INTERNAL, links=links) as span:
             span.set_attribute("quipu.events.count", len(raws))
             results = super().post(raws)
             if span.is_recording():
