@@ -55,7 +55,7 @@ def trial_balance_rows(ledger: Ledger) -> list[Row]:
 
 def parse_as_of(value: str) -> tuple[str, int]:
     """``("position", n)`` for an integer, ``("time", µs)`` for an ISO 8601 time with offset."""
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # str.isdigit also takes '²', which int() refuses
         return "position", int(value)
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))

@@ -241,6 +241,37 @@ def _refuse_card_numbers(event: Envelope) -> None:
         )
 
 
+def refuse_nul(event: Envelope) -> None:
+    """Refuse an event holding a NUL character (U+0000) in any text, naming each field.
+
+    JSON can carry one (``"\\u0000"``) but PostgreSQL's text columns cannot keep it: an event recorded with
+    one would stop every projection that copies the text. Checked on the write path only (the service
+    calls it for new events), so a log written before the rule still reads.
+    """
+    found: list[str] = []
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, str):
+            if "\x00" in value:
+                found.append(path)
+        elif isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(getattr(value, name), f"{path}.{name}" if path else name)
+        elif isinstance(value, (tuple, list)):
+            for i, item in enumerate(value):
+                walk(item, f"{path}.{i}")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if "\x00" in str(key):
+                    found.append(f"{path} (a key)")
+                else:
+                    walk(item, f"{path}.{key}")
+
+    walk(event, "")
+    if found:
+        raise InvalidEvent([f"{path}: holds a NUL character (U+0000), which no text may contain" for path in found])
+
+
 def to_current(event: Envelope) -> Envelope:
     """The event in its type's current version (upcast step by step; unchanged if current)."""
     current = CURRENT_VERSION[event.type]

@@ -21,7 +21,7 @@ from enum import Enum
 from typing import Any, Final
 from uuid import UUID
 
-from domain.catalog import InvalidEvent, canonical_bytes, parse_event, to_current
+from domain.catalog import InvalidEvent, canonical_bytes, parse_event, refuse_nul, to_current
 from domain.envelope import Envelope
 from domain.ports import EventStore, NewRecord, WriteConflict
 from domain.posting_rules import entry_for_body
@@ -94,12 +94,14 @@ class LedgerService:
             try:
                 posted = parse_event(raw)
                 event = to_current(posted)
+                # The log keeps the event as posted (an older version stays that version); the
+                # rules decide on its current shape.
+                body = canonical_bytes(posted)
+                if b"\\u0000" in body:  # escaped in the canonical JSON; rare, so only then walk it
+                    refuse_nul(posted)
             except InvalidEvent as exc:
                 results[i] = PostResult(i, Outcome.REJECTED, _raw_id(raw), reason=str(exc))
                 continue
-            # The log keeps the event as posted (an older version stays that version); the
-            # rules decide on its current shape.
-            body = canonical_bytes(posted)
             name = stream_name(event)
             parsed.append(_Parsed(i, event, posted, body, body_hash(body), name, stream_id(name)))
         for attempt in range(MAX_ATTEMPTS):

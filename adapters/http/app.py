@@ -227,7 +227,7 @@ def create_app(
     )
     def feed(
         request: Request,
-        after: int = Query(0, ge=0, description="the last position already seen"),
+        after: int = Query(0, ge=0, le=2**63 - 1, description="the last position already seen"),
         limit: int = Query(100, ge=1, le=1000),
     ) -> Response:
         if (refused := guard(request, "ledger:read")) is not None:

@@ -103,6 +103,8 @@ def issue_token(
     ledger: Ledger, secret_key: bytes, client_id: str, client_secret: str, scope: str | None
 ) -> dict[str, Any]:
     """The client-credentials grant: a token for the asked scopes (default: all the client's)."""
+    if "\x00" in client_id:  # no client has one, and PostgreSQL cannot compare it with text
+        raise AuthError(401, "invalid_client", "unknown client or wrong secret")
     rows = ledger.views.query(
         "SELECT secret_hash, scopes FROM api_clients WHERE client_id = ? AND revoked_at IS NULL", (client_id,)
     )

@@ -56,7 +56,28 @@ SCOPE_TEXT: Final = {
 }
 assert set(SCOPE_TEXT) == set(SCOPES), "every scope is described"
 
-bearer = OAuth2(
+
+class _Bearer(OAuth2):
+    """The scheme's declaration; as a dependency it checks what no route may be given before the route runs: a NUL
+    character (``%00``) in the path or a query parameter, which PostgreSQL cannot compare with any text."""
+
+    async def __call__(self, request: Request) -> str | None:  # type: ignore[override]
+        errors = []
+        if "\x00" in request.url.path:
+            errors.append({"loc": ("path",), "msg": NUL_TEXT, "type": "nul", "input": ""})
+        for name, value in request.query_params.multi_items():
+            if "\x00" in name or "\x00" in value:
+                errors.append(
+                    {"loc": ("query", name.replace("\x00", "%00")), "msg": NUL_TEXT, "type": "nul", "input": ""}
+                )
+        if errors:
+            raise RequestValidationError(errors)
+        return await super().__call__(request)
+
+
+NUL_TEXT: Final = "holds a NUL character (%00), which no parameter may contain"
+
+bearer = _Bearer(
     flows=OAuthFlows(clientCredentials=OAuthFlowClientCredentials(tokenUrl="/oauth/token", scopes=SCOPE_TEXT)),
     scheme_name=SCHEME,
     description="A bearer JWT from `POST /oauth/token` (client credentials); `admin` passes every route.",

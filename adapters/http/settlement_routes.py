@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from fastapi import FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -31,22 +31,24 @@ from domain.envelope import AMOUNT_PATTERN
 from ledger.errors import QuipuError
 
 Guard = Callable[[Request, str], Response | None]
+#: What the events take as an id (seller, payout): letters, digits, '.', '_' and '-'.
+IDENT_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._\-]*$"
 Problem = Callable[..., JSONResponse]
 
 
 class PayoutRequest(BaseModel):
     """``POST /v1/payouts``: the cheapest route that arrives in time is chosen and recorded."""
 
-    seller_id: str = Field(min_length=1, max_length=64)
+    seller_id: str = Field(min_length=1, max_length=64, pattern=IDENT_PATTERN)
     amount: str = Field(
         pattern=AMOUNT_PATTERN,
         description='decimal string in the funds\' currency, e.g. "500.00"; the fee comes out of it',
     )
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     to: str | None = Field(None, pattern=r"^[A-Z]{3}$", description="currency to deliver (default: the funds')")
-    destination: str = Field("primary", min_length=1, max_length=64)
+    destination: str = Field("primary", min_length=1, max_length=64, pattern=r"^[^\x00]+$")
     within: int | None = Field(None, ge=0, le=30, description="business days to arrive, at most")
-    payout_id: str | None = Field(None, min_length=1, max_length=64)
+    payout_id: str | None = Field(None, min_length=1, max_length=64, pattern=IDENT_PATTERN)
 
 
 class CaseAction(BaseModel):
