@@ -136,6 +136,12 @@ class InvalidEvent(QuipuError, ValueError):
         self.problems = problems
 
 
+def _shown(value: object, most: int = 40) -> str:
+    """A value as a refusal quotes it: its repr, cut short (a 5,000-digit amount is not repeated back whole)."""
+    text = repr(value)
+    return text if len(text) <= most else f"{text[:most]}… ({len(str(value))} characters)"
+
+
 def _describe(error: ValidationError) -> list[str]:
     problems = []
     for e in error.errors(include_url=False):
@@ -156,9 +162,9 @@ def _describe(error: ValidationError) -> list[str]:
             got = "JSON number" if isinstance(e.get("input"), (int, float)) else type(e.get("input")).__name__
             msg = f'must be a decimal string such as "12.34", not a {got}'
         elif parts and parts[-1] == "amount" and kind == "string_pattern_mismatch":
-            msg = f'{e.get("input")!r} is not a positive decimal string such as "12.34"'
+            msg = f'{_shown(e.get("input"))} is not a positive decimal string such as "12.34"'
         elif parts and parts[-1] == "currency" and kind == "string_pattern_mismatch":
-            msg = f"{e.get('input')!r} is not a three-letter upper-case ISO 4217 code"
+            msg = f"{_shown(e.get('input'))} is not a three-letter upper-case ISO 4217 code"
         problems.append(f"{field}: {msg}")
     return problems
 
@@ -187,14 +193,16 @@ def parse_event(raw: bytes | str | dict[str, Any]) -> Envelope:
         raise InvalidEvent([f"type: required; one of {', '.join(sorted(EVENT_TYPES))}"])
     if not isinstance(kind, str) or kind not in EVENT_TYPES:
         known = ", ".join(sorted(EVENT_TYPES))
-        raise InvalidEvent([f"type: unknown event type {kind!r}; known types: {known}"])
+        raise InvalidEvent([masked(f"type: unknown event type {_shown(kind)}; known types: {known}")])
     version = doc.get("schema_version")
     if "schema_version" not in doc:
         raise InvalidEvent(["schema_version: Field required"])
     cls = VERSIONS.get((kind, version)) if type(version) is int else None
     if cls is None:
         known_versions = sorted(v for k, v in VERSIONS if k == kind)
-        raise InvalidEvent([f"schema_version: {kind} has no version {version!r} (known: {known_versions})"])
+        raise InvalidEvent(
+            [masked(f"schema_version: {kind} has no version {_shown(version)} (known: {known_versions})")]
+        )
     try:
         # From bytes, pydantic parses and validates in one pass (faster than from the dict).
         event: Envelope = cls.model_validate_json(data) if data is not None else cls.model_validate(doc)

@@ -54,6 +54,9 @@ class PostResult:
     """Where it is in the log (the original's position for a duplicate)."""
     reason: str | None = None
     """For conflicts and rejections: the field at fault and why."""
+    problems: tuple[str, ...] = ()
+    """An invalid event's problems one by one, each ``field: reason`` (``reason`` joins them with "; ", which
+    a quoted value may hold too)."""
 
 
 class BatchTooLarge(QuipuError, ValueError):
@@ -100,7 +103,9 @@ class LedgerService:
                 if b"\\u0000" in body:  # escaped in the canonical JSON; rare, so only then walk it
                     refuse_nul(posted)
             except InvalidEvent as exc:
-                results[i] = PostResult(i, Outcome.REJECTED, _raw_id(raw), reason=str(exc))
+                results[i] = PostResult(
+                    i, Outcome.REJECTED, _raw_id(raw), reason=str(exc), problems=tuple(exc.problems)
+                )
                 continue
             name = stream_name(event)
             parsed.append(_Parsed(i, event, posted, body, body_hash(body), name, stream_id(name)))

@@ -189,7 +189,7 @@ def create_app(
         metrics.count([result])
         if result.outcome in (Outcome.REJECTED, Outcome.CONFLICT):
             title = "Invalid event" if result.outcome is Outcome.REJECTED else "Conflicting event"
-            reasons = (result.reason or "").split("; ")
+            reasons = list(result.problems) or [result.reason or ""]
             return problem(_STATUS[result.outcome], title, result.reason or "", reasons)
         return JSONResponse(_result(result), status_code=_STATUS[result.outcome])
 
