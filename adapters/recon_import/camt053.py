@@ -23,6 +23,7 @@ from adapters.recon_import.model import (
     cut_description,
     parse_date,
     parse_decimal,
+    quoted,
 )
 from adapters.recon_import.settings import CamtFormat
 from domain.recon.events import StatementLinePayload
@@ -188,7 +189,7 @@ class _Reader:
         net = None
         amount = text("Amt")
         if not _AMOUNT.fullmatch(amount):
-            fail("Amt", f"{amount!r} is not an amount such as 1234.56" if amount else "an amount is required")
+            fail("Amt", f"{quoted(amount)} is not an amount such as 1234.56" if amount else "an amount is required")
         elif currency:
             try:
                 value = parse_decimal(amount, signed=False)
@@ -199,7 +200,7 @@ class _Reader:
                 fail("Amt", str(exc))
         indicator = text("CdtDbtInd")
         if indicator not in ("CRDT", "DBIT"):
-            fail("CdtDbtInd", f"{indicator!r} is neither CRDT nor DBIT")
+            fail("CdtDbtInd", f"{quoted(indicator)} is neither CRDT nor DBIT")
         direction = "debit" if indicator == "DBIT" else "credit"
         booked_on, value_date = None, None
         for which in ("BookgDt", "ValDt"):

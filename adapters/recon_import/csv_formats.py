@@ -24,6 +24,7 @@ from adapters.recon_import.model import (
     minor_units_text,
     parse_date,
     parse_decimal,
+    quoted,
 )
 from adapters.recon_import.settings import CsvFormat, MercadoPagoFormat
 from domain.recon.events import StatementLinePayload
@@ -242,7 +243,7 @@ def read_mercadopago(stream: IO[bytes], layout: MercadoPagoFormat, ctx: Context)
             continue
         if row_type not in layout.record_rows:
             allowed = ", ".join((*layout.record_rows, *layout.structure_rows))
-            row.fail(row.header("row_type"), f"unknown record type {row_type!r}; expected one of {allowed}")
+            row.fail(row.header("row_type"), f"unknown record type {quoted(row_type)}; expected one of {allowed}")
             continue
         line = _mercadopago_line(row, layout, ctx, currency)
         if line is not None:
@@ -262,7 +263,7 @@ def _mercadopago_line(
     kind = row.text("kind")
     record_type = layout.record_types.get(kind.lower(), layout.record_type_default)
     if record_type is None:
-        row.fail(row.header("kind"), f"unknown {row.header('kind')} {kind!r}: not in record_types")
+        row.fail(row.header("kind"), f"unknown {row.header('kind')} {quoted(kind)}: not in record_types")
         record_type = "other"
     currency = row.currency(fixed)
     credit = row.decimal("net_credit", signed=False)
@@ -313,7 +314,7 @@ def read_stripe(stream: IO[bytes], layout: CsvFormat, ctx: Context) -> list[Stat
             layout.record_types.get(f"{kind}/{category}") or layout.record_types.get(kind) or layout.record_type_default
         )
         if record_type is None:
-            row.fail(row.header("kind"), f"unknown type {kind!r}: not in record_types")
+            row.fail(row.header("kind"), f"unknown type {quoted(kind)}: not in record_types")
             record_type = "other"
         currency = row.currency(ctx.currency)
         signs: dict[str, int] = {}

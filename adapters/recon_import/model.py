@@ -125,6 +125,12 @@ def _number_pattern(decimal_sep: str, thousands_sep: str) -> re.Pattern[str]:
     return re.compile(rf"([+-]?)({grouped}[0-9]+)(?:{d}([0-9]+))?")
 
 
+def quoted(text: str, most: int = 40) -> str:
+    """A cell as a problem quotes it: its repr, cut short (a 5,000-digit amount is not repeated back whole)."""
+    shown = repr(text)
+    return shown if len(shown) <= most else f"{shown[:most]}… ({len(text)} characters)"
+
+
 def parse_decimal(text: str, decimal_sep: str = ".", thousands_sep: str = "", signed: bool = True) -> Decimal:
     """The exact number written in ``text`` (never through a float), or ValueError with the reason.
 
@@ -134,14 +140,14 @@ def parse_decimal(text: str, decimal_sep: str = ".", thousands_sep: str = "", si
     example = f"1234{decimal_sep}56"
     match = _number_pattern(decimal_sep, thousands_sep).fullmatch(text)
     if match is None:
-        raise ValueError(f"{text!r} is not an amount written like {example}")
+        raise ValueError(f"{quoted(text)} is not an amount written like {example}")
     sign, whole, frac = match.group(1), match.group(2), match.group(3) or ""
     if thousands_sep:
         whole = whole.replace(thousands_sep, "")
     if len(whole) > 18 or len(frac) > 18:
-        raise ValueError(f"{text!r} has more than 18 digits")
+        raise ValueError(f"{quoted(text)} has more than 18 digits")
     if sign == "-" and not signed:
-        raise ValueError(f"{text!r} is negative, which this column must not be")
+        raise ValueError(f"{quoted(text)} is negative, which this column must not be")
     return Decimal(f"{sign}{whole}.{frac}" if frac else f"{sign}{whole}")
 
 
@@ -169,7 +175,7 @@ def amount_text(value: Decimal, currency: str, allow_trailing_zeros: bool = Fals
 def minor_units_text(text: str, currency: str) -> tuple[int, str]:
     """A signed integer of minor units (Stripe style) as (sign, canonical wire string of its magnitude)."""
     if not re.fullmatch(r"[+-]?[0-9]{1,18}", text):
-        raise ValueError(f"{text!r} is not a whole number of {currency} minor units")
+        raise ValueError(f"{quoted(text)} is not a whole number of {currency} minor units")
     minor = int(text)
     sign = (minor > 0) - (minor < 0)
     return sign, format(from_minor_units(abs(minor), currency), "f")
@@ -195,9 +201,9 @@ def parse_date(text: str, formats: Sequence[str]) -> dt.date:
             continue
         # A year outside this range is a misread column, not a statement date.
         if not 1970 <= day.year <= 2999:
-            raise ValueError(f"{text!r} is outside the years 1970 to 2999")
+            raise ValueError(f"{quoted(text)} is outside the years 1970 to 2999")
         return day
-    raise ValueError(f"{text!r} is not a date in the format {' or '.join(formats)}")
+    raise ValueError(f"{quoted(text)} is not a date in the format {' or '.join(formats)}")
 
 
 def cut_description(text: str) -> str | None:
