@@ -9,17 +9,19 @@ from __future__ import annotations
 import csv
 import fnmatch
 import io
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from rich.console import Console
 from rich.table import Table as RichTable
 
 from adapters.bootstrap import Ledger
+from adapters.exports._model import defuse
 from ledger.accounts import Side, normal_side_of
 from ledger.errors import QuipuError
 from ledger.money import format_amount, from_minor_units, quantize
@@ -105,6 +107,15 @@ def balance_rows(ledger: Ledger, pattern: str | None = None, as_of: str | None =
     return out
 
 
+_NUMBER_TEXT: Final = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, str) and not _NUMBER_TEXT.fullmatch(value):
+        return defuse(value)
+    return "" if value is None else value
+
+
 def render(rows: Sequence[Row], fmt: Format, title: str, console: Console) -> None:
     """Print rows in the chosen format (tables to the console, JSON and CSV to stdout)."""
     if fmt is Format.json:
@@ -113,9 +124,14 @@ def render(rows: Sequence[Row], fmt: Format, title: str, console: Console) -> No
     if fmt is Format.csv:
         buf = io.StringIO()
         if rows:
-            writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(rows)
+            # Text from people and files (a case note, a bank reference) must not run as a formula when the
+            # file is opened in a spreadsheet: defused as the report exports do; numbers are kept as they are.
+            # RFC 4180's CRLF, as the exports write: with "\n" a carriage return inside a cell is not quoted, and
+            # most readers start a new row there, one whose first cell escaped the defusing.
+            names = list(rows[0])
+            writer = csv.writer(buf, lineterminator="\r\n")
+            writer.writerow([defuse(name) for name in names])
+            writer.writerows([[_csv_cell(row.get(name)) for name in names] for row in rows])
         console.file.write(buf.getvalue())
         return
     table = RichTable(title=title)

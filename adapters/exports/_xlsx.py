@@ -152,9 +152,8 @@ def _dated(ws: WriteOnlyWorksheet, value: datetime, number_format: str) -> XlCel
 
 def _text(value: str) -> str:
     """A text cell Excel will open: defused, without XML-illegal control characters, within the cell limit."""
-    safe = defuse(value)
-    if ILLEGAL_CHARACTERS_RE.search(safe):
-        safe = ILLEGAL_CHARACTERS_RE.sub("", safe)
+    # Stripped before it is defused: "\x01=cmd" stripped after would start with "=" again, unguarded.
+    safe = defuse(ILLEGAL_CHARACTERS_RE.sub("", value) if ILLEGAL_CHARACTERS_RE.search(value) else value)
     return safe if len(safe) <= _MAX_TEXT else safe[: _MAX_TEXT - 1] + "…"
 
 
