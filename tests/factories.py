@@ -69,3 +69,43 @@ def adjustment(
         "adjustment_id": aid, "reason": reason, "author": author,
         "lines": [{"account": a, "side": s, "amount": amt(v, c)} for a, s, v, c in lines],
     })  # fmt: skip
+
+
+def placed(oid: str, site: str, value: str, ccy: str = CCY, seller: str = "S1") -> dict[str, Any]:
+    return ev("order.placed", {
+        "order_id": oid, "site": site, "buyer_id": "B1", "seller_id": seller, "total": amt(value, ccy),
+    })  # fmt: skip
+
+
+def held(
+    hid: str, value: str, ccy: str = CCY, seller: str = "S1", reason: str = "risk", release_on: str | None = None
+) -> dict[str, Any]:
+    return ev("funds.held", {
+        "hold_id": hid, "seller_id": seller, "amount": amt(value, ccy), "reason": reason, "release_on": release_on,
+    })  # fmt: skip
+
+
+def hold_released(hid: str, value: str, ccy: str = CCY, seller: str = "S1", by: str = "tests") -> dict[str, Any]:
+    return ev("hold.released", {"hold_id": hid, "seller_id": seller, "amount": amt(value, ccy), "decided_by": by})
+
+
+def frozen(fid: str, seller: str = "S1", case: str = "CASE-1") -> dict[str, Any]:
+    return ev("seller.frozen", {"freeze_id": fid, "seller_id": seller, "case_id": case, "reason": "tests"})
+
+
+def unfrozen(fid: str, seller: str = "S1", case: str = "CASE-1", by: str = "tests") -> dict[str, Any]:
+    return ev("seller.unfrozen", {"freeze_id": fid, "seller_id": seller, "case_id": case, "decided_by": by})
+
+
+def payout_sent(pid: str, value: str, ccy: str = CCY, seller: str = "S1") -> dict[str, Any]:
+    return ev("payout.sent", {
+        "payout_id": pid, "seller_id": seller, "amount": amt(value, ccy), "bank_reference": f"B-{pid}",
+    })  # fmt: skip
+
+
+def payout_settled(pid: str, value: str, ccy: str = CCY, seller: str = "S1", on: str = "2026-10-02") -> dict[str, Any]:
+    return ev("payout.settled", {"payout_id": pid, "seller_id": seller, "amount": amt(value, ccy), "settled_on": on})
+
+
+def payout_failed(pid: str, value: str, ccy: str = CCY, seller: str = "S1") -> dict[str, Any]:
+    return ev("payout.failed", {"payout_id": pid, "seller_id": seller, "amount": amt(value, ccy), "reason": "bounced"})
