@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from adapters.bootstrap import Ledger, open_ledger
@@ -57,8 +58,13 @@ def progress_bar() -> Progress:
 
 
 def fail(exc: Exception) -> typer.Exit:
-    """Print a Quipu error as one line on stderr; the caller raises the returned exit (status 2)."""
-    err.print(f"[red]error:[/red] {exc}", highlight=False)
+    """Print a Quipu error as one line on stderr; the caller raises the returned exit (status 2).
+
+    The message often quotes what was given (an id, a file name): it is printed as text, never as Rich markup
+    (``[/x]`` in a case id was a MarkupError and a traceback), and without card numbers, tokens or secrets."""
+    from adapters.observability.logs import redact  # here: most commands never fail, and it imports tracing
+
+    err.print("[red]error:[/red]", escape(redact(str(exc))), highlight=False)
     return typer.Exit(2)
 
 

@@ -29,7 +29,7 @@ from adapters.http.group_commit import GroupCommit
 from adapters.http.metrics import ApiMetrics
 from adapters.http.settlement_routes import add_routes
 from adapters.observability.http import ObservabilityMiddleware
-from adapters.observability.logs import configure_logging, note_client
+from adapters.observability.logs import configure_logging, note_client, redact
 from adapters.observability.tracing import configure_tracing, instrument, shutdown_tracing
 from adapters.reports import ReportError, balance_rows, trial_balance_rows
 from domain.catalog import MAX_EVENT_BYTES
@@ -42,10 +42,11 @@ _STATUS: Final = {Outcome.APPENDED: 201, Outcome.DUPLICATE: 200, Outcome.CONFLIC
 
 
 def problem(status: int, title: str, detail: str, errors: list[str] | None = None) -> JSONResponse:
-    """An RFC 9457 problem document."""
-    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    """An RFC 9457 problem document. Whatever it quotes of the request, it never repeats a card number, a token or
+    a secret (the same redaction as the logs)."""
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": redact(detail)}
     if errors:
-        body["errors"] = errors
+        body["errors"] = [redact(e) for e in errors]
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
 

@@ -23,7 +23,14 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.http.metrics import ApiMetrics
-from adapters.observability.logs import REQUEST_ID_HEADER, RequestInfo, begin_request, end_request, request_id_from
+from adapters.observability.logs import (
+    REQUEST_ID_HEADER,
+    RequestInfo,
+    begin_request,
+    end_request,
+    redact,
+    request_id_from,
+)
 from adapters.observability.tracing import tracer
 
 PROBLEM: Final = "application/problem+json"
@@ -55,13 +62,16 @@ class ObservabilityMiddleware:
         headers = Headers(scope=scope)
         info = RequestInfo(request_id_from(headers.get(REQUEST_ID_HEADER)))
         method = str(scope.get("method", ""))
+        # A path can hold what a caller should not have put there (a card number, a token): the log record and the
+        # span get it redacted, not only the formatted line, so no other handler or exporter sees it raw.
+        path = redact(str(scope.get("path", "")))
         status = 0
         held: list[Message] = []  # a problem document's start and body parts, until the body is complete
         started = time.perf_counter()
         token = begin_request(info)
         span_cm = tracer().start_as_current_span(
             method, context=propagate.extract(dict(headers)), kind=SpanKind.SERVER,
-            attributes={"http.request.method": method, "url.path": str(scope.get("path", "")),
+            attributes={"http.request.method": method, "url.path": path,
                         "url.scheme": str(scope.get("scheme", "http")), "quipu.request_id": info.request_id},
         )  # fmt: skip
 
@@ -110,7 +120,7 @@ class ObservabilityMiddleware:
                     span.set_status(Status(StatusCode.ERROR))
                 fields: dict[str, Any] = {
                     "request_id": info.request_id, "method": method, "route": route or "unmatched",
-                    "path": str(scope.get("path", "")), "status": status, "duration_ms": round(elapsed * 1000, 3),
+                    "path": path, "status": status, "duration_ms": round(elapsed * 1000, 3),
                     "client_id": info.client_id,
                 }  # fmt: skip
                 if error is not None:
