@@ -215,3 +215,13 @@ def test_any_body_to_any_operation_is_answered_without_a_server_error(
     url = _url(path, [("path", n.strip("{}")) for n in path.split("/") if n.startswith("{")], None, "")
     response = client.post(url, content=raw, headers={"Content-Type": "application/json"})
     _assert_answer(response, f"POST {path}")
+
+
+def test_refusals_name_the_apis_fields_not_the_command_lines_options(api: dict[str, Any]) -> None:
+    client: TestClient = api["client"]
+    as_of = client.get("/v1/balances", params={"as_of": "yesterday"})
+    assert as_of.status_code == 422 and as_of.json()["errors"] == [
+        "as_of: 'yesterday' is neither a log position nor an ISO 8601 time"
+    ]
+    payout = client.post("/v1/payouts", json={"seller_id": "NOBODY", "amount": "1.00", "currency": "BRL"})
+    assert payout.status_code == 422 and payout.json()["errors"] == ["seller_id: unknown seller 'NOBODY' (no events)"]

@@ -262,7 +262,8 @@ def create_app(
             try:
                 rows = balance_rows(ledger, account, as_of)
             except ReportError as exc:
-                return problem(422, "Invalid query", str(exc))
+                reason = contract.as_field(str(exc), {"--as-of": "as_of"})
+                return problem(422, "Invalid query", reason, [reason])
         return JSONResponse(rows)
 
     @app.get(

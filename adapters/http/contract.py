@@ -130,6 +130,12 @@ def _reason(error: Mapping[str, Any]) -> str:
     return str(error.get("msg", "invalid"))
 
 
+def as_field(message: str, options: Mapping[str, str]) -> str:
+    """A message the command line's code wrote (``--seller: …``) naming the API's field instead (``seller_id: …``)."""
+    option, sep, rest = message.partition(": ")
+    return f"{options[option]}: {rest}" if sep and option in options else message
+
+
 def validation_errors(exc: RequestValidationError) -> list[str]:
     """Each of FastAPI's validation errors as ``"field: reason"`` (never echoing a card number)."""
     return [masked(f"{_field(e)}: {_reason(e)}") for e in exc.errors()]

@@ -24,6 +24,7 @@ from adapters.http.contract import (
     SettlementBatchDoc,
     TaxDoc,
     answers,
+    as_field,
     needs,
 )
 from adapters.params import parse_day
@@ -33,6 +34,9 @@ from ledger.errors import QuipuError
 Guard = Callable[[Request, str], Response | None]
 #: What the events take as an id (seller, payout): letters, digits, '.', '_' and '-'.
 IDENT_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._\-]*$"
+#: The command line's options, as the shared payout code names them, and the request's fields.
+_PAYOUT_FIELDS: Final = {"--seller": "seller_id", "--amount": "amount", "--currency": "currency", "--from": "currency",
+                         "--to": "to", "--within": "within", "--destination": "destination"}  # fmt: skip
 Problem = Callable[..., JSONResponse]
 
 
@@ -132,7 +136,8 @@ def add_routes(app: FastAPI, guard: Guard, state: dict[str, Any], lock: threadin
                     body.destination, body.within, at, body.payout_id,
                 )  # fmt: skip
         except QuipuError as exc:
-            return problem(422, "Payout refused", str(exc), [str(exc)])
+            reason = as_field(str(exc), _PAYOUT_FIELDS)
+            return problem(422, "Payout refused", reason, [reason])
         if result.outcome.value in ("rejected", "conflict"):
             status = 409 if result.outcome.value == "conflict" else 422
             return problem(status, "Payout refused", result.reason or "", [result.reason or ""])
