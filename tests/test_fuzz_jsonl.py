@@ -30,7 +30,7 @@ from ledger.pan import contains_pan
 from tests.factories import authorized
 from tests.test_fuzz_events import HOSTILE_TEXT, RAW
 
-EXAMPLES: Final = 60
+EXAMPLES: Final = 40
 REFUSED_LINE: Final = re.compile(r"^line (\d+): (rejected|conflict): (\S[^:]*): \S")
 
 
