@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import orjson
+import psycopg
 import typer
+from eventsourcing.persistence import InterfaceError, OperationalError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from adapters.bootstrap import Ledger, open_ledger
+from adapters.bootstrap import DatabaseUnavailable, Ledger, database_url, open_ledger, redacted
 from adapters.jsonl import post_lines
 from adapters.reports import Format, balance_rows, render, trial_balance_rows
 from domain.catalog import json_schemas
@@ -76,6 +78,12 @@ def ledger_for(database: str | None) -> Iterator[Ledger]:
             yield ledger
     except QuipuError as exc:
         raise fail(exc) from None
+    except (psycopg.OperationalError, psycopg.InterfaceError, OperationalError, InterfaceError) as exc:
+        # The database went away mid-command (a restart, a cut connection): one line for the operator or the
+        # supervisor, not a traceback. What was committed stays; running the command again does the rest.
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        lost = DatabaseUnavailable(f"--database: lost the connection to {redacted(database_url(database))}: {first}")
+        raise fail(lost) from None
 
 
 @app.command()

@@ -11,14 +11,21 @@ skip without root, PostgreSQL's tools or noida-db; under ``CI=true`` they fail i
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
+import uuid
 from pathlib import Path
 
+import psycopg
 import pytest
 
-from benchmarks.crash_common import ScenarioReport
+from adapters.bootstrap import open_ledger
+from adapters.store.pg_url import parse_pg_url
+from benchmarks.crash_common import ScenarioReport, create_store, make_events, run_cli, write_lines
 from benchmarks.crash_kafka import run_broker_restarts
 from benchmarks.crash_pg import ClusterUnavailable, dedicated_cluster, run_pg_restarts
-from tests.conftest import IN_CI
+from tests.conftest import IN_CI, PG_URL, drop_schema, pg_url_for_new_schema
 from tests.kafka_broker import noida_binary
 
 DEADLINE_S = 240.0
@@ -71,3 +78,50 @@ def test_the_broker_restarted_under_load_loses_and_duplicates_nothing(tmp_path: 
     assert report.disruptions == 2, report.as_dict()
     assert report.process_restarts.get("worker", 0) == 0, report.as_dict()  # the worker rode them out
     _assert_nothing_lost_or_doubled(report, 2000)
+
+
+@pytest.mark.postgres
+def test_a_post_whose_connection_is_cut_says_so_in_one_line_and_a_rerun_completes(tmp_path: Path) -> None:
+    """What a supervisor sees when the database goes away under ``quipu post``: one line, status 2, no
+    traceback; posting the same file again records exactly what is missing."""
+    url, schema = pg_url_for_new_schema()
+    try:
+        create_store(url)
+        events = make_events(9, 4000)
+        source = write_lines(tmp_path / "events.jsonl", events)
+        # The child's connections carry this name (libpq reads PGAPPNAME), so only they are cut.
+        tag = f"quipu-crash-{uuid.uuid4().hex[:8]}"
+        args = [sys.executable, "-m", "adapters.cli", "post", str(source), "--database", url, "--batch-size", "20"]
+        with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "PGAPPNAME": tag}) as proc:  # fmt: skip
+            with open_ledger(url, migrate=False) as reader:
+                deadline = time.monotonic() + 120
+                while reader.store.head() < 200:
+                    assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+                    time.sleep(0.05)
+            # Cut every connection it has or opens, for as long as it runs (as a server that stays away would):
+            # sooner or later one is cut in the middle of a statement.
+            cut = 0
+            with psycopg.connect(parse_pg_url(PG_URL).conninfo, autocommit=True) as admin:
+                deadline = time.monotonic() + 60
+                while proc.poll() is None and time.monotonic() < deadline:
+                    row = admin.execute(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
+                        (tag,),
+                    ).fetchone()
+                    cut += row[0] if row else 0
+                    time.sleep(0.01)
+            stdout, stderr = proc.communicate(timeout=120)
+        assert cut >= 1
+        assert proc.returncode == 2, (stdout, stderr)
+        assert "Traceback" not in stderr and "╭" not in stderr, stderr
+        assert "error: --database: lost the connection" in stderr, stderr
+        again = run_cli(["post", str(source), "--database", url], tmp_path)
+        assert again.returncode == 0, again.stdout + again.stderr
+        with open_ledger(url, migrate=False) as ledger:
+            assert ledger.store.head() == len(events)
+            assert sorted(str(r.event_id) for r in ledger.store.read(0, len(events) + 10)) == sorted(
+                e.event_id for e in events
+            )
+    finally:
+        drop_schema(schema)
