@@ -32,7 +32,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import IO, Any, Final
 
 import httpx
 import orjson
@@ -113,42 +113,42 @@ def _server(url: str, workers: int) -> Iterator[tuple[str, str]]:
     with open_ledger(url) as ledger:
         secret = add_client(ledger, "bench", ["events:write", "ledger:read"])
     port = free_port()
-    # The server's request log goes to a file: a pipe nobody reads would fill and stall the server.
-    log = tempfile.TemporaryFile()
     env = {**os.environ, "QUIPU_API_SECRET": SECRET, "QUIPU_RATE_PER_SECOND": "1000000", "QUIPU_RATE_BURST": "1000000"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "adapters.cli", "serve", "--database", url, "--port", str(port),
-         "--workers", str(workers)],
-        env=env, stdout=subprocess.DEVNULL, stderr=log, cwd=tempfile.gettempdir(),
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        token = ""
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                log.seek(0)
-                raise RuntimeError(f"quipu serve exited: {log.read().decode(errors='replace')[-2000:]}")
-            try:
-                answer = httpx.post(f"{base}/oauth/token", data={"grant_type": "client_credentials",
-                                    "client_id": "bench", "client_secret": secret}, timeout=5)  # fmt: skip
-            except httpx.TransportError:
-                time.sleep(0.2)
-                continue
-            answer.raise_for_status()
-            token = answer.json()["access_token"]
-            break
-        if not token:
-            raise RuntimeError("quipu serve did not answer within 60 s")
-        yield base, token
-    finally:
-        proc.terminate()
+    # The server's request log goes to a file: a pipe nobody reads would fill and stall the server.
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "adapters.cli", "serve", "--database", url, "--port", str(port),
+             "--workers", str(workers)],
+            env=env, stdout=subprocess.DEVNULL, stderr=log, cwd=tempfile.gettempdir(),
+        )  # fmt: skip
         try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+            yield f"http://127.0.0.1:{port}", _token(f"http://127.0.0.1:{port}", secret, proc, log)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _token(base: str, secret: str, proc: subprocess.Popen[bytes], log: IO[bytes]) -> str:
+    """A bearer token, once the server answers (it imports, migrates and warms up first)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            log.seek(0)
+            raise RuntimeError(f"quipu serve exited: {log.read().decode(errors='replace')[-2000:]}")
+        try:
+            answer = httpx.post(f"{base}/oauth/token", data={"grant_type": "client_credentials",
+                                "client_id": "bench", "client_secret": secret}, timeout=5)  # fmt: skip
+        except httpx.TransportError:
+            time.sleep(0.2)
+            continue
+        answer.raise_for_status()
+        token: str = answer.json()["access_token"]
+        return token
+    raise RuntimeError("quipu serve did not answer within 60 s")
 
 
 class _Conn:
