@@ -274,18 +274,23 @@ def authenticate(header: str | None, secret_key: bytes, needed: str, external: E
     if not header or not header.startswith("Bearer "):
         raise AuthError(401, "invalid_request", "missing bearer token")
     token = header[7:]
+    caller = _caller(token, secret_key, external)
+    if needed not in caller.scopes and "admin" not in caller.scopes:
+        raise AuthError(403, "insufficient_scope", f"this route needs the {needed} scope")
+    return caller
+
+
+def _caller(token: str, secret_key: bytes, external: ExternalIssuer | None) -> Caller:
+    if (token, secret_key) in _VERIFIED:  # a local token seen before: no header to parse again
+        return _local_caller(token, secret_key)
     try:
         unverified = jwt.get_unverified_header(token)
     except jwt.InvalidTokenError:
         raise AuthError(401, "invalid_token", "the token is not valid") from None
     if external is not None and unverified.get("alg") != LOCAL_ALGORITHM:
         subject, scopes = external.verify(token, unverified)
-        caller = Caller(subject, scopes, external.settings.issuer)
-    else:
-        caller = _local_caller(token, secret_key)
-    if needed not in caller.scopes and "admin" not in caller.scopes:
-        raise AuthError(403, "insufficient_scope", f"this route needs the {needed} scope")
-    return caller
+        return Caller(subject, scopes, external.settings.issuer)
+    return _local_caller(token, secret_key)
 
 
 def _now() -> dt.datetime:
