@@ -47,6 +47,7 @@ from adapters.exports import Chart
 from adapters.exports._charts import chart_svg
 from adapters.exports._html import LocaleNumbers
 from adapters.http.auth import AuthError, Caller, issue_token
+from adapters.params import parse_day
 from ledger.errors import QuipuError
 
 HERE: Final = Path(__file__).parent
@@ -294,6 +295,8 @@ def mount(app: FastAPI, state: dict[str, Any], lock: threading.Lock, auth: bool)
         if isinstance(person, Response):
             return person
         try:
+            if not 0 < position < 2**63:  # beyond any log, and beyond what SQLite's integers can be asked
+                raise QuipuError(f"position: {position} is not in the log")
             with lock:
                 data = pages.entry(state["ledger"], position)
         except QuipuError as exc:
@@ -307,10 +310,9 @@ def mount(app: FastAPI, state: dict[str, Any], lock: threading.Lock, auth: bool)
         if isinstance(person, Response):
             return person
         try:
-            first = dt.date.fromisoformat(start) if start else dt.datetime.now(dt.UTC).date()
-        except ValueError:
-            return render(request, "error.html", person, status=422, title="Not a date",
-                          message=f"from: {start!r} is not a date such as 2026-11-25")  # fmt: skip
+            first = parse_day(start or None, "start")
+        except QuipuError as exc:
+            return render(request, "error.html", person, status=422, title="Not a date", message=str(exc))
         days = max(1, min(days, 62))
         chosen = site.strip().upper() or None
         if chosen and chosen not in {s for ss in pages.sites_by_currency().values() for s in ss}:
@@ -401,6 +403,8 @@ def mount(app: FastAPI, state: dict[str, Any], lock: threading.Lock, auth: bool)
         if isinstance(person, Response):
             return person
         try:
+            if "\x00" in case_id:  # no id holds one, and PostgreSQL cannot even be asked about it
+                raise QuipuError("case_id: no case has a NUL character in its id")
             with lock:
                 data = pages.aml_case(state["ledger"], case_id)
         except QuipuError as exc:
