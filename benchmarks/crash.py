@@ -114,7 +114,7 @@ def _show(r: ScenarioReport) -> None:
     restarts = ", ".join(f"{k} {v}" for k, v in r.process_restarts.items() if v)
     rows: list[tuple[str, object]] = [
         (f"{r.disruption}s", f"{r.disruptions} of {r.disruptions_asked}"),
-        ("processes killed", f"{kills or 'none'} ({sum(r.processes_killed.values())} in all)"),
+        ("processes killed", f"{kills or 'none'} ({_killed_split(r)})"),
         ("  of which mid-work", ", ".join(f"{k} {v}" for k, v in r.kills_mid_work.items()) or "-"),
         ("processes restarted", restarts or "none"),
         ("events expected", f"{r.events:,}"),
@@ -142,6 +142,11 @@ def _show(r: ScenarioReport) -> None:
         print(f"  PROBLEM: {problem}")
     if not r.ok:
         print(f"  logs: {r.work_dir}")
+
+
+def _killed_split(r: ScenarioReport) -> str:
+    ingest = sum(v for k, v in r.processes_killed.items() if k != "project")
+    return f"{ingest} on ingest paths, {r.processes_killed.get('project', 0)} on the projector"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

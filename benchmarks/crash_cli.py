@@ -29,6 +29,7 @@ class PostRole(Role):
         self.runs_ok = 0
         self.reruns = 0
         self._rerun = False
+        self._min_batch = 0
         self.found_recorded = 0
 
     def tick(self, now: float) -> None:
@@ -43,6 +44,8 @@ class PostRole(Role):
             return
         released = self.ctx.release.count(len(self.events))
         start = self.acked_upto
+        if 0 < released - start < self._min_batch and released < len(self.events) and not self._died:
+            return  # batch files are posted when enough has come in (a run is mostly start-up otherwise)
         if released <= start:
             if released == 0 or self.done() or not self.ctx.wants_kills(self.name):
                 return
@@ -55,8 +58,10 @@ class PostRole(Role):
         size = self.ctx.rng.choice((50, 200, 1000))
         self._spawn(cli_args("post", str(batch), "--database", self.ctx.database, "--batch-size", str(size)))
         self._posting_upto = released
-        # From the moment the process starts: most of a short CLI run is start-up, some is the append.
-        self.kill_at = now + self.ctx.rng.uniform(0.2, 2.0)
+        # From the moment the process starts: a short CLI run here is 1-2 s of start-up (imports, opening the
+        # ledger) and then the append, so the moment is drawn over both.
+        self.kill_at = now + self.ctx.rng.uniform(0.5, 3.5)
+        self._min_batch = self.ctx.rng.randint(50, 300)
 
     def done(self) -> bool:
         return self.acked_upto >= len(self.events)
@@ -92,7 +97,8 @@ class ProjectRole(Role):
             self._next_run = now + self.ctx.rng.uniform(0.2, 1.0)
         if self.child is None and not self.ctx.finishing and now >= self._next_run and self._may_start(now):
             self._spawn(cli_args("project", "--database", self.ctx.database))
-            self.kill_at = now + self.ctx.rng.uniform(0.2, 2.0)
+            self.kill_at = now + self.ctx.rng.uniform(0.2, 2.5)
+        self._min_batch = self.ctx.rng.randint(100, 600)
 
     def _reap(self, now: float) -> int | None:
         rc = super()._reap(now)

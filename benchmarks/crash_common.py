@@ -403,14 +403,24 @@ class Killer(Disruptor):
 
     kind = "sigkill"
 
-    def wants(self, role: str) -> bool:
-        return self.killed.get(role, 0) < self.quotas.get(role, 0)
-
-    def __init__(self, quotas: dict[str, int], rng: random.Random, gap_s: tuple[float, float]) -> None:
+    def __init__(self, quotas: dict[str, int], rng: random.Random, gap_s: tuple[float, float], spread_s: float) -> None:
         super().__init__(sum(quotas.values()), rng)
         self.quotas = quotas
         self.killed: dict[str, int] = dict.fromkeys(quotas, 0)
         self.gap_s = gap_s
+        self.spread_s = spread_s
+
+    def wants(self, role: str) -> bool:
+        """Kills left for ``role``, paced over the run: a role that restarts fast (a batch job) would
+        otherwise spend its whole quota in the first minute, on the first few batches."""
+        quota = self.quotas.get(role, 0)
+        elapsed = max(0.0, time.monotonic() - self.started) if self.next_at != float("inf") else 0.0
+        allowed = min(quota, int(quota * elapsed / self.spread_s) + 1)
+        return self.killed.get(role, 0) < allowed
+
+    def wants_more(self, role: str) -> bool:
+        """Kills left for ``role`` at all (paced or not)."""
+        return self.killed.get(role, 0) < self.quotas.get(role, 0)
 
     def tick(self, now: float, roles: Sequence[Role]) -> None:
         if self.finished() or now < self.next_at:

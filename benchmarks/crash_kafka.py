@@ -243,6 +243,16 @@ async def copy_offsets(bootstrap: str, topic: str, offsets: dict[int, int], grou
         await consumer.stop()
 
 
+def _batch_duplicates(line: str) -> int | None:
+    try:
+        doc = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(doc, dict) or doc.get("msg") != "batch" or not isinstance(doc.get("duplicates"), int):
+        return None
+    return int(doc["duplicates"])
+
+
 def _event_id(value: bytes) -> str | None:
     try:
         return str(orjson.loads(value)["event_id"])
@@ -359,9 +369,14 @@ class WorkerRole(Role):
             self._start_worker(now)
 
     def _count_duplicates(self, child: Child) -> None:
-        """Redelivered messages a worker found already recorded (its last running-totals line; a worker
-        killed before printing one counts nothing, so this is a lower bound)."""
-        if found := _TOTALS.findall(child.output(limit=200_000)):
+        """Redelivered messages a worker found already recorded: from its per-batch log records when it
+        writes them (JSON lines), else from its last running-totals line (a worker killed before printing
+        one counts nothing there, so that is a lower bound)."""
+        text = child.output(limit=2_000_000)
+        batches = [_batch_duplicates(line) for line in text.splitlines() if '"batch"' in line]
+        if any(n is not None for n in batches):
+            self.found_recorded += sum(n or 0 for n in batches)
+        elif found := _TOTALS.findall(text):
             self.found_recorded += int(found[-1])
 
     def _drained(self) -> bool:

@@ -63,9 +63,10 @@ def run_kills(
     evs = make_events(seed, events)
     slices = dict(zip(paths, split_by_stream(evs, len(paths)), strict=True))
     quota = quotas(kills, paths)
-    killer = Killer(quota, rng, (0.1, 0.6))
-    release = Release(max(q * CYCLE_S[r] for r, q in quota.items()) if quota else 1.0, killer.progress)
-    ctx = Context(database, work, rng, release, wants_kills=killer.wants)
+    spread = max(q * CYCLE_S[r] for r, q in quota.items()) if quota else 1.0
+    killer = Killer(quota, rng, (0.1, 0.6), spread)
+    release = Release(spread, killer.progress)
+    ctx = Context(database, work, rng, release, wants_kills=killer.wants_more)
     create_store(database)
     roles: list[Role] = []
     with contextlib.ExitStack() as stack:

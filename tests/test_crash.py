@@ -32,11 +32,11 @@ def broker_available() -> None:
 def test_sigkills_on_every_ingest_path_lose_and_duplicate_nothing(
     ledger_url: str, tmp_path: Path, broker_available: None
 ) -> None:
-    report = run(kills=6, events=1200, database=ledger_url, seed=5, deadline_s=DEADLINE_S)
+    report = run(kills=6, events=1000, database=ledger_url, seed=5, deadline_s=DEADLINE_S)
     # Every path really lost processes: two kills each, and the projector one.
     assert report["processes_killed"] == {"post": 2, "api": 2, "worker": 2, "project": 1}, report
     assert report["acknowledged_missing"] == 0, report
-    assert report["acknowledged"] == report["events"] == 1200, report
+    assert report["acknowledged"] == report["events"] == 1000, report
     assert report["stored"] == report["unique_ids"] == report["events"], report
     assert report["missing"] == report["duplicates"] == report["unexpected_ids"] == 0, report
     assert report["final_post_appended"] == 0, report  # re-posting everything found nothing missing

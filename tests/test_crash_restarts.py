@@ -63,13 +63,13 @@ def test_postgresql_restarted_under_load_loses_and_duplicates_nothing(tmp_path: 
         dedicated_cluster(TEST_CLUSTER)
     except ClusterUnavailable as exc:
         _unavailable(str(exc))
-    report = run_pg_restarts(tmp_path, restarts=2, events=1500, seed=7, cluster_name=TEST_CLUSTER,
+    report = run_pg_restarts(tmp_path, restarts=2, events=1200, seed=7, cluster_name=TEST_CLUSTER,
                              deadline_s=DEADLINE_S)  # fmt: skip
     assert report.disruptions == 2, report.as_dict()
     # Each restart fell while the server and the worker were running and acknowledgements were moving
     # (crash_common.Restarter); a batch writer is running too unless it had nothing left to post.
     assert all("writers running: " in line and "api, worker" in line for line in report.timeline), report.as_dict()
-    _assert_nothing_lost_or_doubled(report, 1500)
+    _assert_nothing_lost_or_doubled(report, 1200)
 
 
 def test_the_broker_restarted_under_load_loses_and_duplicates_nothing(tmp_path: Path, broker_available: None) -> None:
