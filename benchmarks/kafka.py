@@ -203,7 +203,11 @@ def run_worker(url: str, bootstrap: str, topic: str, events: int, batch: int, lo
                 if proc.poll() is None:
                     proc.terminate()
             for proc in procs:
-                proc.wait(60)
+                try:
+                    proc.wait(60)
+                except subprocess.TimeoutExpired:  # a member stuck leaving its group: the figures are taken
+                    proc.kill()
+                    proc.wait()
         problems: list[str] = []
         if reader.store.head() != events:
             problems.append(f"head {reader.store.head()} != {events}")
