@@ -38,7 +38,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import machine, write_json
+from benchmarks.common import default_pg_url, machine, write_json
 from benchmarks.crash_common import ScenarioReport, backend_of, scratch_ledger
 from benchmarks.crash_kills import PATHS, run_kills
 
@@ -179,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     reports = run_all(args)
     ok = bool(reports) and all(r.ok for r in reports)
-    base = args.database if args.database and backend_of(args.database) == "postgresql" else None
+    base = args.database if args.database and backend_of(args.database) == "postgresql" else default_pg_url()
     doc = {
         "command": "python -m benchmarks.crash " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": machine(base),

@@ -11,8 +11,9 @@ disruption still meets writers with work in hand.
 
 After the disruptions every role finishes its slice, and before anything is posted again the run takes
 what was stored and compares it with what each path had acknowledged (``post`` exited 0, the API answered
-appended/duplicate, the worker committed the offset). Only then is everything re-posted once more (which
-must append nothing), the chain verified and every projection compared with its rebuild.
+appended/duplicate, the worker's group committed past it without dead-lettering it). Only then is
+everything re-posted once more (which must append nothing), the chain verified and every projection
+compared with its rebuild.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import subprocess
 import sys
 import time
 import zlib
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -657,11 +657,3 @@ def scratch_ledger(base: str | None, name: str, work: Path, keep: bool = False) 
 
 def describe(url: str) -> str:
     return redacted(url)
-
-
-def tail(text: str, lines: int = 12) -> str:
-    return "\n".join(text.strip().splitlines()[-lines:])
-
-
-def count_outcomes(results: Sequence[Any]) -> Counter[str]:
-    return Counter(str(getattr(r, "outcome", r)) for r in results)

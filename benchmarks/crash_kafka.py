@@ -514,13 +514,14 @@ def run_broker_restarts(
     seed: int,
     deadline_s: float = 1800.0,
     progress: Callable[[str], None] | None = None,
+    gap_s: tuple[float, float] = (3.0, 7.0),
 ) -> ScenarioReport:
     """A worker consumes while a producer produces; the broker is SIGTERMed and restarted ``restarts`` times."""
     started = time.monotonic()
     report = ScenarioReport("broker-restarts", backend_of(database), describe(database), work_dir=str(work))
     rng = random.Random(seed)
     evs = make_events(seed, events)
-    gap = (3.0, 7.0)
+    gap = gap_s
     disruptor: Disruptor
     with local_broker(work) as broker:
         disruptor = BrokerRestarter(restarts, broker, rng, gap)

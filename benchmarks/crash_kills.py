@@ -3,8 +3,9 @@
 The events are cut by stream into one slice per path (``quipu post`` batch files, the HTTP API, the Kafka
 worker); the three paths and a ``quipu project`` loop run at once on the same ledger, and a killer
 SIGKILLs one of their processes at a time, spreading ``kills`` over the ingest paths (and a fifth as many
-again over the projector), each at a random moment of the victim's life. The supervisor starts every
-killed process again.
+again over the projector), each at a random moment of the victim's life, paced over the run. Where the
+harness can see work (a request in flight, a worker with messages waiting) a kill waits up to 2 s for it,
+so most of those cut work short. The supervisor starts every killed process again.
 """
 
 from __future__ import annotations

@@ -126,8 +126,9 @@ def run_pg_restarts(
     paths: Sequence[str] = PATHS,
     deadline_s: float = 1800.0,
     progress: Callable[[str], None] | None = None,
+    gap_s: tuple[float, float] = (3.0, 7.0),
 ) -> ScenarioReport:
-    """Every path writing at once while the dedicated cluster is restarted ``restarts`` times."""
+    """Every path writing at once while the dedicated cluster is restarted ``restarts`` times, ``gap_s`` apart."""
     started = time.monotonic()
     cluster = dedicated_cluster(cluster_name)
     schema = new_schema_name("crash_pg")
@@ -136,7 +137,7 @@ def run_pg_restarts(
     rng = random.Random(seed)
     evs = make_events(seed, events)
     slices = dict(zip(paths, split_by_stream(evs, len(paths)), strict=True))
-    gap = (3.0, 7.0)
+    gap = gap_s
     with cluster_lock(cluster_name), contextlib.ExitStack() as stack:
         disruptor = PgRestarter(restarts, cluster, rng, gap)
         release = Release(restarts * sum(gap) / 2 + 2.0, disruptor.progress)

@@ -29,6 +29,8 @@ from tests.conftest import IN_CI, PG_URL, drop_schema, pg_url_for_new_schema
 from tests.kafka_broker import noida_binary
 
 DEADLINE_S = 240.0
+#: Seconds between restarts (the long run draws 3-7 s).
+GAP_S = (2.0, 4.0)
 TEST_CLUSTER = "quipu_crash_test"
 
 
@@ -64,7 +66,7 @@ def test_postgresql_restarted_under_load_loses_and_duplicates_nothing(tmp_path: 
     except ClusterUnavailable as exc:
         _unavailable(str(exc))
     report = run_pg_restarts(tmp_path, restarts=2, events=1200, seed=7, cluster_name=TEST_CLUSTER,
-                             deadline_s=DEADLINE_S)  # fmt: skip
+                             deadline_s=DEADLINE_S, gap_s=GAP_S)  # fmt: skip
     assert report.disruptions == 2, report.as_dict()
     # Each restart fell while the server and the worker were running and acknowledgements were moving
     # (crash_common.Restarter); a batch writer is running too unless it had nothing left to post.
@@ -74,7 +76,7 @@ def test_postgresql_restarted_under_load_loses_and_duplicates_nothing(tmp_path: 
 
 def test_the_broker_restarted_under_load_loses_and_duplicates_nothing(tmp_path: Path, broker_available: None) -> None:
     report = run_broker_restarts(f"sqlite:///{tmp_path}/ledger.db", tmp_path, restarts=2, events=2000, seed=8,
-                                 deadline_s=DEADLINE_S)  # fmt: skip
+                                 deadline_s=DEADLINE_S, gap_s=GAP_S)  # fmt: skip
     assert report.disruptions == 2, report.as_dict()
     assert report.process_restarts.get("worker", 0) == 0, report.as_dict()  # the worker rode them out
     _assert_nothing_lost_or_doubled(report, 2000)
