@@ -39,8 +39,10 @@ def run(backend: str, examples: int, steps: int, pg_url: str) -> bool:
         urls = sqlite_urls(Path(scratch)) if backend == "sqlite" else pg_urls(pg_url)
         try:
             stats = run_machine(urls, examples, steps)
-        except Exception as exc:  # a divergence: Hypothesis has shrunk it and noted the steps
-            print(f"{backend}: DIVERGENCE after {time.perf_counter() - started:,.0f} s")
+        except Exception as exc:  # Hypothesis has shrunk it and noted the steps
+            failures = exc.exceptions if isinstance(exc, ExceptionGroup) else (exc,)
+            what = "DIVERGENCE" if all(isinstance(e, AssertionError) for e in failures) else "ERROR (not a divergence)"
+            print(f"{backend}: {what} after {time.perf_counter() - started:,.0f} s")
             traceback.print_exception(exc)
             return False
     print(f"{backend}: {report(stats)}")
