@@ -20,6 +20,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Final, Literal
 
+import psycopg
+from eventsourcing.persistence import InterfaceError as StoreInterfaceError
+from eventsourcing.persistence import OperationalError as StoreOperationalError
 from fastapi import FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
@@ -35,6 +38,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from adapters.http.auth import SCOPES
 from domain.envelope import AMOUNT_PATTERN
 from ledger.pan import masked
+
+#: What a database restart or a cut connection raises, through eventsourcing's recorders (which wrap SQLite's
+#: and psycopg's) or psycopg directly (the views): answered 503 with Retry-After.
+DATABASE_LOST: Final = (StoreOperationalError, StoreInterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
 
 Guard = Callable[[Request, str], Response | None]
 Problem = Callable[..., JSONResponse]
@@ -175,8 +182,21 @@ def install(app: FastAPI, guard: Guard, problem: Problem, body_limit: int, large
             response.headers[name] = value
         return response
 
+    async def database_down(request: Request, exc: Exception) -> Response:
+        # A restart or a cut connection: the caller's retry (same event ids) is safe and will likely succeed
+        # once the pool reconnects, so this is 503 with Retry-After, never a bare 500 a client does not retry.
+        detail = (
+            "the ledger's database did not answer; retry with the same event ids "
+            "(one already recorded answers duplicate)"
+        )
+        response = problem(503, "Database unavailable", detail, [detail])
+        response.headers["Retry-After"] = "1"
+        return response
+
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(HTTPException, http_error)
+    for lost in DATABASE_LOST:
+        app.add_exception_handler(lost, database_down)
     app.add_middleware(BodyLimit, problem=problem, limit=body_limit, larger=dict(larger))
     publish(app)
 
