@@ -21,6 +21,7 @@ from benchmarks.crash_api import ApiRole
 from benchmarks.crash_cli import PostRole, ProjectRole
 from benchmarks.crash_common import (
     Context,
+    Event,
     Killer,
     Release,
     Role,
@@ -69,18 +70,8 @@ def run_kills(
     release = Release(spread, killer.progress)
     ctx = Context(database, work, rng, release, wants_kills=killer.wants_more)
     create_store(database)
-    roles: list[Role] = []
     with contextlib.ExitStack() as stack:
-        if "post" in slices:
-            roles.append(PostRole(ctx, slices["post"]))
-        if "api" in slices:
-            roles.append(ApiRole(ctx, slices["api"]))
-        if "worker" in slices:
-            from benchmarks.crash_kafka import Topics, WorkerRole, local_broker
-
-            broker = stack.enter_context(local_broker(work))
-            roles.append(WorkerRole(ctx, slices["worker"], broker, Topics.fresh()))
-        roles.append(ProjectRole(ctx))
+        roles = ingest_roles(ctx, slices, work, stack)
         try:
             supervise(ctx, roles, killer, deadline_s, progress)
         except Exception as exc:
@@ -88,3 +79,20 @@ def run_kills(
     finish(report, ctx, roles, killer, evs)
     report.seconds = round(time.monotonic() - started, 1)
     return report
+
+
+def ingest_roles(ctx: Context, slices: dict[str, list[Event]], work: Path, stack: contextlib.ExitStack) -> list[Role]:
+    """A role per ingest path that has a slice of the events (the worker's broker lives on ``stack``), and the
+    projector."""
+    roles: list[Role] = []
+    if "post" in slices:
+        roles.append(PostRole(ctx, slices["post"]))
+    if "api" in slices:
+        roles.append(ApiRole(ctx, slices["api"]))
+    if "worker" in slices:
+        from benchmarks.crash_kafka import Topics, WorkerRole, local_broker
+
+        broker = stack.enter_context(local_broker(work))
+        roles.append(WorkerRole(ctx, slices["worker"], broker, Topics.fresh()))
+    roles.append(ProjectRole(ctx))
+    return roles

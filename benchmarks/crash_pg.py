@@ -26,13 +26,10 @@ from pathlib import Path
 from typing import Final
 
 from benchmarks.common import drop_schema, new_schema_name, pg_schema_url
-from benchmarks.crash_api import ApiRole
-from benchmarks.crash_cli import PostRole, ProjectRole
 from benchmarks.crash_common import (
     Context,
     Release,
     Restarter,
-    Role,
     ScenarioReport,
     create_store,
     describe,
@@ -41,6 +38,7 @@ from benchmarks.crash_common import (
     split_by_stream,
     supervise,
 )
+from benchmarks.crash_kills import ingest_roles
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 DEFAULT_CLUSTER: Final = "quipu_crash"
@@ -144,17 +142,7 @@ def run_pg_restarts(
         ctx = Context(database, work, rng, release)
         create_store(database)
         stack.callback(lambda: drop_schema(cluster.url, schema))
-        roles: list[Role] = []
-        if "post" in slices:
-            roles.append(PostRole(ctx, slices["post"]))
-        if "api" in slices:
-            roles.append(ApiRole(ctx, slices["api"]))
-        if "worker" in slices:
-            from benchmarks.crash_kafka import Topics, WorkerRole, local_broker
-
-            broker = stack.enter_context(local_broker(work))
-            roles.append(WorkerRole(ctx, slices["worker"], broker, Topics.fresh()))
-        roles.append(ProjectRole(ctx))
+        roles = ingest_roles(ctx, slices, work, stack)
         try:
             supervise(ctx, roles, disruptor, deadline_s, progress)
         except Exception as exc:
