@@ -343,8 +343,8 @@ VIEWS: Final[tuple[View, ...]] = (
     View(
         "analyst_settlement_holds",
         "Funds held out of a seller's payouts (AML, disputes …) and when they were released.",
-        "one hold",
-        ("hold_id",),
+        "one hold of one seller (a hold id is unique per seller only)",
+        ("seller_id", "hold_id"),
         (
             text("hold_id", "the hold"),
             text("seller_id", "the seller"),

@@ -211,6 +211,9 @@ def hold_place(
 def hold_release(
     hold_id: Annotated[str, typer.Argument(help="the hold's id")],
     decided_by: Annotated[str, typer.Option("--by", help="who decided, e.g. 'case C-7 cleared by ana'")],
+    seller: Annotated[
+        Optional[str], typer.Option("--seller", help="the seller, when several hold under the same id")
+    ] = None,
     at: Annotated[Optional[str], typer.Option("--at", help="ISO 8601 moment (default: now)")] = None,
     database: DatabaseOpt = None,
 ) -> None:
@@ -218,7 +221,7 @@ def hold_release(
     try:
         when = parse_moment(at, "--at")
         with ledger_for(database) as ledger:
-            result = settlement.release_hold(ledger, hold_id, decided_by, when)
+            result = settlement.release_hold(ledger, hold_id, decided_by, when, seller)
     except QuipuError as exc:
         raise fail(exc) from None
     _posted(result, f"release of {hold_id}")

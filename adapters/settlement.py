@@ -82,7 +82,8 @@ def due_reserves(ledger: Ledger, as_of: dt.date) -> list[DueReserve]:
     """Rolling-reserve holds still held whose release date has come."""
     rows = ledger.views.query(
         "SELECT hold_id, seller_id, currency, amount_minor FROM settlement_holds "
-        "WHERE reason = 'reserve' AND released_on = '' AND release_on <> '' AND release_on <= ? ORDER BY hold_id",
+        "WHERE reason = 'reserve' AND released_on = '' AND release_on <> '' AND release_on <= ? "
+        "ORDER BY hold_id, seller_id",
         [as_of.isoformat()],
     )
     return [DueReserve(str(h), str(s), str(c), int(a)) for h, s, c, a in rows]
@@ -350,20 +351,35 @@ def place_hold(
     return result
 
 
-def release_hold(ledger: Ledger, hold_id: str, decided_by: str, at: dt.datetime) -> PostResult:
-    """Release a hold whole (its seller, amount and currency come from the projection)."""
+def release_hold(
+    ledger: Ledger, hold_id: str, decided_by: str, at: dt.datetime, seller: str | None = None
+) -> PostResult:
+    """Release a hold whole (its amount and currency come from the projection).
+
+    A hold id is unique per seller only (the settlement run names reserves by day and
+    currency), so ``seller`` is needed when several sellers hold under the same id.
+    """
     ledger.runner.run()
-    rows = ledger.views.query(
-        "SELECT seller_id, currency, amount_minor, released_on FROM settlement_holds WHERE hold_id = ?", [hold_id]
+    sql = "SELECT seller_id, currency, amount_minor, released_on FROM settlement_holds WHERE hold_id = ?"
+    rows = (
+        ledger.views.query(f"{sql} AND seller_id = ?", [hold_id, seller])
+        if seller
+        else ledger.views.query(f"{sql} ORDER BY seller_id", [hold_id])
     )
     if not rows:
-        raise SettlementError(f"HOLD_ID: no hold {hold_id!r}")
-    seller, ccy, minor, released_on = rows[0]
+        whose = f" on seller {seller}" if seller else ""
+        raise SettlementError(f"HOLD_ID: no hold {hold_id!r}{whose}")
+    if len(rows) > 1:
+        sellers = ", ".join(str(r[0]) for r in rows)
+        raise SettlementError(f"HOLD_ID: hold {hold_id} exists on several sellers ({sellers}); say which with --seller")
+    owner, ccy, minor, released_on = rows[0]
     if released_on:
         raise SettlementError(f"HOLD_ID: hold {hold_id} was already released on {released_on}")
-    payload = {"hold_id": hold_id, "seller_id": seller, "decided_by": decided_by,
+    payload = {"hold_id": hold_id, "seller_id": owner, "decided_by": decided_by,
                "amount": {"amount": _money(int(minor), str(ccy)), "currency": ccy}}  # fmt: skip
-    event = _op_event("hold.released", 1, f"unhold:{hold_id}", at, "quipu hold release", payload)
+    # The seller is part of the derived id since hold ids stopped being global; a second
+    # release of the same hold is refused by the write side whatever its id.
+    event = _op_event("hold.released", 1, f"unhold:{owner}:{hold_id}", at, "quipu hold release", payload)
     [result] = ledger.service.post([event])
     ledger.runner.run()
     return result

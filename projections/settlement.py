@@ -43,7 +43,7 @@ DELIVERIES: Final = Table("settlement_deliveries", ("order_id", "delivered_on", 
 HOLDS: Final = Table(
     "settlement_holds",
     ("hold_id", "seller_id", "currency", "amount_minor", "reason", "release_on", "held_on", "released_on"),
-    ("hold_id",),
+    ("seller_id", "hold_id"),  # a hold id is unique per seller only (migration 0014)
 )
 
 #: Flow kinds by event type, for the events that move one amount of one seller.
@@ -84,7 +84,7 @@ class SettlementProjection:
         orders, payments, holds = self._known(events, views)
         new_orders: dict[str, tuple[Any, ...]] = {}
         new_payments: dict[str, tuple[Any, ...]] = {}
-        new_holds: dict[str, tuple[Any, ...]] = {}
+        new_holds: dict[tuple[str, str], tuple[Any, ...]] = {}
         deliveries: dict[str, tuple[Any, ...]] = {}
         schedule: list[tuple[Any, ...]] = []
         batches: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
@@ -143,13 +143,14 @@ class SettlementProjection:
                 flow(p, f"held:{p['reason']}", day, p["amount"])
                 hold = (p["hold_id"], p["seller_id"], p["amount"]["currency"], minor_units(p["amount"]), p["reason"],
                        p.get("release_on") or "", day, "")  # fmt: skip
-                new_holds[p["hold_id"]] = holds[p["hold_id"]] = hold
+                new_holds[(p["seller_id"], p["hold_id"])] = holds[(p["seller_id"], p["hold_id"])] = hold
             elif kind == "hold.released":
                 # The write side refuses releasing an unknown hold; an as-of replay may cut between.
-                held = holds.get(p["hold_id"]) or (p["hold_id"], p["seller_id"], p["amount"]["currency"],
-                                                   minor_units(p["amount"]), "unknown", "", day, "")  # fmt: skip
+                key = (p["seller_id"], p["hold_id"])
+                held = holds.get(key) or (p["hold_id"], p["seller_id"], p["amount"]["currency"],
+                                          minor_units(p["amount"]), "unknown", "", day, "")  # fmt: skip
                 flow(p, f"hold_released:{held[4]}", day, p["amount"])
-                new_holds[p["hold_id"]] = holds[p["hold_id"]] = (*held[:7], day)
+                new_holds[key] = holds[key] = (*held[:7], day)
         return [
             Put(ORDERS, list(new_orders.values())),
             Put(PAYMENTS, list(new_payments.values())),
@@ -163,22 +164,27 @@ class SettlementProjection:
     @staticmethod
     def _known(
         events: Sequence[Event], views: ViewReader
-    ) -> tuple[dict[str, tuple[Any, ...]], dict[str, tuple[Any, ...]], dict[str, tuple[Any, ...]]]:
-        """The committed orders, payments and holds this batch's events refer to."""
-        want: dict[str, set[str]] = {"order": set(), "payment": set(), "hold": set()}
+    ) -> tuple[dict[str, tuple[Any, ...]], dict[str, tuple[Any, ...]], dict[tuple[str, str], tuple[Any, ...]]]:
+        """The committed orders, payments and (seller, hold id) holds this batch's events refer to."""
+        orders: set[str] = set()
+        payments: set[str] = set()
+        holds: set[tuple[str, str]] = set()
         for ev in events:
-            topic = ev.record.topic
+            topic, p = ev.record.topic, ev.doc["payload"]
             if topic in ("payment.authorized", "delivery.confirmed"):
-                want["order"].add(ev.doc["payload"]["order_id"])
+                orders.add(p["order_id"])
             elif topic == "payment.captured":
-                want["payment"].add(ev.doc["payload"]["payment_id"])
+                payments.add(p["payment_id"])
             elif topic == "hold.released":
-                want["hold"].add(ev.doc["payload"]["hold_id"])
-        found = []
-        for table, ids in ((ORDERS, want["order"]), (PAYMENTS, want["payment"]), (HOLDS, want["hold"])):
-            rows = views.lookup(table, [(i,) for i in sorted(ids)]) if ids else {}
-            found.append({k[0]: v for k, v in rows.items()})
-        return found[0], found[1], found[2]
+                holds.add((p["seller_id"], p["hold_id"]))
+        known_orders = views.lookup(ORDERS, [(i,) for i in sorted(orders)]) if orders else {}
+        known_payments = views.lookup(PAYMENTS, [(i,) for i in sorted(payments)]) if payments else {}
+        known_holds = views.lookup(HOLDS, sorted(holds)) if holds else {}
+        return (
+            {k[0]: v for k, v in known_orders.items()},
+            {k[0]: v for k, v in known_payments.items()},
+            {(str(k[0]), str(k[1])): v for k, v in known_holds.items()},
+        )
 
     def _schedule(
         self, ev: Event, p: Any, payment: tuple[Any, ...] | None, batches: dict[tuple[str, str, str], list[int]]

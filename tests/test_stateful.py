@@ -29,7 +29,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
-import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -55,7 +54,7 @@ from tests.factories import (
     unfrozen,
 )
 
-SELLERS = ("S-MX-RISK", "S1")  # sorted; S-MX-RISK keeps a rolling reserve of its MXN releases
+SELLERS = ("MX-S7-003", "S-MX-RISK", "S1")  # sorted; the first two keep a rolling reserve of MXN releases
 CURRENCIES = {"BRL": ("BR", 2), "CLP": ("CL", 0), "MXN": ("MX", 2)}  # site, decimals
 START = dt.date(2026, 10, 1)
 FAR = dt.date(2100, 1, 1)  # settlement figures are read as of a day after everything
@@ -547,11 +546,6 @@ def test_quipu_agrees_with_the_reference_model_on_postgresql() -> None:
     print(report(run_machine(pg_urls, examples(15))))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug found while modelling: the settlement run names a rolling reserve RSV<day>-<ccy>-<released>, "
-    "the same for two sellers released the same day, and settlement_holds keeps one row per hold id",
-)
 def test_two_sellers_reserves_held_the_same_day_are_both_released_when_due(tmp_path: Path) -> None:
     """MX-S7-003 and S-MX-RISK both keep 10 % of MXN releases for 30 days (config/settlement.toml)."""
     with open_ledger(f"sqlite:///{tmp_path}/reserves.db") as ledger:

@@ -295,7 +295,7 @@ def aml_overview(ledger: Ledger) -> dict[str, Any]:
          "held_on": on, "release_on": rel}
         for h, s, c, a, r, on, rel in ledger.views.query(
             "SELECT hold_id, seller_id, currency, amount_minor, reason, held_on, release_on FROM settlement_holds "
-            "WHERE released_on = '' ORDER BY held_on, hold_id"
+            "WHERE released_on = '' ORDER BY held_on, hold_id, seller_id"
         )
     ]  # fmt: skip
     return {"alerts": alerts, "cases": cases, "holds": holds}

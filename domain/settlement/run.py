@@ -54,7 +54,7 @@ def plan(
     day = run_date.strftime("%Y%m%d")
     events: list[dict[str, Any]] = []
     unreserved: dict[tuple[str, str], int] = {}
-    for r in sorted(due_reserves, key=lambda r: r.hold_id):
+    for r in sorted(due_reserves, key=lambda r: (r.hold_id, r.seller_id)):
         amount = {"amount": format_amount(r.amount_minor, r.currency), "currency": r.currency}
         events.append(_event("hold.released", r.hold_id, when, {
             "hold_id": r.hold_id, "seller_id": r.seller_id, "amount": amount,
