@@ -161,6 +161,8 @@ def run(
     windows = Windows(_Calendars(config))
     say("catching the projections up")
     ledger.runner.run()
+    if 2 in levels or 3 in levels:
+        _refuse_incomplete_files(ledger)
     report = RunReport(
         run_date, tuple(sorted(levels)), {n: LevelSummary(n) for n in sorted(levels)}, [], dry_run=dry_run
     )
@@ -210,6 +212,23 @@ def run(
     if not dry_run:
         _record(ledger, report, say)
     return report
+
+
+def _refuse_incomplete_files(ledger: Ledger) -> None:
+    """Matching against a statement whose import stopped part way (a killed process, a lost
+    connection) would raise an exception for every line not yet recorded: refuse, and say how
+    to finish it (an import records in batches and is resumable: lines already in are duplicates)."""
+    short = ledger.views.query(
+        "SELECT f.file_name, f.lines, COUNT(l.line_no) FROM recon_files f "
+        "LEFT JOIN recon_lines l ON l.file_sha256 = f.file_sha256 "
+        "GROUP BY f.file_sha256, f.file_name, f.lines HAVING COUNT(l.line_no) < f.lines ORDER BY f.file_name"
+    )
+    if short:
+        files = "; ".join(f"{name}: {int(got):,} of {int(lines):,} lines recorded" for name, lines, got in short)
+        raise ReconError(
+            f"statement import incomplete ({files}); run `quipu recon import` on the same file again to finish it "
+            "(the lines already recorded count as duplicates), then reconcile"
+        )
 
 
 def _one_per_root_cause(findings: list[Finding]) -> list[Finding]:
@@ -520,7 +539,11 @@ def import_file(
     currency: str | None = None,
     progress: ProgressFn | None = None,
 ) -> ImportResult:
-    """Read the whole file (refusing it whole on any bad line), then record its lines."""
+    """Read the whole file (refusing it whole on any bad line), then record its lines.
+
+    The lines are recorded in batches, each its own transaction: an import stopped part way
+    leaves the file short, which :func:`run` refuses to match until the same file is imported
+    again (what is already recorded comes back as duplicates, the rest is appended)."""
     from adapters.recon_import import read_statement, statement_events
 
     imported = read_statement(path, fmt, source=source, currency=currency)

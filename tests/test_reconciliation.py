@@ -203,3 +203,29 @@ def test_an_exception_that_a_later_run_no_longer_finds_is_cleared(ledger: Ledger
     assert second.cleared == first.raised
     statuses = Counter(r["status"] for r in reconcile.exception_rows(ledger, UNTIL, status=None))
     assert statuses["cleared"] == first.raised and statuses["open"] == 1
+
+
+def test_a_statement_import_stopped_part_way_is_refused_by_the_run_until_imported_again(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    from adapters.recon_import import read_statement, statement_events
+
+    _post_month(ledger, seed=25, events=1200)
+    sim = simulate(ledger, tmp_path / "files", UNTIL)
+    path, fmt, source, ccy = sim.files[0]
+    docs = statement_events(read_statement(path, fmt, source=source, currency=ccy))
+    assert len(docs) > 3
+    # What a process killed after its first batches leaves: the file and some of its lines.
+    half = len(docs) // 2
+    assert {r.outcome for r in ledger.service.post(docs[:half])} == {Outcome.APPENDED}
+    head = ledger.store.head()
+    with pytest.raises(reconcile.ReconError, match=rf"{path.name}: {half - 1:,} of {len(docs) - 1:,} lines recorded"):
+        reconcile.run(ledger, UNTIL, check_projections=False)
+    assert ledger.store.head() == head  # refused before anything was recorded
+    # Level 1 alone does not read statements, so it still runs.
+    assert reconcile.run(ledger, UNTIL, levels=[1], dry_run=True, check_projections=False).levels == (1,)
+    again = reconcile.import_file(ledger, path, fmt, source=source, currency=ccy)
+    assert (again.appended, again.duplicates) == (len(docs) - half, half)
+    for other in sim.files[1:]:
+        reconcile.import_file(ledger, other[0], other[1], source=other[2], currency=other[3])
+    assert reconcile.run(ledger, UNTIL, check_projections=False).raised > 0
