@@ -186,7 +186,7 @@ def verify(
             checkpoint = read_checkpoint(from_checkpoint)
             check_signature(checkpoint, public_key)
         except QuipuError as exc:
-            err.print(f"[red]error:[/red] {exc}")
+            err.print("[red]error:[/red]", escape(str(exc)))
             raise typer.Exit(1) from None
     with ledger_for(database) as ledger:
         with progress_bar() as bar:

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import orjson
 import typer
+from rich.markup import escape
 
 from adapters.audit import export, key_path, load_or_create_key, positions_between, take_checkpoint
 from adapters.bootstrap import Ledger
@@ -36,7 +37,7 @@ def checkpoint(
     line = orjson.dumps(signed.model_dump()).decode()
     if out_file is not None:
         out_file.write_text(line + "\n")
-        err.print(f"checkpoint of position {signed.position} written to {out_file}")
+        err.print(f"checkpoint of position {signed.position} written to {out_file}", markup=False)
     out.file.write(line + "\n")
 
 
@@ -109,7 +110,10 @@ def _replay(
                 )
         except QuipuError as exc:
             raise fail(exc) from None
-    out.print(f"snapshot {report.name}: {', '.join(p.name for p in chosen)} folded to position {report.to_position}")
+    out.print(
+        f"snapshot {report.name}: {', '.join(p.name for p in chosen)} folded to position {report.to_position}",
+        markup=False,
+    )
 
 
 def _register_replay(command: str, projection: str) -> None:
@@ -227,7 +231,8 @@ def restore_cmd(
         report = verify_chain(ledger.store)
         if report.broken is not None:
             err.print(
-                f"[red]restored log does not verify:[/red] position {report.broken.position}: {report.broken.reason}"
+                "[red]restored log does not verify:[/red]",
+                escape(f"position {report.broken.position}: {report.broken.reason}"),
             )
             raise typer.Exit(1)
         rows = check_rebuild(ledger, progress_bar)

@@ -38,7 +38,7 @@ def publish(
     if result.outcome.value in ("rejected", "conflict"):
         raise fail(QuipuError(result.reason or result.outcome.value))
     out.print(f"{p['name']} version {p['version']} (sha256 {p['sha256'][:16]}…) effective {p['effective_from']}: "
-              f"{result.outcome.value}")  # fmt: skip
+              f"{result.outcome.value}", markup=False)  # fmt: skip
 
 
 @config_app.command("history")

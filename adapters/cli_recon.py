@@ -49,7 +49,7 @@ def _emit(title: str, sections: list[tuple[str, list[dict[str, Any]]]], fmt: Rep
     chart_map = charts or {}
     built = [Section(name, rows, charts=tuple(chart_map.get(name, ()))) for name, rows in sections]
     written = export_report(title, built, fmt.value, path)
-    out.print(f"wrote {written}")
+    out.print(f"wrote {written}", markup=False)
 
 
 def _summary_charts(report: reconcile.RunReport) -> dict[str, Any]:
@@ -86,9 +86,14 @@ def import_(
     try:
         with ledger_for(database) as ledger:
             for path in files:
-                r = reconcile.import_file(ledger, path, fmt, source, currency, lambda m: err.print(f"[dim]{m}[/dim]"))
+                r = reconcile.import_file(
+                    ledger, path, fmt, source, currency, lambda m: err.print(m, style="dim", markup=False)
+                )
                 if r.already_imported_as:
-                    out.print(f"{r.file_name}: already imported as {r.already_imported_as} (same content); nothing new")
+                    out.print(
+                        f"{r.file_name}: already imported as {r.already_imported_as} (same content); nothing new",
+                        markup=False,
+                    )
                 else:
                     out.print(
                         f"{r.file_name}: {r.lines} lines, {r.appended} new events, {r.duplicates} already recorded"
@@ -119,7 +124,7 @@ def run(
         day = parse_day(date, "--date")
         with ledger_for(database) as ledger:
             report = reconcile.run(ledger, day, tuple(level or reconcile.LEVELS), dry_run=dry_run,
-                                   keep_decisions=dry_run, progress=lambda m: err.print(f"[dim]{m}[/dim]"),
+                                   keep_decisions=dry_run, progress=lambda m: err.print(m, style="dim", markup=False),
                                    check_projections=not skip_rebuild)  # fmt: skip
     except QuipuError as exc:
         raise fail(exc) from None
@@ -184,4 +189,4 @@ def resolve(
                                          dt.datetime.now(dt.UTC).replace(microsecond=0))  # fmt: skip
     except QuipuError as exc:
         raise fail(exc) from None
-    out.print(f"{exception_id}: {resolution} by {by} (event {event_id})")
+    out.print(f"{exception_id}: {resolution} by {by} (event {event_id})", markup=False)

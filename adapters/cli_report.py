@@ -41,7 +41,7 @@ class ErpFormat(str, Enum):
 
 
 def _say(message: str) -> None:
-    err.print(f"[dim]{message}[/dim]")
+    err.print(message, style="dim", markup=False)
 
 
 def _format_of(fmt: FileFormat | None, path: Path | None) -> FileFormat:
@@ -111,8 +111,8 @@ def report(
     files = csv_paths(path, built.sections) if kind is FileFormat.csv else [written]
     rows = sum(len(s.rows) for s in built.sections)
     for f in files:
-        out.print(f"wrote {f}")
-    out.print(f"{name}: {len(built.sections)} sections, {rows} rows in {time.monotonic() - began:.1f} s")
+        out.print(f"wrote {f}", markup=False)
+    out.print(f"{name}: {len(built.sections)} sections, {rows} rows in {time.monotonic() - began:.1f} s", markup=False)
 
 
 @erp_app.command("export")

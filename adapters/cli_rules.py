@@ -336,8 +336,8 @@ def clients_add(
             secret = add_client(ledger, client_id, scope)
         except QuipuError as exc:
             raise fail(exc) from None
-    out.print(f"client_id={client_id}")
-    out.print(f"client_secret={secret}")
+    out.print(f"client_id={client_id}", markup=False)
+    out.print(f"client_secret={secret}", markup=False)
 
 
 @clients_app.command("list")
@@ -359,7 +359,7 @@ def clients_revoke(client_id: Annotated[str, typer.Argument()], database: Databa
             revoke_client(ledger, client_id)
         except QuipuError as exc:
             raise fail(exc) from None
-    out.print(f"revoked {client_id}")
+    out.print(f"revoked {client_id}", markup=False)
 
 
 @tax_app.command("assess")

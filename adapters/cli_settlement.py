@@ -183,7 +183,7 @@ def seller_balance(
 def _posted(result: PostResult, what: str) -> None:
     if result.outcome.value == "rejected":
         raise fail(QuipuError(result.reason or "rejected"))
-    out.print(f"{what}: {result.outcome.value}")
+    out.print(f"{what}: {result.outcome.value}", markup=False)
 
 
 @hold_app.command("place")

@@ -104,6 +104,8 @@ def outbox_publish(
             stats = await publish(
                 ledger, settings, _stop_on_signals(), report=lambda line: err.print(line, highlight=False)
             )
-            err.print(f"outbox: {stats.published} entries published to {topic}, position {stats.position}")
+            err.print(
+                f"outbox: {stats.published} entries published to {topic}, position {stats.position}", markup=False
+            )
 
         asyncio.run(main())

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Final
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
@@ -42,7 +43,7 @@ def run_demo(
     try:
         ledger = open_ledger(database)
     except QuipuError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print("[red]error:[/red]", escape(str(exc)))
         raise typer.Exit(2) from None
     with ledger:
         t0 = time.perf_counter()

@@ -19,6 +19,7 @@ from typing import Any, Final
 import orjson
 from rich.console import Console
 from rich.table import Table as RichTable
+from rich.text import Text
 
 from adapters.bootstrap import Ledger
 from adapters.exports._model import defuse
@@ -140,7 +141,8 @@ def render(rows: Sequence[Row], fmt: Format, title: str, console: Console) -> No
         numeric = col in {"debits", "credits", "net", "balance", "amount", "position", "events"}
         table.add_column(col, justify="right" if numeric else "left")
     for row in rows:
-        table.add_row(*(str(row[c]) for c in columns))
+        # Cells are text, never Rich markup: a case note holding "[/x]" would otherwise stop the report.
+        table.add_row(*(Text(str(row[c])) for c in columns))
     console.print(table)
 
 

@@ -174,3 +174,17 @@ def test_bad_database_urls_are_clear_errors(url: str, message: str) -> None:
             os.environ["PGPASSWORD"] = env_pw
     assert run.returncode == 2 and message in run.stderr.replace("\n", " ").replace("  ", " ")
     assert "secret" not in run.stderr and "Traceback" not in run.stderr
+
+
+def test_text_people_chose_is_printed_as_text_never_as_rich_markup(tmp_path: Path) -> None:
+    """"[/x]" read as markup is a closing tag with nothing open: Rich raises and the command dies with a traceback;
+    "[bold]" would vanish from the output. Both must come out as typed, in messages and in tables."""
+    db = f"sqlite:///{tmp_path}/l.db"
+    name = "svc[/x][bold]"
+    added = quipu("clients", "add", name, "--scope", "events:write", "--database", db)
+    assert added.returncode == 0, added.stderr
+    assert f"client_id={name}" in added.stdout
+    listed = quipu("clients", "list", "--database", db)
+    assert listed.returncode == 0 and "[/x][bold]" in listed.stdout, listed.stderr
+    revoked = quipu("clients", "revoke", name, "--database", db)
+    assert revoked.returncode == 0 and f"revoked {name}" in revoked.stdout, revoked.stderr
