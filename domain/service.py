@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final
@@ -59,6 +59,10 @@ class PostResult:
     a quoted value may hold too)."""
 
 
+#: ``(index in the batch, the event's stream name) -> reason to refuse it, or None``.
+StreamCheck = Callable[[int, str], str | None]
+
+
 class BatchTooLarge(QuipuError, ValueError):
     """More events in one call than :data:`MAX_BATCH`."""
 
@@ -87,8 +91,15 @@ class LedgerService:
         self._cache: OrderedDict[str, tuple[int, State]] = OrderedDict()
         self._cache_max = cache_streams
 
-    def post(self, raws: Sequence[bytes | str | dict[str, Any]]) -> list[PostResult]:
-        """Validate, decide and append a batch; one result per input, in input order."""
+    def post(
+        self, raws: Sequence[bytes | str | dict[str, Any]], stream_check: StreamCheck | None = None
+    ) -> list[PostResult]:
+        """Validate, decide and append a batch; one result per input, in input order.
+
+        ``stream_check(index, stream)`` lets a transport that routes by stream (a Kafka
+        message key) refuse an event filed under the wrong one, from the parse the append
+        uses anyway: a reason makes that event rejected with it, ``None`` lets it through.
+        """
         if len(raws) > MAX_BATCH:
             raise BatchTooLarge(f"batch of {len(raws)} events exceeds the limit of {MAX_BATCH}")
         results: dict[int, PostResult] = {}
@@ -108,6 +119,9 @@ class LedgerService:
                 )
                 continue
             name = stream_name(event)
+            if stream_check is not None and (why := stream_check(i, name)) is not None:
+                results[i] = PostResult(i, Outcome.REJECTED, str(event.event_id), reason=why, problems=(why,))
+                continue
             parsed.append(_Parsed(i, event, posted, body, body_hash(body), name, stream_id(name)))
         for attempt in range(MAX_ATTEMPTS):
             try:

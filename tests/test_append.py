@@ -143,3 +143,20 @@ def test_a_stale_cache_never_causes_a_wrong_rejection(ledger: Ledger) -> None:
     assert a.post([refunded("p1", "r1", "100.00")])[0].outcome is Outcome.APPENDED
     # ``a`` cached stale state for a stream ``b`` then moved on: a write conflict, retried.
     assert b.post([refunded("p1", "r2", "0.01")])[0].outcome is Outcome.REJECTED
+
+
+def test_a_stream_check_refuses_an_event_filed_under_another_stream_and_nothing_else(ledger: Ledger) -> None:
+    batch = [authorized("p1", "100.00"), authorized("p2", "100.00"), authorized("p3", "100.00")]
+    seen: list[tuple[int, str]] = []
+
+    def check(index: int, stream: str) -> str | None:
+        seen.append((index, stream))
+        return f"key: not {stream}" if index == 1 else None
+
+    results = ledger.service.post(batch, stream_check=check)
+    assert seen == [(0, "payment:p1"), (1, "payment:p2"), (2, "payment:p3")]
+    assert [r.outcome for r in results] == [Outcome.APPENDED, Outcome.REJECTED, Outcome.APPENDED]
+    assert results[1].reason == "key: not payment:p2" and results[1].event_id == batch[1]["event_id"]
+    assert ledger.store.head() == 2
+    # Once routed right it is appended: the refusal wrote nothing.
+    assert [r.outcome for r in ledger.service.post([batch[1]])] == [Outcome.APPENDED]

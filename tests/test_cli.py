@@ -177,7 +177,7 @@ def test_bad_database_urls_are_clear_errors(url: str, message: str) -> None:
 
 
 def test_text_people_chose_is_printed_as_text_never_as_rich_markup(tmp_path: Path) -> None:
-    """"[/x]" read as markup is a closing tag with nothing open: Rich raises and the command dies with a traceback;
+    """ "[/x]" read as markup is a closing tag with nothing open: Rich raises and the command dies with a traceback;
     "[bold]" would vanish from the output. Both must come out as typed, in messages and in tables."""
     db = f"sqlite:///{tmp_path}/l.db"
     name = "svc[/x][bold]"

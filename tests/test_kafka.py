@@ -316,7 +316,9 @@ def test_key_check_and_refusals_without_a_broker(tmp_path: Path) -> None:
     """The batch logic alone: what is posted, what is dead-lettered and why (no Kafka involved)."""
     lines = demo_lines(75, 50)
     msgs = [Incoming("t", 0, i, k, v) for i, (k, v) in enumerate(keyed(lines))]
-    assert key_problem(b"wallet:x", lines[0]) is not None
+    assert key_problem(b"wallet:x", "payment:p1") == "key: 'wallet:x' is not the event's stream 'payment:p1'"
+    assert key_problem(None, "payment:p1") == "key: missing; the event's stream is 'payment:p1'"
+    assert key_problem(b"payment:p1", "payment:p1") is None
     with open_ledger(f"sqlite:///{tmp_path}/ledger.db") as ledger:
         first = ingest_batch(ledger.service, msgs)
         again = ingest_batch(ledger.service, msgs)  # a redelivery: all duplicates, nothing dead

@@ -11,8 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from adapters.kafka.dead_letters import DeadKind, DeadLetter
-from domain.catalog import InvalidEvent, parse_event, to_current
-from domain.rules import stream_name
 from domain.service import LedgerService, Outcome, PostResult
 
 
@@ -45,43 +43,41 @@ class BatchOutcome:
         return sum(1 for r in self.results if r.outcome is Outcome.DUPLICATE)
 
 
-def key_problem(key: bytes | None, value: bytes) -> tuple[DeadKind, str] | None:
-    """Why this message cannot be posted before the service sees it, or ``None``.
-
-    The key must be the event's stream name. That needs the event parsed, so unparsable bytes are
-    refused here with the reason the service would give them (the same :class:`InvalidEvent` text).
-    """
-    try:
-        event = to_current(parse_event(value))
-    except InvalidEvent as exc:
-        return DeadKind.REJECTED, str(exc)
-    expected = stream_name(event)
+def key_problem(key: bytes | None, stream: str) -> str | None:
+    """Why a message keyed ``key`` may not carry an event of ``stream`` (the partition key is the
+    stream name, ADR 0021), or ``None``."""
     if key is None:
-        return DeadKind.WRONG_KEY, f"key: missing; the event's stream is {expected!r}"
+        return f"key: missing; the event's stream is {stream!r}"
     got = key.decode("utf-8", errors="replace")
-    if got != expected:
-        return DeadKind.WRONG_KEY, f"key: {got!r} is not the event's stream {expected!r}"
+    if got != stream:
+        return f"key: {got!r} is not the event's stream {stream!r}"
     return None
 
 
 def ingest_batch(service: LedgerService, messages: Sequence[Incoming]) -> BatchOutcome:
-    """Check every message's key, post the rest in one call, and turn refusals into dead letters.
+    """Post the batch in one call, its keys checked from the service's own parse, and turn
+    refusals into dead letters.
 
     Raises whatever the service raises when the database fails: then nothing of the batch may be
     committed, and the caller retries the same messages (appending is idempotent by event id).
     """
     outcome = BatchOutcome()
-    posted: list[Incoming] = []
-    for m in messages:
-        problem = key_problem(m.key, m.value)
-        if problem is None:
-            posted.append(m)
-        else:
-            outcome.dead.append(_dead(m, *problem))
-    if not posted:
+    if not messages:
         return outcome
-    outcome.results = service.post([m.value for m in posted])
-    for m, r in zip(posted, outcome.results, strict=True):
+    wrong_key: set[int] = set()
+
+    def check(index: int, stream: str) -> str | None:
+        why = key_problem(messages[index].key, stream)
+        if why is not None:
+            wrong_key.add(index)
+        return why
+
+    results = service.post([m.value for m in messages], stream_check=check)
+    for i, (m, r) in enumerate(zip(messages, results, strict=True)):
+        if i in wrong_key:  # never posted: a dead letter only
+            outcome.dead.append(_dead(m, DeadKind.WRONG_KEY, r.reason or "wrong key"))
+            continue
+        outcome.results.append(r)
         if r.outcome is Outcome.REJECTED:
             outcome.dead.append(_dead(m, DeadKind.REJECTED, r.reason or "rejected", r.event_id))
         elif r.outcome is Outcome.CONFLICT:
