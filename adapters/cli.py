@@ -267,8 +267,11 @@ def main() -> None:
     """Console-script entry point."""
     import importlib
 
+    from adapters.runtime import tune_gc
+
     for name in COMMAND_MODULES:
         importlib.import_module(name)
+    tune_gc()
     app()
 
 

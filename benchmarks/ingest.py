@@ -34,6 +34,7 @@ from threading import BrokenBarrierError
 from typing import Any, Final
 
 from adapters.bootstrap import open_ledger
+from adapters.runtime import tune_gc
 from benchmarks.common import (
     DEFAULT_RESULTS_DIR,
     backends,
@@ -119,6 +120,7 @@ def _writer(
         reports.put(WriterReport(writer, 0, {}, 0.0, f"setup: {exc!r}"))
         raise
     try:
+        tune_gc()  # as `quipu post` and every other quipu process does
         ready.wait(READY_TIMEOUT)
         start = time.perf_counter()
         counts: Counter[str] = Counter()

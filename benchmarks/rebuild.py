@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from adapters.bootstrap import open_ledger
+from adapters.runtime import tune_gc
 from benchmarks.common import (
     DEFAULT_RESULTS_DIR,
     backends,
@@ -139,6 +140,7 @@ def _rebuild_child(
     try:
         with open_ledger(url, migrate=False) as ledger:
             gc.collect()
+            tune_gc()  # as `quipu project` does
             ru_before = _ru_maxrss_mib()
             hwm = _reset_peak()
             baseline = (_proc_status_mib("VmRSS") if hwm else None) or ru_before

@@ -295,9 +295,13 @@ def create_app_from_env() -> FastAPI:
 
     Each worker process sets up its own logging (``QUIPU_LOG_FORMAT``) and tracing (``QUIPU_OTEL_EXPORTER``).
     """
+    from adapters.runtime import tune_gc
+
     configure_logging()
     if configure_tracing("quipu-api") is not None:
         import atexit
 
         atexit.register(shutdown_tracing)  # flush the spans still batched when the worker exits
-    return create_app(os.environ.get("QUIPU_DATABASE_URL"), auth=os.environ.get("QUIPU_API_AUTH", "1") != "0")
+    app = create_app(os.environ.get("QUIPU_DATABASE_URL"), auth=os.environ.get("QUIPU_API_AUTH", "1") != "0")
+    tune_gc()
+    return app
