@@ -218,7 +218,8 @@ def create_app(
         # Each event is passed as its own JSON bytes, exactly as a single post would be.
         results = await committer.post([orjson.dumps(item) for item in items])
         metrics.count(results)
-        return JSONResponse({"results": [_result(r) for r in results]})
+        # orjson: the standard library's encoder took a tenth of a 1,000-event request.
+        return Response(orjson.dumps({"results": [_result(r) for r in results]}), media_type="application/json")
 
     @app.get(
         "/v1/events",

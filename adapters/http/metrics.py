@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter as Tally
 from typing import TYPE_CHECKING, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -41,10 +42,15 @@ class ApiMetrics:
 
     def count(self, results: list[PostResult]) -> None:
         """Record each post's outcome, and the field named by each refusal."""
-        for r in results:
-            self.events.labels(r.outcome.value).inc()
-            if r.reason and r.outcome.value in ("rejected", "conflict"):
-                self.rejections.labels(r.reason.split(":", 1)[0][:60]).inc()
+        # Tallied first: a labelled child's look-up and increment take a lock each, 1,000 times a batch.
+        outcomes = Tally(r.outcome.value for r in results)
+        fields = Tally(
+            r.reason.split(":", 1)[0][:60] for r in results if r.reason and r.outcome.value in ("rejected", "conflict")
+        )
+        for outcome, n in outcomes.items():
+            self.events.labels(outcome).inc(n)
+        for name, n in fields.items():
+            self.rejections.labels(name).inc(n)
 
     def observe_projections(self, ledger: Ledger) -> None:
         """Set each projection's lag, in events and in recording seconds, from the log and the views."""
