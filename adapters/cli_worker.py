@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
-from typing import Annotated, Optional
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Optional, TypeVar
 
 import typer
 
@@ -14,6 +16,8 @@ from ledger.errors import QuipuError
 
 outbox_app = typer.Typer(help="The journal outbox: entries published to Kafka from the log.", no_args_is_help=True)
 app.add_typer(outbox_app, name="outbox")
+
+T = TypeVar("T")
 
 BrokersOpt = Annotated[str, typer.Option("--brokers", help="Kafka bootstrap servers, HOST:PORT[,HOST:PORT]")]
 
@@ -25,6 +29,26 @@ def _stop_on_signals() -> asyncio.Event:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     return stop
+
+
+async def run_until_stopped(
+    run: Callable[[asyncio.Event], Awaitable[T]], stop: asyncio.Event, grace_s: float
+) -> T | None:
+    """``run(stop)`` to its end; ``None`` when it has not ended ``grace_s`` seconds after ``stop`` was set.
+
+    A worker finishes the batch in hand and commits within seconds of SIGTERM. One that has not is stuck
+    (seen with a broker that never completes a rebalance, where leaving the group waits for minutes), and
+    a deploy waiting on it is stuck too: the caller then exits without committing, which loses nothing
+    (offsets move only after an append, and a redelivered event is recorded once)."""
+    task = asyncio.ensure_future(run(stop))
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not task.done():
+        done, _ = await asyncio.wait({task}, timeout=grace_s)
+        if not done:
+            return None
+    return task.result()
 
 
 @app.command("worker")
@@ -40,13 +64,19 @@ def worker_cmd(
     metrics_port: Annotated[
         Optional[int], typer.Option("--metrics-port", help="serve Prometheus metrics on 127.0.0.1:PORT")
     ] = None,
+    stop_grace: Annotated[
+        float,
+        typer.Option("--stop-grace", min=0.1, help="seconds SIGTERM may take before the worker exits uncommitted"),
+    ] = 30.0,
     log_format: LogFormatOpt = None,
 ) -> None:
     """Append the events of the inbound topic, batch by batch, committing offsets only after each append.
 
     Refused messages go to the dead-letter topic with their reason; a failing database is retried, never
-    dead-lettered. SIGTERM finishes the batch in hand and stops. Logs a line per batch and per dead letter
-    (JSON unless stderr is a terminal); traces when QUIPU_OTEL_EXPORTER is set (docs/observability.md).
+    dead-lettered. SIGTERM finishes the batch in hand and stops; a worker still running --stop-grace seconds
+    later exits with status 3 without committing (what it held is redelivered and recorded once). Logs a line
+    per batch and per dead letter (JSON unless stderr is a terminal); traces when QUIPU_OTEL_EXPORTER is set
+    (docs/observability.md).
     """
     import logging
 
@@ -70,7 +100,15 @@ def worker_cmd(
     worker = IngestWorker(settings, report=log.info, metrics=metrics)
 
     async def main() -> None:
-        await worker.run(_stop_on_signals())
+        if await run_until_stopped(worker.run, _stop_on_signals(), stop_grace) is None:
+            log.error(
+                f"worker did not stop within {stop_grace:g} s of the signal (a rebalance that does not end?): "
+                "exiting without committing; the messages in hand are redelivered and recorded once",
+                extra={"stop_grace_s": stop_grace, "appended": worker.stats.appended},
+            )
+            logging.shutdown()
+            # Not SystemExit: interpreter shutdown would wait on the stuck consumer and database threads.
+            os._exit(3)
 
     log.info(
         f"worker: {topic} -> ledger, group {group}, batch {batch}, dead letters to {dlq_topic}",

@@ -422,3 +422,32 @@ def test_a_failing_database_is_retried_without_committing_and_nothing_is_dead_le
     assert _all_committed(kafka, names)
     assert_recorded_once(url, lines)
     assert metrics.registry.get_sample_value("quipu_events_total", {"outcome": "appended"}) == len(lines)
+
+
+def test_a_worker_stuck_after_the_stop_signal_is_abandoned_after_the_grace_period() -> None:
+    """What `quipu worker` does on SIGTERM, without a broker: the run ends in time, or is given up on."""
+    from adapters.cli_worker import run_until_stopped
+
+    async def prompt(stop: asyncio.Event) -> str:
+        await stop.wait()
+        return "stopped"
+
+    async def stuck(stop: asyncio.Event) -> str:
+        await stop.wait()
+        await asyncio.sleep(3600)  # leaving a consumer group that never finishes rebalancing
+        return "never"
+
+    async def finished(_: asyncio.Event) -> str:
+        return "drained"
+
+    async def scenario(run: Any) -> tuple[Any, float]:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(0.05, stop.set)
+        began = time.monotonic()
+        result = await run_until_stopped(run, stop, grace_s=0.3)
+        return result, time.monotonic() - began
+
+    assert asyncio.run(scenario(prompt))[0] == "stopped"
+    assert asyncio.run(scenario(finished))[0] == "drained"
+    result, took = asyncio.run(scenario(stuck))
+    assert result is None and 0.3 <= took < 5
