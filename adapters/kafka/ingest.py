@@ -45,7 +45,7 @@ class BatchOutcome:
 
 def key_problem(key: bytes | None, stream: str) -> str | None:
     """Why a message keyed ``key`` may not carry an event of ``stream`` (the partition key is the
-    stream name, ADR 0021), or ``None``."""
+    stream name, ADR 0010), or ``None``."""
     if key is None:
         return f"key: missing; the event's stream is {stream!r}"
     got = key.decode("utf-8", errors="replace")
