@@ -51,7 +51,9 @@ def check_rebuild(ledger: Ledger, progress_bar: Callable[[], Progress]) -> list[
 
     try:
         scratch.upgrade()
-        runner = ProjectionRunner(ledger.store, scratch, ledger.runner.projections, ledger.runner.batch_size)
+        runner = ProjectionRunner(
+            ledger.store, scratch, ledger.runner.projections, ledger.runner.batch_size, ledger.runner.read_ahead
+        )
         with progress_bar() as bar:
             task = bar.add_task("rebuilding from 0", total=target)
             runner.run(target, lambda pos, head: bar.update(task, completed=pos))

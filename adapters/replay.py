@@ -88,7 +88,7 @@ def replay(
     store = snapshot_store(ledger, name)
     try:
         store.upgrade()
-        runner = ProjectionRunner(ledger.store, store, folds, ledger.runner.batch_size)
+        runner = ProjectionRunner(ledger.store, store, folds, ledger.runner.batch_size, ledger.runner.read_ahead)
         report = runner.rebuild(stop, progress)
     finally:
         store.close()

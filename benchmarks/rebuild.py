@@ -148,7 +148,7 @@ def _rebuild_child(
             runner = ledger.runner
             if only:
                 chosen = [p for p in runner.projections if p.name in only]
-                runner = ProjectionRunner(ledger.store, ledger.views, chosen, runner.batch_size)
+                runner = ProjectionRunner(ledger.store, ledger.views, chosen, runner.batch_size, runner.read_ahead)
             report = runner.rebuild(to_position)
             seconds = time.perf_counter() - start
             ru_after = _ru_maxrss_mib()

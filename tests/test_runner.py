@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from adapters.bootstrap import Ledger, open_ledger
 from tests.factories import authorized, captured, fee, released
 
@@ -17,9 +19,16 @@ def _fill(ledger: Ledger, payments: int = 300) -> None:
         ledger.service.post(events[start : start + 500])
 
 
-def test_two_runners_racing_apply_each_batch_once(ledger_url: str) -> None:
+# Each runner test once reading page by page and once reading the next page ahead on a second thread (the
+# default on PostgreSQL, ADR 0032): the answers must not depend on it.
+read_ahead = pytest.mark.parametrize("read_ahead", [False, True], ids=["in-turn", "read-ahead"])
+
+
+@read_ahead
+def test_two_runners_racing_apply_each_batch_once(ledger_url: str, read_ahead: bool) -> None:
     with open_ledger(ledger_url) as a, open_ledger(ledger_url) as b:
         a.runner.batch_size = b.runner.batch_size = 100
+        a.runner.read_ahead = b.runner.read_ahead = read_ahead
         _fill(a)
         interleaved = []
 
@@ -36,9 +45,11 @@ def test_two_runners_racing_apply_each_batch_once(ledger_url: str) -> None:
         assert a.runner.checksums() == live
 
 
-def test_two_runners_in_threads_agree_with_a_rebuild(ledger_url: str) -> None:
+@read_ahead
+def test_two_runners_in_threads_agree_with_a_rebuild(ledger_url: str, read_ahead: bool) -> None:
     with open_ledger(ledger_url) as a, open_ledger(ledger_url) as b:
         a.runner.batch_size = b.runner.batch_size = 50
+        a.runner.read_ahead = b.runner.read_ahead = read_ahead
         _fill(a, 200)
         threads = [threading.Thread(target=led.runner.run) for led in (a, b)]
         for t in threads:
@@ -52,7 +63,10 @@ def test_two_runners_in_threads_agree_with_a_rebuild(ledger_url: str) -> None:
         assert a.runner.checksums() == live
 
 
-def test_stop_at_a_position_then_resume(ledger: Ledger) -> None:
+@read_ahead
+def test_stop_at_a_position_then_resume(ledger: Ledger, read_ahead: bool) -> None:
+    ledger.runner.read_ahead = read_ahead
+    ledger.runner.batch_size = 7  # pages that end before, at and after the stop
     _fill(ledger, 10)
     report = ledger.runner.run(to_position=17)
     assert (report.start, report.end) == (0, 17)
@@ -61,3 +75,7 @@ def test_stop_at_a_position_then_resume(ledger: Ledger) -> None:
     live = ledger.runner.checksums()
     ledger.runner.rebuild()
     assert ledger.runner.checksums() == live
+
+
+def test_reading_ahead_is_the_default_where_the_log_is_in_a_server(ledger: Ledger) -> None:
+    assert ledger.runner.read_ahead is (ledger.dialect == "postgresql")
