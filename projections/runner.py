@@ -2,7 +2,8 @@
 
 It pulls the log in pages, folds each page through every projection that is behind, and
 commits the page's writes and the new positions in one transaction: exactly-once
-projection under crashes (ADR 0006). Memory holds one page, whatever the log's length.
+projection under crashes (ADR 0006). Memory holds one page (two when reading ahead, ADR 0032),
+whatever the log's length.
 """
 
 from __future__ import annotations
