@@ -52,7 +52,7 @@ from benchmarks.common import (
     print_table,
     write_json,
 )
-from tests.kafka_broker import free_port
+from tests.servers import free_port
 
 SECRET: Final = "benchmark-signing-secret-not-for-production-use-0123456789"
 #: The open-loop generator gives up on connections beyond this many (then the server is far past saturation).

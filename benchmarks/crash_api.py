@@ -23,7 +23,7 @@ import orjson
 
 from adapters.client import ApiError, QuipuClient
 from benchmarks.crash_common import Context, Event, Role, cli_args, run_cli
-from tests.kafka_broker import free_port
+from tests.servers import free_port
 
 CLIENT_ID: Final = "crash-harness"
 #: A server that has answered nothing but errors for this long while up is restarted, as a liveness

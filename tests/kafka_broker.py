@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import subprocess
 from pathlib import Path
 from typing import IO
+
+from tests.servers import free_port
 
 
 def noida_binary() -> Path | None:
@@ -26,14 +27,6 @@ def noida_binary() -> Path | None:
         return None
     binary.chmod(0o755)
     return binary
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now (the broker binds it a moment later)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class LocalBroker:

@@ -5,11 +5,9 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -17,17 +15,12 @@ import jwt
 import pytest
 
 from tests.factories import authorized, captured
+from tests.servers import free_port, wait_until_serving
 
 SECRET = "test-signing-secret-0123456789-abcdefghijklmnop"
 ROUTES = [("POST", "/v1/events", "events:write"), ("POST", "/v1/events/batch", "events:write"),
           ("GET", "/v1/events", "ledger:read"), ("GET", "/v1/balances", "ledger:read"),
           ("GET", "/v1/trial-balance", "ledger:read")]  # fmt: skip
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _quipu(*args: str) -> subprocess.CompletedProcess[str]:
@@ -47,7 +40,7 @@ def serve(ledger_url: str) -> Iterator[Callable[..., httpx.Client]]:
     clients: list[httpx.Client] = []
 
     def start(**env: str) -> httpx.Client:
-        port = _free_port()
+        port = free_port()
         server = subprocess.Popen(
             [sys.executable, "-m", "adapters.cli", "serve", "--database", ledger_url, "--port", str(port)],
             cwd=tempfile.gettempdir(), env={**os.environ, "QUIPU_API_SECRET": SECRET, **env},
@@ -56,13 +49,8 @@ def serve(ledger_url: str) -> Iterator[Callable[..., httpx.Client]]:
         servers.append(server)
         client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
         clients.append(client)
-        for _ in range(600):  # up to a minute on a loaded CI machine
-            try:
-                if client.get("/openapi.json").status_code == 200:
-                    return client
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise AssertionError(f"server did not start: {server.stderr.read() if server.stderr else ''!r}")
+        wait_until_serving(client, server)
+        return client
 
     yield start
     for client in clients:

@@ -36,7 +36,7 @@ from adapters.http.app import create_app
 from adapters.http.auth import AuthError, ExternalIssuer, ExternalIssuerSettings, authenticate
 from ledger.errors import QuipuError
 from tests.factories import authorized
-from tests.kafka_broker import free_port
+from tests.servers import free_port, wait_until_serving
 
 LOCAL_SECRET = "jwks-test-local-secret-0123456789-abcdefghijklmnop"
 ISSUER = "https://id.example.test/"
@@ -290,12 +290,7 @@ def test_quipu_serve_takes_the_issuer_from_its_options(issuer: Issuer, tmp_path:
                               stderr=subprocess.PIPE)  # fmt: skip
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            for _ in range(600):
-                try:
-                    if client.get("/openapi.json").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
+            wait_until_serving(client, server)
             token = issuer.token()
             ok = client.get("/v1/trial-balance", headers={**bearer(token), "X-Request-ID": "jwks-cli-1"})
             assert ok.status_code == 200, ok.text

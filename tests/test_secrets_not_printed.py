@@ -15,7 +15,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
@@ -32,7 +31,7 @@ from adapters.cli import COMMAND_MODULES, app
 from adapters.http.app import create_app
 from adapters.http.auth import add_client
 from tests.factories import authorized
-from tests.test_http import _free_port
+from tests.servers import free_port, wait_until_serving
 from tests.test_recon_import import mutate
 
 for _module in COMMAND_MODULES:
@@ -216,7 +215,7 @@ def test_a_served_process_never_logs_a_card_number_a_secret_or_a_token(tmp_path:
     url = f"sqlite:///{tmp_path}/ledger.db"
     with open_ledger(url) as ledger:
         secret = add_client(ledger, "ops", ["ledger:read"])
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "serve.log"
     env = {**os.environ, "QUIPU_API_SECRET": SIGNING, "QUIPU_LOG_FORMAT": "json", "QUIPU_LOG_LEVEL": "DEBUG"}
     with log.open("wb") as sink:
@@ -226,12 +225,7 @@ def test_a_served_process_never_logs_a_card_number_a_secret_or_a_token(tmp_path:
         )  # fmt: skip
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-                for _ in range(600):
-                    try:
-                        if client.get("/openapi.json").status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        time.sleep(0.1)
+                wait_until_serving(client, server, log)
                 granted = client.post("/oauth/token", data={"grant_type": "client_credentials", "client_id": "ops",
                                                             "client_secret": secret})  # fmt: skip
                 token = granted.json()["access_token"]
