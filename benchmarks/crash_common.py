@@ -590,13 +590,30 @@ class Stalled(RuntimeError):
 
 
 def supervise(
+    report: ScenarioReport,
     ctx: Context,
     roles: Sequence[Role],
     disruptor: Disruptor,
     deadline_s: float,
     progress: Callable[[str], None] | None = None,
 ) -> None:
-    """Keep the roles running through the disruptions and until every role's slice is acknowledged."""
+    """Keep the roles running through the disruptions and until every role's slice is acknowledged.
+
+    A run that fails (stalls past ``deadline_s``, a role that cannot start) becomes a problem of ``report``
+    rather than an exception: what was stored is still checked by :func:`finish` afterwards."""
+    try:
+        _supervise(ctx, roles, disruptor, deadline_s, progress)
+    except Exception as exc:
+        report.problems.append(f"{type(exc).__name__}: {exc}")
+
+
+def _supervise(
+    ctx: Context,
+    roles: Sequence[Role],
+    disruptor: Disruptor,
+    deadline_s: float,
+    progress: Callable[[str], None] | None,
+) -> None:
     started = time.monotonic()
     shown = started
     warm = False

@@ -521,18 +521,14 @@ def run_broker_restarts(
     report = ScenarioReport("broker-restarts", backend_of(database), describe(database), work_dir=str(work))
     rng = random.Random(seed)
     evs = make_events(seed, events)
-    gap = gap_s
     disruptor: Disruptor
     with local_broker(work) as broker:
-        disruptor = BrokerRestarter(restarts, broker, rng, gap)
-        release = Release(restarts * sum(gap) / 2 + 2.0, disruptor.progress)
+        disruptor = BrokerRestarter(restarts, broker, rng, gap_s)
+        release = Release(restarts * sum(gap_s) / 2 + 2.0, disruptor.progress)
         ctx = Context(database, work, rng, release)
         create_store(database)
         roles: list[Role] = [WorkerRole(ctx, evs, broker, Topics.fresh()), ProjectRole(ctx)]
-        try:
-            supervise(ctx, roles, disruptor, deadline_s, progress)
-        except Exception as exc:
-            report.problems.append(f"{type(exc).__name__}: {exc}")
+        supervise(report, ctx, roles, disruptor, deadline_s, progress)
     finish(report, ctx, roles, disruptor, evs)
     report.seconds = round(time.monotonic() - started, 1)
     return report

@@ -72,10 +72,7 @@ def run_kills(
     create_store(database)
     with contextlib.ExitStack() as stack:
         roles = ingest_roles(ctx, slices, work, stack)
-        try:
-            supervise(ctx, roles, killer, deadline_s, progress)
-        except Exception as exc:
-            report.problems.append(f"{type(exc).__name__}: {exc}")
+        supervise(report, ctx, roles, killer, deadline_s, progress)
     finish(report, ctx, roles, killer, evs)
     report.seconds = round(time.monotonic() - started, 1)
     return report

@@ -135,18 +135,14 @@ def run_pg_restarts(
     rng = random.Random(seed)
     evs = make_events(seed, events)
     slices = dict(zip(paths, split_by_stream(evs, len(paths)), strict=True))
-    gap = gap_s
     with cluster_lock(cluster_name), contextlib.ExitStack() as stack:
-        disruptor = PgRestarter(restarts, cluster, rng, gap)
-        release = Release(restarts * sum(gap) / 2 + 2.0, disruptor.progress)
+        disruptor = PgRestarter(restarts, cluster, rng, gap_s)
+        release = Release(restarts * sum(gap_s) / 2 + 2.0, disruptor.progress)
         ctx = Context(database, work, rng, release)
         create_store(database)
         stack.callback(lambda: drop_schema(cluster.url, schema))
         roles = ingest_roles(ctx, slices, work, stack)
-        try:
-            supervise(ctx, roles, disruptor, deadline_s, progress)
-        except Exception as exc:
-            report.problems.append(f"{type(exc).__name__}: {exc}")
+        supervise(report, ctx, roles, disruptor, deadline_s, progress)
         finish(report, ctx, roles, disruptor, evs)
     report.seconds = round(time.monotonic() - started, 1)
     return report
