@@ -409,3 +409,28 @@ def test_the_worker_links_each_batch_to_its_messages_traces_and_logs_their_offse
     assert dead["reason"].startswith("event: not valid JSON")
     assert dead["trace_id"] in {format(b.context.trace_id, "032x") for b in batches.values()}
     assert orjson.dumps(logged)  # every line was one JSON object
+
+
+def test_api_metrics_count_a_batch_by_outcome_and_by_the_field_at_fault() -> None:
+    from adapters.http.metrics import ApiMetrics
+    from domain.service import Outcome, PostResult
+
+    metrics = ApiMetrics()
+    results = [PostResult(i, Outcome.APPENDED, f"e{i}", i + 1) for i in range(3)]
+    results += [
+        PostResult(3, Outcome.REJECTED, None, reason="payload.amount.amount: must be a decimal string"),
+        PostResult(4, Outcome.REJECTED, None, reason="payload.amount.amount: too many decimals"),
+        PostResult(5, Outcome.CONFLICT, "e5", reason="event_id: e5 was already recorded with a different body"),
+        PostResult(6, Outcome.DUPLICATE, "e0", 1),
+    ]
+    metrics.count(results)
+    metrics.count(results[:1])
+    sample = metrics.registry.get_sample_value
+    assert sample("quipu_events_total", {"outcome": "appended"}) == 4
+    assert sample("quipu_events_total", {"outcome": "rejected"}) == 2
+    assert (
+        sample("quipu_events_total", {"outcome": "conflict"}),
+        sample("quipu_events_total", {"outcome": "duplicate"}),
+    ) == (1, 1)
+    assert sample("quipu_event_rejections_total", {"field": "payload.amount.amount"}) == 2
+    assert sample("quipu_event_rejections_total", {"field": "event_id"}) == 1
