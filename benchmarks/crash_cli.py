@@ -44,8 +44,12 @@ class PostRole(Role):
             return
         released = self.ctx.release.count(len(self.events))
         start = self.acked_upto
-        if 0 < released - start < self._min_batch and released < len(self.events) and not self._died:
-            return  # batch files are posted when enough has come in (a run is mostly start-up otherwise)
+        # Batch files are posted when enough has come in (a run is mostly start-up otherwise), unless nothing
+        # more comes in until a disruption happens: waiting then stalled the whole run when the next kill was
+        # this path's.
+        small = 0 < released - start < self._min_batch and released < len(self.events)
+        if small and not self._died and not self.ctx.release.held():
+            return
         if released <= start:
             if released == 0 or self.done() or not self.ctx.wants_kills(self.name):
                 return

@@ -194,6 +194,14 @@ class Release:
     def count(self, size: int) -> int:
         return size if self.fraction() >= 1.0 else int(size * self.fraction())
 
+    def held(self) -> bool:
+        """Whether what is out waits on the disruptions, not on the clock: nothing more comes out until the
+        next one happens, so a role must not wait for more before it runs."""
+        if self._final or self.started is None:
+            return False
+        done, total = self.progress()
+        return done < total and (done + 0.5) / total <= (time.monotonic() - self.started) / self.spread_s
+
 
 # ---------------------------------------------------------------------------------------------- roles
 
