@@ -5,13 +5,19 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck layers unit bench bench-quick fmt clean
+.PHONY: demo test lock lint typecheck layers unit bench bench-quick fmt clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev]" -c constraints.txt
 	touch $(STAMP)
+
+lock:  ## after a deliberate upgrade: install the newest allowed versions, run `make test`, commit constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade -e ".[dev]"
+	{ sed -n '1,2p' constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -v '^quipu=='; } > constraints.new
+	mv constraints.new constraints.txt
 
 demo: $(STAMP)  ## the main job: a simulated month on the embedded SQLite default
 	$(VENV)/bin/quipu demo

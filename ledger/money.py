@@ -8,13 +8,15 @@ unknown currency is refused with a :class:`~ledger.errors.MoneyError` naming the
 
 from __future__ import annotations
 
+import copy
 import re
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Final
 
+from babel import Locale
+from babel.numbers import NumberPattern
 from moneyed import Currency, CurrencyDoesNotExist, Money, get_currency
-from moneyed.l10n import format_money as _moneyed_format
 
 from ledger.errors import CurrencyMismatchError, MoneyError
 
@@ -149,7 +151,24 @@ def add(a: Money, b: Money) -> Money:
 def format_money(amount: Decimal, code: str, locale: str) -> str:
     """A human amount for a locale (``R$ 1.234,50`` in pt_BR, ``$1.234`` in es_CL), via babel.
 
-    The amount is quantized first: py-moneyed alone would print a CLP 1234.56 as ``$1.235``
-    while keeping the decimals.
+    The amount is quantized to the ISO 4217 exponent and shown with exactly that many decimals.
     """
-    return str(_moneyed_format(Money(quantize(amount, code), code), locale=locale))
+    return format_currency_digits(quantize(amount, code), code, locale, exponent(code))
+
+
+def format_currency_digits(amount: Decimal, code: str, locale: str | Locale, digits: int) -> str:
+    """The locale's currency pattern with exactly ``digits`` decimals, the amount never rounded.
+
+    Babel (and py-moneyed through it) would round to CLDR's currency digits, which are not
+    ISO 4217's and change between CLDR releases: CLDR 48 shows COP without decimals, so a
+    ledger's COP 1234.50 would print as ``$1.234``. The ledger's own exponent decides instead.
+    """
+    pattern = _currency_pattern(str(locale), digits)
+    return str(pattern.apply(amount, Locale.parse(locale), currency=code, currency_digits=False))
+
+
+@lru_cache(maxsize=256)
+def _currency_pattern(locale: str, digits: int) -> NumberPattern:
+    pattern: NumberPattern = copy.copy(Locale.parse(locale).currency_formats["standard"])
+    pattern.frac_prec = (digits, digits)
+    return pattern

@@ -131,3 +131,15 @@ def test_adding_two_currencies_is_refused() -> None:
 )
 def test_formatting_follows_each_locale(amount: str, code: str, locale: str, expected: str) -> None:
     assert format_money(Decimal(amount), code, locale) == expected
+
+
+@given(
+    minor=st.integers(min_value=-(10**12), max_value=10**12),
+    code=st.sampled_from(["BRL", "MXN", "ARS", "CLP", "COP", "PEN", "UYU", "PYG", "KWD", "CLF", "USD", "EUR", "JPY"]),
+    locale=st.sampled_from(["pt_BR", "es_MX", "es_AR", "es_CL", "es_CO", "es_PE", "es_UY", "en_IN", "fr", "ar"]),
+)
+def test_formatting_shows_every_minor_unit_of_the_iso_exponent(minor: int, code: str, locale: str) -> None:
+    # CLDR's currency digits are not ISO 4217's (CLDR 48 shows COP without decimals): the ledger's decide.
+    text = format_money(from_minor_units(minor, code), code, locale)
+    shown = "".join(c for c in text if c.isdigit() or c in "٠١٢٣٤٥٦٧٨٩")
+    assert int(shown.translate(str.maketrans("٠١٢٣٤٥٦٧٨٩", "0123456789"))) == abs(minor)

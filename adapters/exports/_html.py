@@ -17,7 +17,6 @@ from typing import Final
 from babel import Locale, UnknownLocaleError
 from babel.numbers import (
     NumberPattern,
-    format_currency,
     format_decimal,
     format_percent,
     get_currency_symbol,
@@ -26,6 +25,7 @@ from babel.numbers import (
 )
 
 from adapters.exports._model import Cell, Money, Table, decimals_of, unique_slugs
+from ledger.money import format_currency_digits
 
 _WORDS: Final = {
     "en": {"rows": "rows", "row": "row", "totals": "Totals", "for": "Generated for", "none": "No rows."},
@@ -101,7 +101,7 @@ class LocaleNumbers:
         affixes = self._money_affixes[currency]
         if affixes is None:
             # The currency's own decimals are already in the amount; babel must not round it to CLDR's.
-            return format_currency(amount, currency, locale=self.locale, decimal_quantization=False)
+            return format_currency_digits(amount, currency, self.locale, decimals_of(amount))
         return self._apply(amount, affixes)
 
     def decimal(self, value: Decimal) -> str:
