@@ -15,12 +15,15 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
+import orjson
+
 from adapters import aml, config_files, logistics, taxes
 from adapters.bootstrap import Ledger, settlement_policy
 from adapters.rates import RecordedRate, stored_rate
+from domain.catalog import canonical_bytes, parse_event
 from domain.fx_rules import conversion_events
 from domain.ids import derived_event, derived_id
-from domain.service import PostResult
+from domain.service import Outcome, PostResult
 from domain.settlement.positions import Position, position
 from domain.settlement.routes import RouteError, RoutePrice, RouteTable, cheapest, price_routes
 from domain.settlement.run import DueReserve, plan
@@ -288,6 +291,9 @@ def request_payout(
     ``amount`` leaves the seller's available funds: the route's fee is taken from it and the
     rest is sent. The event records every route compared.
     """
+    if payout_id is not None and (retried := _retried_payout(ledger, seller, payout_id, amount, currency, target,
+                                                             destination)) is not None:  # fmt: skip
+        return retried
     ledger.runner.run()
     if not ledger.views.query("SELECT 1 FROM seller_flows WHERE seller_id = ? LIMIT 1", [seller]):
         raise SettlementError(f"--seller: unknown seller {seller!r} (no events)")
@@ -330,8 +336,46 @@ def request_payout(
         }  # fmt: skip
     event = _op_event("payout.requested", 2, f"payout:{seller}:{pid}", at, "quipu payout request", payload)
     [result] = ledger.service.post([event])
+    if result.outcome is Outcome.CONFLICT and payout_id is not None:
+        # The same request, sent twice at once in different seconds: the other one was recorded first.
+        retried = _retried_payout(ledger, seller, payout_id, amount, currency, target, destination)
+        if retried is not None:
+            return retried
     ledger.runner.run()
+    if result.outcome in (Outcome.APPENDED, Outcome.DUPLICATE):
+        event = orjson.loads(canonical_bytes(parse_event(event)))  # as recorded, so a retry answers the same
     return event, result
+
+
+def _retried_payout(
+    ledger: Ledger, seller: str, pid: str, amount: str, currency: str, target: str, destination: str
+) -> tuple[dict[str, Any], PostResult] | None:
+    """The recorded request when this payout id was already requested, as a duplicate or a conflict.
+
+    A retry comes later than the request it repeats, so its time (and the rates and calendars priced
+    at that time) differ: posting it again would be the same event id with a different body, a
+    conflict. What identifies the request is what the caller asked for (seller, amount, currency,
+    target currency, destination); when those match, the answer is the recorded event.
+    """
+    event_id = uuid.uuid5(OPS_NAMESPACE, f"payout:{seller}:{pid}")
+    known = ledger.store.known_events([event_id])
+    if event_id not in known:
+        return None
+    position = known[event_id][0]
+    event: dict[str, Any] = orjson.loads(ledger.store.read(position - 1, 1)[0].body)
+    recorded = event["payload"]
+    gross = Decimal(recorded["amount"]["amount"]) + Decimal((recorded.get("fee") or {}).get("amount", "0"))
+    route = recorded.get("route") or {}
+    by_name = {r.name: r.target for r in route_table().route}
+    asked = {"amount": parse_amount(amount, currency, "--amount"), "currency": currency, "to": target,
+             "destination": destination}  # fmt: skip
+    was = {"amount": gross, "currency": recorded["amount"]["currency"],
+           "to": by_name.get(route.get("chosen", ""), target), "destination": recorded["destination"]}  # fmt: skip
+    differ = [f"{k} {was[k]} (asked {asked[k]})" for k in asked if asked[k] != was[k]]
+    if differ:
+        reason = f"payout_id: {pid} was already requested with " + ", ".join(differ)
+        return event, PostResult(0, Outcome.CONFLICT, str(event_id), position, reason=reason)
+    return event, PostResult(0, Outcome.DUPLICATE, str(event_id), position)
 
 
 def place_hold(

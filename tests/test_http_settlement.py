@@ -65,6 +65,10 @@ def test_payouts_balances_and_aml_cases_over_http(serve: Callable[..., httpx.Cli
     again = api.post("/v1/payouts", headers=h_ops, json={"seller_id": "S2", "amount": available, "currency": "BRL",
                                                          "payout_id": "W1"})  # fmt: skip
     assert again.status_code == 200 and again.json()["outcome"] == "duplicate"
+    assert again.json()["event"] == ok.json()["event"]  # in the same second or not (the server stamps the time)
+    changed = api.post("/v1/payouts", headers=h_ops, json={"seller_id": "S2", "amount": "0.01", "currency": "BRL",
+                                                           "payout_id": "W1"})  # fmt: skip
+    assert changed.status_code == 409 and "payout_id: W1 was already requested with amount" in changed.json()["detail"]
     assert api.get("/v1/sellers/NOPE/balance", headers=h_ops).status_code == 404
     # S1 was frozen by the high-risk-jurisdiction alert: its payout is refused, naming the case.
     [alert] = api.get("/v1/aml/alerts", headers=h_aml, params={"seller": "S1"}).json()

@@ -185,6 +185,29 @@ def test_holds_keep_funds_from_payouts_until_released(ledger_url: str) -> None:
         _assert_positions_match_the_journal(ledger)
 
 
+def test_a_payout_retried_later_is_the_recorded_request_and_a_changed_one_a_conflict(ledger_url: str) -> None:
+    first = dt.datetime(2026, 10, 6, 12, tzinfo=dt.UTC)
+    later = first + dt.timedelta(seconds=1, microseconds=5)  # a client's retry, in the next second
+    with open_ledger(ledger_url) as ledger:
+        post_ok(ledger, _pix_sale("P1", "100.00"))
+        settlement.run(ledger, dt.date(2026, 10, 5))
+        event, ok = settlement.request_payout(ledger, "S1", "40.00", "BRL", "BRL", "acct", None, first, "W1")
+        assert ok.outcome.value == "appended"
+        head = ledger.store.head()
+        again, dup = settlement.request_payout(ledger, "S1", "40.00", "BRL", "BRL", "acct", None, later, "W1")
+        assert (dup.outcome.value, dup.position, dup.event_id) == ("duplicate", ok.position, ok.event_id)
+        assert again == event  # the recorded request, priced at its own time
+        for changed, field in [(("41.00", "BRL", "acct"), "amount 40.00 (asked 41.00)"),
+                               (("40.00", "BRL", "other"), "destination acct (asked other)")]:  # fmt: skip
+            amount, target, destination = changed
+            _, clash = settlement.request_payout(ledger, "S1", amount, "BRL", target, destination, None, later, "W1")
+            assert clash.outcome.value == "conflict" and clash.position == ok.position
+            assert clash.reason == f"payout_id: W1 was already requested with {field}"
+        assert ledger.store.head() == head
+        [p] = settlement.positions(ledger, dt.date(2026, 10, 6), "S1")
+        assert (p.in_payout + p.payout_fees, p.available) == (4000, 6000)  # once
+
+
 def test_bad_payout_requests_get_clear_errors_and_write_nothing(ledger_url: str) -> None:
     at = dt.datetime(2026, 10, 6, 12, tzinfo=dt.UTC)
     with open_ledger(ledger_url) as ledger:
