@@ -91,8 +91,14 @@ class EventStore(Protocol):
         """For the ids already stored: (position, body SHA-256)."""
         ...
 
-    def stream_events(self, stream_ids: Sequence[UUID]) -> dict[UUID, list[tuple[int, Envelope]]]:
-        """Each stream's (version, event in its current shape) in version order; absent streams are omitted."""
+    def stream_events(
+        self, stream_ids: Sequence[UUID], after: Sequence[int] | None = None
+    ) -> dict[UUID, list[tuple[int, Envelope]]]:
+        """Each stream's (version, event in its current shape) in version order; absent streams are omitted.
+
+        With ``after``, only each stream's events above the version at the same index (a cached state
+        catches up on what other writers appended since, without reading the stream again).
+        """
         ...
 
     def append(self, records: Sequence[NewRecord]) -> list[int]:

@@ -7,7 +7,7 @@ of the accepted events before it; the accepted events are then appended in one
 transaction. The result is reported per event (appended, duplicate, conflict, rejected),
 so one bad event does not block the rest; the accepted ones are all-or-nothing together.
 If another writer got to one of the same streams first, nothing is written and the batch
-is decided again against the fresh state (:data:`MAX_ATTEMPTS` times).
+is decided again against the fresh state (:data:`MAX_ATTEMPTS` times; ADR 0034).
 """
 
 from __future__ import annotations
@@ -81,15 +81,19 @@ class _Parsed:
 class LedgerService:
     """Decides and appends events against an :class:`EventStore`.
 
-    Stream states are cached (LRU) between batches; a write conflict drops the cached
-    states of the batch's streams, so the cache can never make a stale decision stick.
+    Stream states are cached (LRU) between batches. A cached state is either trusted as it is
+    (one writer: nothing else moves the streams) or caught up first on the events other writers
+    appended since (``shared``: several processes post to the same streams, as the HTTP server's
+    workers do). Either way a write conflict catches the batch's streams up and decides again,
+    so the cache can never make a stale decision stick.
     """
 
-    def __init__(self, store: EventStore, cache_streams: int = 200_000) -> None:
+    def __init__(self, store: EventStore, cache_streams: int = 200_000, shared: bool = False) -> None:
         self.store = store
         # Keyed by stream name: a str caches its hash, a UUID computes it in Python every time.
         self._cache: OrderedDict[str, tuple[int, State]] = OrderedDict()
         self._cache_max = cache_streams
+        self.shared = shared
 
     def post(
         self, raws: Sequence[bytes | str | dict[str, Any]], stream_check: StreamCheck | None = None
@@ -125,16 +129,16 @@ class LedgerService:
             parsed.append(_Parsed(i, event, posted, body, body_hash(body), name, stream_id(name)))
         for attempt in range(MAX_ATTEMPTS):
             try:
-                results.update(self._decide_and_append(parsed, trust_cache=attempt == 0))
+                results.update(self._decide_and_append(parsed, trust_cache=attempt == 0 and not self.shared))
                 break
             except WriteConflict:
-                for p in parsed:
-                    self._cache.pop(p.stream, None)
                 if attempt == MAX_ATTEMPTS - 1:
                     raise
-                # Writers racing on one hot stream (a busy seller's wallet) would otherwise
-                # collide again at once: back off a little, randomly, longer each time.
-                time.sleep(random.uniform(0, 0.005 * 2**attempt))
+                if attempt:
+                    # Writers racing on one hot stream (a busy seller's wallet) would otherwise
+                    # collide again at once: back off a little, randomly, longer each time. The
+                    # first retry goes at once: catching up is cheap and the window is short.
+                    time.sleep(random.uniform(0, 0.005 * 2 ** (attempt - 1)))
         return [results[i] for i in range(len(raws))]
 
     def _decide_and_append(self, parsed: list[_Parsed], trust_cache: bool) -> dict[int, PostResult]:
@@ -184,26 +188,33 @@ class LedgerService:
         return results
 
     def _load(self, parsed: list[_Parsed], trust_cache: bool) -> tuple[dict[str, tuple[int, State]], set[str]]:
-        """States by stream name (those absent are new streams), and the names served from the cache."""
+        """States by stream name (those absent are new streams), and the names served from the
+        cache unchecked (``trust_cache``; otherwise a cached state catches up on newer events)."""
         states: dict[str, tuple[int, State]] = {}
         cached: set[str] = set()
-        missing: dict[UUID, str] = {}
+        to_read: dict[UUID, tuple[str, tuple[int, State] | None]] = {}
         for p in parsed:
-            if p.stream in states or p.stream in cached:
+            if p.stream in states or p.sid in to_read:
                 continue
-            hit = self._cache.get(p.stream) if trust_cache else None
-            if hit is not None:
+            hit = self._cache.get(p.stream)
+            if hit is not None and trust_cache:
                 states[p.stream] = hit
                 cached.add(p.stream)
             else:
-                missing[p.sid] = p.stream
-        if missing:
-            for sid, rows in self.store.stream_events(list(missing)).items():
-                state: State | None = None
-                for _, event in rows:
-                    state = evolve(state if state is not None else initial_state(stream_name(event)), event)
-                assert state is not None
-                states[missing[sid]] = (rows[-1][0], state)
+                to_read[p.sid] = (p.stream, hit)
+        if to_read:
+            sids = list(to_read)
+            after = [hit[0] if hit is not None else 0 for _, hit in to_read.values()]
+            rows_by_sid = self.store.stream_events(sids, after)
+            for sid in sids:
+                name, hit = to_read[sid]
+                version, state = hit if hit is not None else (0, None)
+                if rows := rows_by_sid.get(sid):
+                    for _, event in rows:
+                        state = evolve(state if state is not None else initial_state(name), event)
+                    version = rows[-1][0]
+                if state is not None:
+                    states[name] = (version, state)
         return states, cached
 
     def _remember(self, name: str, vs: tuple[int, State]) -> None:

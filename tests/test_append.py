@@ -145,6 +145,44 @@ def test_a_stale_cache_never_causes_a_wrong_rejection(ledger: Ledger) -> None:
     assert b.post([refunded("p1", "r2", "0.01")])[0].outcome is Outcome.REJECTED
 
 
+def test_a_shared_service_catches_its_cache_up_instead_of_colliding(ledger: Ledger) -> None:
+    from domain.ports import WriteConflict
+    from domain.rules import stream_id
+    from domain.service import LedgerService
+
+    class Counting:
+        """The store, counting appends and the ones refused for a taken stream version."""
+
+        def __init__(self) -> None:
+            self.appends, self.conflicts = 0, 0
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(ledger.store, name)
+
+        def append(self, records: object) -> list[int]:
+            self.appends += 1
+            try:
+                return ledger.store.append(records)  # type: ignore[arg-type]
+            except WriteConflict:
+                self.conflicts += 1
+                raise
+
+    for shared, conflicts in [(False, 1), (True, 0)]:
+        pid = f"p-{shared}"
+        store = Counting()
+        a, b = LedgerService(ledger.store), LedgerService(store, shared=shared)  # type: ignore[arg-type]
+        b.post([authorized(pid, "100.00")])  # b caches the stream at version 1
+        a.post([captured(pid, "60.00")])  # a moves it on to version 2
+        assert b.post([captured(pid, "40.00")])[0].outcome is Outcome.APPENDED
+        assert b.post([captured(pid, "0.01")])[0].outcome is Outcome.REJECTED  # decided on all three
+        assert (store.appends, store.conflicts) == (2 + conflicts, conflicts)
+        [sid] = [r.stream_id for r in ledger.store.read(0, 100) if r.topic == "payment.authorized"][-1:]
+        assert sid == stream_id(f"payment:{pid}")
+        newer = ledger.store.stream_events([sid], [1])[sid]
+        assert [(v, e.type) for v, e in newer] == [(2, "payment.captured"), (3, "payment.captured")]
+        assert ledger.store.stream_events([sid], [3]) == {}
+
+
 def test_a_stream_check_refuses_an_event_filed_under_another_stream_and_nothing_else(ledger: Ledger) -> None:
     batch = [authorized("p1", "100.00"), authorized("p2", "100.00"), authorized("p3", "100.00")]
     seen: list[tuple[int, str]] = []

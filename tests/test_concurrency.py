@@ -7,6 +7,7 @@ import random
 from typing import Any
 
 import orjson
+import pytest
 
 from adapters.bootstrap import open_ledger
 from domain.integrity import verify_chain
@@ -15,10 +16,11 @@ from tests.factories import authorized, captured, payout, released
 WRITERS = 4
 
 
-def _writer(url: str, events: list[bytes], seed: int, out: Any) -> None:
+def _writer(url: str, events: list[bytes], seed: int, out: Any, shared: bool) -> None:
     rng = random.Random(seed)
     counts = {"appended": 0, "duplicate": 0, "rejected": 0, "conflict": 0}
     with open_ledger(url) as ledger:
+        ledger.service.shared = shared
         i = 0
         while i < len(events):
             size = rng.randint(1, 40)
@@ -28,7 +30,8 @@ def _writer(url: str, events: list[bytes], seed: int, out: Any) -> None:
     out.put(counts)
 
 
-def test_concurrent_writers_lose_and_duplicate_nothing(ledger_url: str) -> None:
+@pytest.mark.parametrize("shared", [False, True], ids=["cache-trusted", "cache-caught-up"])
+def test_concurrent_writers_lose_and_duplicate_nothing(ledger_url: str, shared: bool) -> None:
     with open_ledger(ledger_url):
         pass  # create the schema once, before the writers race
     shared = [authorized(f"p{i}", "100.00") for i in range(60)] + [released(f"L{i}", "10.00") for i in range(30)]
@@ -48,7 +51,7 @@ def test_concurrent_writers_lose_and_duplicate_nothing(ledger_url: str) -> None:
         rng.shuffle(mine)
         rng.shuffle(racing)
         raw = [orjson.dumps(e) for e in mine + racing]
-        procs.append(ctx.Process(target=_writer, args=(ledger_url, raw, w, queue)))
+        procs.append(ctx.Process(target=_writer, args=(ledger_url, raw, w, queue, shared)))
     for p in procs:
         p.start()
     totals = {"appended": 0, "duplicate": 0, "rejected": 0, "conflict": 0}

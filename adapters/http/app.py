@@ -119,6 +119,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         state["ledger"] = instrument(open_ledger(database_url or os.environ.get("QUIPU_DATABASE_URL")))
+        # The server's worker processes post to the same streams: each checks its cached states against
+        # the log before deciding instead of colliding and deciding again (ADR 0034).
+        state["ledger"].service.shared = True
         state["secret"] = api_secret() if auth else b""
         state["issuer"] = ExternalIssuer(issuer_settings) if issuer_settings is not None else None
         try:

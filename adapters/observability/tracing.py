@@ -145,7 +145,7 @@ class TracedLedgerService(LedgerService):
 def instrument(ledger: Ledger) -> Ledger:
     """Give ``ledger`` a traced service (a fresh one: nothing is cached before the first post)."""
     if not isinstance(ledger.service, TracedLedgerService):
-        ledger.service = TracedLedgerService(ledger.store)
+        ledger.service = TracedLedgerService(ledger.store, shared=ledger.service.shared)
     return ledger
 
 

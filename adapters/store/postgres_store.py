@@ -164,6 +164,11 @@ class PostgresEventStore:
             "SELECT originator_id, originator_version, state FROM {s}.{e} WHERE originator_id = ANY(%s) "
             "ORDER BY originator_id, originator_version"
         ).format(s=s, e=e)
+        self._streams_after = SQL(
+            "SELECT e.originator_id, e.originator_version, e.state FROM unnest(%s::uuid[], %s::bigint[]) AS t(id, v) "
+            "JOIN {s}.{e} e ON e.originator_id = t.id AND e.originator_version > t.v "
+            "ORDER BY e.originator_id, e.originator_version"
+        ).format(s=s, e=e)
         self._read = SQL(
             "SELECT c.position, uuid_send(c.event_id), uuid_send(e.originator_id), e.originator_version, "
             "e.topic, e.state, c.recorded_at_us, c.body_sha256, c.chain_sha256 "
@@ -180,10 +185,15 @@ class PostgresEventStore:
             curs.execute(self._known, (list(event_ids),), prepare=True)
             return {r["event_id"]: (r["position"], bytes(r["body_sha256"])) for r in curs.fetchall()}
 
-    def stream_events(self, stream_ids: Sequence[UUID]) -> dict[UUID, list[tuple[int, Envelope]]]:
+    def stream_events(
+        self, stream_ids: Sequence[UUID], after: Sequence[int] | None = None
+    ) -> dict[UUID, list[tuple[int, Envelope]]]:
         out: dict[UUID, list[tuple[int, Envelope]]] = {}
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(self._streams, (list(stream_ids),), prepare=True)
+            if after is None or not any(after):  # whole streams: the plain lookup plans better than the join
+                curs.execute(self._streams, (list(stream_ids),), prepare=True)
+            else:
+                curs.execute(self._streams_after, (list(stream_ids), list(after)), prepare=True)
             for r in curs.fetchall():
                 stored = StoredEvent(r["originator_id"], r["originator_version"], "", bytes(r["state"]))
                 out.setdefault(r["originator_id"], []).append(

@@ -115,17 +115,29 @@ class SQLiteEventStore:
                     out[UUID(bytes=bytes(row[0]))] = (row[1], bytes(row[2]))
         return out
 
-    def stream_events(self, stream_ids: Sequence[UUID]) -> dict[UUID, list[tuple[int, Envelope]]]:
+    def stream_events(
+        self, stream_ids: Sequence[UUID], after: Sequence[int] | None = None
+    ) -> dict[UUID, list[tuple[int, Envelope]]]:
+        queries: list[tuple[str, list[object]]] = []
+        if after is None or not any(after):  # whole streams: the plain lookup is faster than the join
+            for i in range(0, len(stream_ids), _CHUNK):
+                ids: list[object] = [s.hex for s in stream_ids[i : i + _CHUNK]]
+                queries.append((f"SELECT originator_id, originator_version, state FROM {EVENTS} "
+                                f"WHERE originator_id IN ({','.join('?' * len(ids))}) "
+                                "ORDER BY originator_id, originator_version", ids))  # fmt: skip
+        else:
+            pairs = list(zip(stream_ids, after, strict=True))
+            for i in range(0, len(pairs), _CHUNK // 2):
+                chunk = pairs[i : i + _CHUNK // 2]
+                values = ",".join(["(?,?)"] * len(chunk))
+                queries.append((f"WITH t(id, v) AS (VALUES {values}) SELECT e.originator_id, e.originator_version, "
+                                f"e.state FROM t JOIN {EVENTS} e ON e.originator_id = t.id AND e.originator_version > "
+                                "t.v ORDER BY e.originator_id, e.originator_version",
+                                [x for sid, v in chunk for x in (sid.hex, v)]))  # fmt: skip
         out: dict[UUID, list[tuple[int, Envelope]]] = {}
         with self.datastore.transaction(commit=False) as c:
-            for i in range(0, len(stream_ids), _CHUNK):
-                chunk = [s.hex for s in stream_ids[i : i + _CHUNK]]
-                marks = ",".join("?" * len(chunk))
-                c.execute(
-                    f"SELECT originator_id, originator_version, state FROM {EVENTS} "
-                    f"WHERE originator_id IN ({marks}) ORDER BY originator_id, originator_version",
-                    chunk,
-                )
+            for sql, params in queries:
+                c.execute(sql, params)
                 for row in c.fetchall():
                     sid = UUID(row[0])
                     event = self.mapper.to_domain_event(StoredEvent(sid, row[1], "", bytes(row[2])))
