@@ -17,6 +17,7 @@ from typing import Any, Final
 import orjson
 
 from adapters.bootstrap import Ledger
+from adapters.recorded import recorded_event, retry_result
 from domain.ids import derived_event
 from domain.service import PostResult
 from ledger.errors import QuipuError
@@ -99,18 +100,30 @@ def intercept(ledger: Ledger) -> list[Interception]:
 
 def decide(
     ledger: Ledger, case_id: str, action: str, by: str, text: str, at: dt.datetime,
-    assignee: str | None = None, report: str | None = None,
+    assignee: str | None = None, report: str | None = None, action_id: str | None = None,
 ) -> list[PostResult]:  # fmt: skip
-    """Record a case action; a clear also lifts the case's freeze and releases its holds."""
+    """Record a case action; a clear also lifts the case's freeze and releases its holds.
+
+    With ``action_id`` (the caller's own id for this step) a retry is answered from the log: a
+    duplicate when it asks the same, a conflict naming what differs; without one, every call is a
+    new step of the case.
+    """
+    asked = {"action": action, "by": by, "text": text, "assignee": assignee, "report": report}
+    key = f"{case_id}:id:{action_id}" if action_id is not None else None
+    if key is not None:
+        event_id = uuid.uuid5(NAMESPACE, f"aml.case_action:{key}")
+        if (found := recorded_event(ledger, event_id)) is not None:
+            position, event = found
+            return [retry_result(event_id, position, "action_id", action_id or "", asked, event["payload"])]
     ledger.runner.run()
     rows = ledger.views.query("SELECT seller_id, status FROM aml_cases WHERE case_id = ?", [case_id])
     if not rows:
         raise AmlError(f"CASE_ID: no case {case_id!r}")
     seller = str(rows[0][0])
-    n = len(ledger.views.query("SELECT 1 FROM aml_case_log WHERE case_id = ?", [case_id]))
-    payload: dict[str, Any] = {"case_id": case_id, "seller_id": seller, "action": action, "by": by, "text": text,
-                               "assignee": assignee, "report": report}  # fmt: skip
-    events = [_event("aml.case_action", f"{case_id}:{n}:{action}", at, f"aml:{by}", payload)]
+    if key is None:
+        key = f"{case_id}:{len(ledger.views.query('SELECT 1 FROM aml_case_log WHERE case_id = ?', [case_id]))}:{action}"
+    payload: dict[str, Any] = {"case_id": case_id, "seller_id": seller, **asked}
+    events = [_event("aml.case_action", key, at, f"aml:{by}", payload)]
     if action == "clear":
         events.append(_event("seller.unfrozen", case_id, at, f"aml:{by}", {
             "freeze_id": _freeze_of(case_id), "seller_id": seller, "case_id": case_id, "decided_by": by,

@@ -53,6 +53,9 @@ def case(
     text: Annotated[Optional[str], typer.Option("--text", help="why, in words")] = None,
     assignee: Annotated[Optional[str], typer.Option("--assignee")] = None,
     report: Annotated[Optional[str], typer.Option("--report", help="for confirm: COAF, UIF or STR")] = None,
+    action_id: Annotated[
+        Optional[str], typer.Option("--action-id", help="your id for this step: running it again records it once")
+    ] = None,
     database: DatabaseOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
@@ -63,7 +66,7 @@ def case(
                 if not by or not text:
                     raise QuipuError("--by and --text: required with --action")
                 at = dt.datetime.now(dt.UTC).replace(microsecond=0)
-                results = aml.decide(ledger, case_id, action, by, text, at, assignee, report)
+                results = aml.decide(ledger, case_id, action, by, text, at, assignee, report, action_id)
                 refused = [r for r in results if r.outcome.value in ("rejected", "conflict")]
                 if refused:
                     raise QuipuError(refused[0].reason or refused[0].outcome.value)

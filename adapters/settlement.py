@@ -20,6 +20,7 @@ import orjson
 from adapters import aml, config_files, logistics, taxes
 from adapters.bootstrap import Ledger, settlement_policy
 from adapters.rates import RecordedRate, stored_rate
+from adapters.recorded import recorded_event, retry_result
 from domain.catalog import canonical_bytes, parse_event
 from domain.fx_rules import conversion_events
 from domain.ids import derived_event, derived_id
@@ -352,17 +353,13 @@ def _retried_payout(
 ) -> tuple[dict[str, Any], PostResult] | None:
     """The recorded request when this payout id was already requested, as a duplicate or a conflict.
 
-    A retry comes later than the request it repeats, so its time (and the rates and calendars priced
-    at that time) differ: posting it again would be the same event id with a different body, a
-    conflict. What identifies the request is what the caller asked for (seller, amount, currency,
-    target currency, destination); when those match, the answer is the recorded event.
+    What identifies the request is what the caller asked for (seller, amount, currency, target
+    currency, destination), not the time, rates or calendars it was priced at.
     """
     event_id = uuid.uuid5(OPS_NAMESPACE, f"payout:{seller}:{pid}")
-    known = ledger.store.known_events([event_id])
-    if event_id not in known:
+    if (found := recorded_event(ledger, event_id)) is None:
         return None
-    position = known[event_id][0]
-    event: dict[str, Any] = orjson.loads(ledger.store.read(position - 1, 1)[0].body)
+    position, event = found
     recorded = event["payload"]
     gross = Decimal(recorded["amount"]["amount"]) + Decimal((recorded.get("fee") or {}).get("amount", "0"))
     route = recorded.get("route") or {}
@@ -371,11 +368,7 @@ def _retried_payout(
              "destination": destination}  # fmt: skip
     was = {"amount": gross, "currency": recorded["amount"]["currency"],
            "to": by_name.get(route.get("chosen", ""), target), "destination": recorded["destination"]}  # fmt: skip
-    differ = [f"{k} {was[k]} (asked {asked[k]})" for k in asked if asked[k] != was[k]]
-    if differ:
-        reason = f"payout_id: {pid} was already requested with " + ", ".join(differ)
-        return event, PostResult(0, Outcome.CONFLICT, str(event_id), position, reason=reason)
-    return event, PostResult(0, Outcome.DUPLICATE, str(event_id), position)
+    return event, retry_result(event_id, position, "payout_id", pid, asked, was)
 
 
 def place_hold(

@@ -124,9 +124,18 @@ def test_a_high_alert_freezes_payouts_until_a_case_clears_it(ledger_url: str) ->
                                   "payouts wait for a case decision")  # fmt: skip
         when = T0 + dt.timedelta(days=1)
         aml.decide(ledger, interception.case_id, "assign", "lead", "triage", when, assignee="ana")
+        # A note with the caller's id, retried an hour later: recorded once; the same id asking otherwise conflicts.
+        [noted] = aml.decide(ledger, interception.case_id, "note", "ana", "called the seller", when, action_id="N1")
+        later = when + dt.timedelta(hours=1)
+        [again] = aml.decide(ledger, interception.case_id, "note", "ana", "called the seller", later, action_id="N1")
+        assert (noted.outcome.value, again.outcome.value, again.position) == ("appended", "duplicate", noted.position)
+        [clash] = aml.decide(ledger, interception.case_id, "note", "bob", "called the seller", later, action_id="N1")
+        assert clash.outcome.value == "conflict"
+        assert clash.reason == "action_id: N1 was already requested with by ana (asked bob)"
         results = aml.decide(ledger, interception.case_id, "clear", "ana", "KYC documents verified", when)
         assert [r.outcome.value for r in results] == ["appended"] * 3  # the action, the unfreeze, the hold release
-        assert [r["action"] for r in aml.case_rows(ledger, interception.case_id)] == ["open", "assign", "clear"]
+        steps = [r["action"] for r in aml.case_rows(ledger, interception.case_id)]
+        assert steps == ["open", "assign", "note", "clear"]
         assert ledger.service.post([payout])[0].outcome.value == "appended"
         [closed] = aml.decide(ledger, interception.case_id, "note", "ana", "late note", when)
         assert closed.reason == f"payload.action: case {interception.case_id} was already closed (clear)"

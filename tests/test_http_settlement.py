@@ -74,9 +74,15 @@ def test_payouts_balances_and_aml_cases_over_http(serve: Callable[..., httpx.Cli
     [alert] = api.get("/v1/aml/alerts", headers=h_aml, params={"seller": "S1"}).json()
     frozen = api.post("/v1/payouts", headers=h_ops, json={"seller_id": "S1", "amount": "10.00", "currency": "BRL"})
     assert frozen.status_code == 422 and f"frozen by AML case {alert['case']}" in frozen.json()["detail"]
-    cleared = api.post(f"/v1/aml/cases/{alert['case']}/actions", headers=h_aml,
-                       json={"action": "clear", "by": "ana", "text": "KYC verified"})  # fmt: skip
+    clear = {"action": "clear", "by": "ana", "text": "KYC verified", "action_id": "C-1"}
+    cleared = api.post(f"/v1/aml/cases/{alert['case']}/actions", headers=h_aml, json=clear)
     assert cleared.status_code == 200 and cleared.json()["outcomes"][:2] == ["appended", "appended"]
+    retried = api.post(f"/v1/aml/cases/{alert['case']}/actions", headers=h_aml, json=clear)
+    assert retried.status_code == 200 and retried.json()["outcomes"] == ["duplicate"]
+    clash = api.post(f"/v1/aml/cases/{alert['case']}/actions", headers=h_aml, json={**clear, "action": "escalate"})
+    assert (
+        clash.status_code == 409 and "action_id: C-1 was already requested with action clear" in clash.json()["detail"]
+    )
     timeline = api.get(f"/v1/aml/cases/{alert['case']}", headers=h_aml).json()
     assert [step["action"] for step in timeline] == ["open", "clear"]
     assert api.get("/v1/aml/cases/CASE-NONE", headers=h_aml).status_code == 404

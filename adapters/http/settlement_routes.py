@@ -63,6 +63,10 @@ class CaseAction(BaseModel):
     text: str = Field(min_length=1, max_length=500)
     assignee: str | None = None
     report: Literal["COAF", "UIF", "STR"] | None = None
+    action_id: str | None = Field(
+        None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$",
+        description="your id for this step: a retry with it is answered as a duplicate, never recorded twice",
+    )  # fmt: skip
 
 
 class Resolution(BaseModel):
@@ -187,7 +191,7 @@ def add_routes(app: FastAPI, guard: Guard, state: dict[str, Any], lock: threadin
         "/v1/aml/cases/{case_id}/actions",
         summary="Record a case action; clear lifts freeze and holds",
         dependencies=[needs("aml:write")],
-        responses=answers(ActionDoc, 404, 422),
+        responses=answers(ActionDoc, 404, 409, 422),
     )
     def aml_action(request: Request, case_id: str, body: CaseAction) -> Response:
         if (refused := guard(request, "aml:write")) is not None:
@@ -196,12 +200,13 @@ def add_routes(app: FastAPI, guard: Guard, state: dict[str, Any], lock: threadin
         try:
             with lock:
                 results = aml.decide(state["ledger"], case_id, body.action, body.by, body.text, at, body.assignee,
-                                     body.report)  # fmt: skip
+                                     body.report, body.action_id)  # fmt: skip
         except aml.AmlError as exc:
             return problem(404, "Unknown case", str(exc))
         refused_ = [r for r in results if r.outcome.value in ("rejected", "conflict")]
         if refused_:
-            return problem(422, "Action refused", refused_[0].reason or "", [refused_[0].reason or ""])
+            status = 409 if refused_[0].outcome.value == "conflict" else 422
+            return problem(status, "Action refused", refused_[0].reason or "", [refused_[0].reason or ""])
         return JSONResponse({"outcomes": [r.outcome.value for r in results]})
 
     @app.get(
