@@ -140,6 +140,9 @@ def create_app(
         version="0.1.0",
         lifespan=lifespan,
         description="Event-sourced ledger: post events, read the feed, balances and the trial balance.",
+        # The server span, latency histogram and log line are ObservabilityMiddleware's (ADR 0023); FastAPI's own
+        # would record each request a second time once a tracer is configured, and checks its settings per request.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
 
     # Request id, server span, latency histogram and the access log line (adapters/observability/http.py).
@@ -195,7 +198,7 @@ def create_app(
             title = "Invalid event" if result.outcome is Outcome.REJECTED else "Conflicting event"
             reasons = list(result.problems) or [result.reason or ""]
             return problem(_STATUS[result.outcome], title, result.reason or "", reasons)
-        return JSONResponse(_result(result), status_code=_STATUS[result.outcome])
+        return Response(orjson.dumps(_result(result)), _STATUS[result.outcome], media_type="application/json")
 
     @app.post(
         "/v1/events/batch",

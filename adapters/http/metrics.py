@@ -39,6 +39,17 @@ class ApiMetrics:
             "from the first event when it has projected nothing)",
             ["projection"], registry=self.registry,
         )  # fmt: skip
+        # Labelled children by label values: prometheus_client looks each up under a lock on every call.
+        self._latency_of: dict[tuple[str, str, str], Histogram] = {}
+        self._events_of: dict[str, Counter] = {}
+
+    def observe_request(self, route: str, method: str, status: str, seconds: float) -> None:
+        """One request's latency."""
+        key = (route, method, status)
+        child = self._latency_of.get(key)
+        if child is None:
+            child = self._latency_of[key] = self.latency.labels(route, method, status)
+        child.observe(seconds)
 
     def count(self, results: list[PostResult]) -> None:
         """Record each post's outcome, and the field named by each refusal."""
@@ -48,7 +59,10 @@ class ApiMetrics:
             r.reason.split(":", 1)[0][:60] for r in results if r.reason and r.outcome.value in ("rejected", "conflict")
         )
         for outcome, n in outcomes.items():
-            self.events.labels(outcome).inc(n)
+            child = self._events_of.get(outcome)
+            if child is None:
+                child = self._events_of[outcome] = self.events.labels(outcome)
+            child.inc(n)
         for name, n in fields.items():
             self.rejections.labels(name).inc(n)
 

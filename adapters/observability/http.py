@@ -109,7 +109,7 @@ class ObservabilityMiddleware:
                 if error is not None and status == 0:
                     status = 500  # what the server-error middleware outside this one answers
                 route = getattr(scope.get("route"), "path", None)
-                self.metrics.latency.labels(route or "unmatched", method, str(status)).observe(elapsed)
+                self.metrics.observe_request(route or "unmatched", method, str(status), elapsed)
                 if route:
                     span.update_name(f"{method} {route}")
                     span.set_attribute("http.route", route)
