@@ -183,3 +183,30 @@ def test_cross_border_payouts_at_the_threshold_need_travel_rule_data(ledger_url:
         assert typologies(ledger, "TR-BELOW") == [] and typologies(ledger, "TR-OK") == []
         [alert] = aml.alerts(ledger, "TR-AT")
         assert alert["severity"] == "high"
+
+
+def test_the_case_command_records_a_step_once_per_action_id(ledger_url: str) -> None:
+    import importlib
+
+    from typer.testing import CliRunner
+
+    from adapters.cli import COMMAND_MODULES, app
+
+    for module in COMMAND_MODULES:  # the sub-commands register themselves on import, as in main()
+        importlib.import_module(module)
+
+    opened = ev("aml.case_opened", {"case_id": "CASE-C", "seller_id": "S1", "alert_ids": ["AL-1"],
+                                    "typologies": ["structuring"], "opened_by": "aml"})  # fmt: skip
+    with open_ledger(ledger_url) as ledger:
+        post(ledger, [opened])
+    step = ["aml", "case", "CASE-C", "--action", "note", "--by", "ana", "--database", ledger_url, "--format", "json"]
+    runner = CliRunner()
+    first = runner.invoke(app, [*step, "--text", "called the seller", "--action-id", "N1"])
+    again = runner.invoke(app, [*step, "--text", "called the seller", "--action-id", "N1"])
+    assert (first.exit_code, again.exit_code) == (0, 0), first.output + again.output
+    assert [r["action"] for r in orjson.loads(again.stdout)] == ["open", "note"]
+    changed = runner.invoke(app, [*step, "--text", "emailed the seller", "--action-id", "N1"])
+    assert changed.exit_code == 2  # the command's refusals
+    assert "action_id: N1 was already requested with text called the seller (asked emailed the seller)" in (
+        changed.output
+    )
