@@ -188,3 +188,39 @@ def test_text_people_chose_is_printed_as_text_never_as_rich_markup(tmp_path: Pat
     assert listed.returncode == 0 and "[/x][bold]" in listed.stdout, listed.stderr
     revoked = quipu("clients", "revoke", name, "--database", db)
     assert revoked.returncode == 0 and f"revoked {name}" in revoked.stdout, revoked.stderr
+
+
+_REGISTERED = """
+import importlib, json
+import adapters.cli as cli
+
+def top():
+    commands = {c.name or c.callback.__name__.replace("_", "-") for c in cli.app.registered_commands}
+    return commands | {g.name for g in cli.app.registered_groups}
+
+def db():
+    return len(cli.db_app.registered_commands)
+
+core, found = sorted(top()), {}
+for module in cli.COMMAND_MODULES:
+    names, subcommands = top(), db()
+    importlib.import_module(module)
+    # A module may also add a sub-command to a group of the core (db analyst-role).
+    found[module] = sorted(top() - names | ({"db"} if db() > subcommands else set()))
+print(json.dumps({"core": core, "modules": found}))
+"""
+
+
+def test_each_command_module_adds_the_commands_the_entry_point_imports_it_for() -> None:
+    from adapters import cli
+
+    # A fresh interpreter: in this one the modules may have registered already.
+    run = subprocess.run([sys.executable, "-c", _REGISTERED], capture_output=True, text=True, check=True)
+    seen = json.loads(run.stdout)
+    assert seen["core"] == sorted(cli.CORE_COMMANDS)
+    assert seen["modules"] == {m: sorted(names) for m, names in cli.COMMANDS_OF.items()}
+    assert cli.modules_for(["aml", "case", "X"]) == ("adapters.cli_aml",)
+    assert cli.modules_for(["db", "upgrade"]) == ("adapters.cli_analyst",)
+    assert cli.modules_for(["balances"]) == ()
+    for argv in ([], ["--help"], ["no-such-command"]):
+        assert cli.modules_for(argv) == cli.COMMAND_MODULES
