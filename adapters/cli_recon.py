@@ -185,8 +185,8 @@ def resolve(
         raise fail(QuipuError(f"--resolution: {resolution!r} is not one of {', '.join(reconcile.RESOLUTIONS)}"))
     try:
         with ledger_for(database) as ledger:
-            event_id = reconcile.resolve(ledger, exception_id, resolution, by, note, adjustment, approved_by,
-                                         dt.datetime.now(dt.UTC).replace(microsecond=0))  # fmt: skip
+            event_id, _ = reconcile.resolve(ledger, exception_id, resolution, by, note, adjustment, approved_by,
+                                            dt.datetime.now(dt.UTC).replace(microsecond=0))  # fmt: skip
     except QuipuError as exc:
         raise fail(exc) from None
     out.print(f"{exception_id}: {resolution} by {by} (event {event_id})", markup=False)

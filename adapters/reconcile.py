@@ -15,12 +15,13 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import orjson
 
 from adapters import config_files
 from adapters.bootstrap import Ledger, settlement_policy
+from adapters.recorded import recorded_event
 from domain.ids import derived_event
 from domain.recon.matching import (
     BusinessCalendar,
@@ -571,6 +572,13 @@ def import_file(
 RESOLUTIONS: Final = ("adjusted", "accepted_timing", "written_off")
 
 
+class Resolved(NamedTuple):
+    """A resolution's event, and whether it was already in the log (the same decision asked again)."""
+
+    event_id: str
+    recorded_before: bool
+
+
 def resolve(
     ledger: Ledger,
     exception_id: str,
@@ -580,14 +588,22 @@ def resolve(
     adjustment_id: str | None = None,
     approved_by: str | None = None,
     at: dt.datetime | None = None,
-) -> str:
-    """Record a person's decision on an open exception; returns the event id.
+) -> Resolved:
+    """Record a person's decision on an open exception; returns its event id.
 
     ``adjusted`` and ``written_off`` name the ``adjustment.posted`` that books the money, which
-    must already be in the log; a write-off also needs a second person's approval.
+    must already be in the log; a write-off also needs a second person's approval. The same decision
+    asked again is answered with the recorded event; another decision on a closed exception is refused.
     """
     from domain.rules import stream_id
 
+    asked = {"resolution": resolution, "decided_by": decided_by, "note": note, "adjustment_id": adjustment_id,
+             "approved_by": approved_by}  # fmt: skip
+    event_id = uuid.uuid5(NAMESPACE, f"recon-resolved:{exception_id}")
+    if (found := recorded_event(ledger, event_id)) is not None and all(
+        found[1]["payload"].get(k) == v for k, v in asked.items()
+    ):
+        return Resolved(str(event_id), recorded_before=True)  # a retry whose answer was lost: recorded once
     ledger.runner.run()
     row = ledger.views.lookup(EXCEPTIONS, [(exception_id,)]).get((exception_id,))
     if row is None:
@@ -597,11 +613,10 @@ def resolve(
     if adjustment_id is not None and not ledger.store.stream_events([stream_id(f"adjustment:{adjustment_id}")]):
         raise ReconError(f"adjustment_id: no adjustment {adjustment_id} was posted")
     when = at or dt.datetime.now(dt.UTC)
-    payload = {"exception_id": exception_id, "resolution": resolution, "decided_by": decided_by, "note": note,
-               "adjustment_id": adjustment_id, "approved_by": approved_by}  # fmt: skip
+    payload = {"exception_id": exception_id, **asked}
     doc = _event("recon.exception_resolved", f"recon-resolved:{exception_id}", when, payload)
     (result,) = ledger.service.post([doc])
     if result.outcome is not Outcome.APPENDED:
         raise ReconError(result.reason or f"exception {exception_id}: {result.outcome.value}")
     ledger.runner.run()
-    return str(result.event_id)
+    return Resolved(str(result.event_id), recorded_before=False)

@@ -121,9 +121,11 @@ def test_reconciliation_exceptions_over_http(
     assert api.post(url, headers=h_read, json=body).status_code == 403
     done = api.post(url, headers=h_fin, json=body)
     assert done.status_code == 201, done.text
-    again = api.post(url, headers=h_fin, json=body)
-    assert again.status_code == 422 and again.headers["content-type"].startswith("application/problem+json")
-    assert "already closed" in again.json()["detail"]
+    again = api.post(url, headers=h_fin, json=body)  # a retry: the recorded decision, written once
+    assert again.status_code == 200 and again.json() == done.json()
+    other = api.post(url, headers=h_fin, json={**body, "note": "changed my mind"})
+    assert other.status_code == 422 and other.headers["content-type"].startswith("application/problem+json")
+    assert "already closed" in other.json()["detail"]
     assert api.post("/v1/reconciliation/exceptions/RXNOPE/resolution", headers=h_fin, json=body).status_code == 404
     bad = api.post(url, headers=h_fin, json={**body, "resolution": "ignored"})
     assert bad.status_code == 422

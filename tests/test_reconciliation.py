@@ -109,7 +109,14 @@ def test_resolutions_are_events_and_refused_when_incomplete(ledger: Ledger, tmp_
                                "amount": {"amount": fee["difference"], "currency": ccy}}]},
     }  # fmt: skip
     assert ledger.service.post([adjustment])[0].outcome is Outcome.APPENDED
-    reconcile.resolve(ledger, fee["exception_id"], "adjusted", "ana", "claimed back", adjustment_id="ADJ-FEE-1")
+    decided = reconcile.resolve(ledger, fee["exception_id"], "adjusted", "ana", "claimed back", "ADJ-FEE-1")
+    head = ledger.store.head()
+    # The same decision again (a client retrying after a lost answer) is the recorded one; nothing is written.
+    again = reconcile.resolve(ledger, fee["exception_id"], "adjusted", "ana", "claimed back", "ADJ-FEE-1")
+    assert (decided.recorded_before, again) == (False, (decided.event_id, True))
+    assert ledger.store.head() == head
+    with pytest.raises(reconcile.ReconError, match="already closed"):
+        reconcile.resolve(ledger, fee["exception_id"], "adjusted", "ana", "claimed back, twice", "ADJ-FEE-1")
     with pytest.raises(reconcile.ReconError, match="already closed"):
         reconcile.resolve(ledger, fee["exception_id"], "accepted_timing", "ana", "again")
     dup = rows["duplicate"]

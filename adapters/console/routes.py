@@ -370,7 +370,7 @@ def mount(app: FastAPI, state: dict[str, Any], lock: threading.Lock, auth: bool)
         def record() -> str:
             with lock:
                 before = state["ledger"].store.head()
-                event_id = reconcile.resolve(
+                event_id, _ = reconcile.resolve(
                     state["ledger"], exception_id, fields.get("resolution", ""), person.client_id,
                     fields.get("note", "").strip() or "resolved in the console", fields.get("adjustment_id") or None,
                     fields.get("approved_by") or None, dt.datetime.now(dt.UTC).replace(microsecond=0),

@@ -232,7 +232,7 @@ def add_routes(app: FastAPI, guard: Guard, state: dict[str, Any], lock: threadin
         status_code=201,
         summary="Record a decision on an open exception (recon:write)",
         dependencies=[needs("recon:write")],
-        responses=answers(ResolutionDoc, 404, 422, status=201),
+        responses=answers(ResolutionDoc, 404, 422, status=201, also={200: ResolutionDoc}),
     )
     def recon_resolve(request: Request, exception_id: str, body: Resolution) -> Response:
         if (refused := guard(request, "recon:write")) is not None:
@@ -240,9 +240,11 @@ def add_routes(app: FastAPI, guard: Guard, state: dict[str, Any], lock: threadin
         at = dt.datetime.now(dt.UTC).replace(microsecond=0)
         try:
             with lock:
-                event_id = reconcile.resolve(state["ledger"], exception_id, body.resolution, body.decided_by,
+                decision = reconcile.resolve(state["ledger"], exception_id, body.resolution, body.decided_by,
                                              body.note, body.adjustment_id, body.approved_by, at)  # fmt: skip
         except reconcile.ReconError as exc:
             status = 404 if str(exc).startswith("exception_id: no exception") else 422
             return problem(status, "Resolution refused", str(exc), [str(exc)])
-        return JSONResponse({"exception_id": exception_id, "event_id": event_id}, status_code=201)
+        # The same decision asked again (a retry) answers 200 with the recorded event, as a duplicate post does.
+        return JSONResponse({"exception_id": exception_id, "event_id": decision.event_id},
+                            status_code=200 if decision.recorded_before else 201)  # fmt: skip
