@@ -18,7 +18,7 @@ import orjson
 
 from adapters.bootstrap import Ledger
 from adapters.recorded import recorded_event, retry_result
-from domain.ids import derived_event
+from domain.ids import derived_event, derived_event_id
 from domain.service import PostResult
 from ledger.errors import QuipuError
 from ledger.money import format_amount
@@ -33,6 +33,11 @@ class AmlError(QuipuError, ValueError):
 
 def _event(kind: str, key: str, at: dt.datetime, source: str, payload: dict[str, Any]) -> dict[str, Any]:
     return derived_event(NAMESPACE, f"{kind}:{key}", kind, at, source, payload)
+
+
+def _event_id(kind: str, key: str) -> uuid.UUID:
+    """The id :func:`_event` gives the ``kind`` event of ``key``."""
+    return derived_event_id(NAMESPACE, f"{kind}:{key}")
 
 
 def _case_of(alert_id: str) -> str:
@@ -111,7 +116,7 @@ def decide(
     asked = {"action": action, "by": by, "text": text, "assignee": assignee, "report": report}
     key = f"{case_id}:id:{action_id}" if action_id is not None else None
     if key is not None:
-        event_id = uuid.uuid5(NAMESPACE, f"aml.case_action:{key}")
+        event_id = _event_id("aml.case_action", key)
         if (found := recorded_event(ledger, event_id)) is not None:
             position, event = found
             return [retry_result(event_id, position, "action_id", action_id or "", asked, event["payload"])]

@@ -22,7 +22,7 @@ import orjson
 from adapters import config_files
 from adapters.bootstrap import Ledger, settlement_policy
 from adapters.recorded import recorded_event
-from domain.ids import derived_event
+from domain.ids import derived_event, derived_event_id
 from domain.recon.matching import (
     BusinessCalendar,
     Decision,
@@ -599,7 +599,8 @@ def resolve(
 
     asked = {"resolution": resolution, "decided_by": decided_by, "note": note, "adjustment_id": adjustment_id,
              "approved_by": approved_by}  # fmt: skip
-    event_id = uuid.uuid5(NAMESPACE, f"recon-resolved:{exception_id}")
+    key = f"recon-resolved:{exception_id}"
+    event_id = derived_event_id(NAMESPACE, key)
     if (found := recorded_event(ledger, event_id)) is not None and all(
         found[1]["payload"].get(k) == v for k, v in asked.items()
     ):
@@ -614,7 +615,7 @@ def resolve(
         raise ReconError(f"adjustment_id: no adjustment {adjustment_id} was posted")
     when = at or dt.datetime.now(dt.UTC)
     payload = {"exception_id": exception_id, **asked}
-    doc = _event("recon.exception_resolved", f"recon-resolved:{exception_id}", when, payload)
+    doc = _event("recon.exception_resolved", key, when, payload)
     (result,) = ledger.service.post([doc])
     if result.outcome is not Outcome.APPENDED:
         raise ReconError(result.reason or f"exception {exception_id}: {result.outcome.value}")

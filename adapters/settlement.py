@@ -23,7 +23,7 @@ from adapters.rates import RecordedRate, stored_rate
 from adapters.recorded import recorded_event, retry_result
 from domain.catalog import canonical_bytes, parse_event
 from domain.fx_rules import conversion_events
-from domain.ids import derived_event, derived_id
+from domain.ids import derived_event, derived_event_id, derived_id
 from domain.service import Outcome, PostResult
 from domain.settlement.positions import Position, position
 from domain.settlement.routes import RouteError, RoutePrice, RouteTable, cheapest, price_routes
@@ -181,6 +181,11 @@ def _op_event(kind: str, version: int, key: str, at: dt.datetime, source: str, p
     return derived_event(OPS_NAMESPACE, key, kind, at, source, payload, version)
 
 
+def _payout_key(seller: str, payout_id: str) -> str:
+    """What a payout request's event id derives from: the same seller and payout id are the same request."""
+    return f"payout:{seller}:{payout_id}"
+
+
 def _money(minor: int, ccy: str) -> str:
     return format_amount(minor, ccy)
 
@@ -335,7 +340,7 @@ def request_payout(
             "originator_id": "LEI QUIPUMARKETPLACE", "beneficiary_name": f"seller {seller}",
             "beneficiary_account": destination,
         }  # fmt: skip
-    event = _op_event("payout.requested", 2, f"payout:{seller}:{pid}", at, "quipu payout request", payload)
+    event = _op_event("payout.requested", 2, _payout_key(seller, pid), at, "quipu payout request", payload)
     [result] = ledger.service.post([event])
     if result.outcome is Outcome.CONFLICT and payout_id is not None:
         # The same request, sent twice at once in different seconds: the other one was recorded first.
@@ -356,7 +361,7 @@ def _retried_payout(
     What identifies the request is what the caller asked for (seller, amount, currency, target
     currency, destination), not the time, rates or calendars it was priced at.
     """
-    event_id = uuid.uuid5(OPS_NAMESPACE, f"payout:{seller}:{pid}")
+    event_id = derived_event_id(OPS_NAMESPACE, _payout_key(seller, pid))
     if (found := recorded_event(ledger, event_id)) is None:
         return None
     position, event = found
