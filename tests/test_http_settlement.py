@@ -79,6 +79,8 @@ def test_payouts_balances_and_aml_cases_over_http(serve: Callable[..., httpx.Cli
     assert cleared.status_code == 200 and cleared.json()["outcomes"][:2] == ["appended", "appended"]
     retried = api.post(f"/v1/aml/cases/{alert['case']}/actions", headers=h_aml, json=clear)
     assert retried.status_code == 200 and retried.json()["outcomes"] == ["duplicate"]
+    bad_id = api.post(f"/v1/aml/cases/{alert['case']}/actions", headers=h_aml, json={**clear, "action_id": "C 1;"})
+    assert bad_id.status_code == 422 and "action_id" in bad_id.text
     clash = api.post(f"/v1/aml/cases/{alert['case']}/actions", headers=h_aml, json={**clear, "action": "escalate"})
     assert (
         clash.status_code == 409 and "action_id: C-1 was already requested with action clear" in clash.json()["detail"]

@@ -198,11 +198,14 @@ def test_a_payout_retried_later_is_the_recorded_request_and_a_changed_one_a_conf
         assert (dup.outcome.value, dup.position, dup.event_id) == ("duplicate", ok.position, ok.event_id)
         assert again == event  # the recorded request, priced at its own time
         for changed, field in [(("41.00", "BRL", "acct"), "amount 40.00 (asked 41.00)"),
+                               (("40.00", "USD", "acct"), "to BRL (asked USD)"),
                                (("40.00", "BRL", "other"), "destination acct (asked other)")]:  # fmt: skip
             amount, target, destination = changed
             _, clash = settlement.request_payout(ledger, "S1", amount, "BRL", target, destination, None, later, "W1")
             assert clash.outcome.value == "conflict" and clash.position == ok.position
             assert clash.reason == f"payout_id: W1 was already requested with {field}"
+        with pytest.raises(Exception, match="--amount"):  # a bad amount is refused as such, retry or not
+            settlement.request_payout(ledger, "S1", "40.001", "BRL", "BRL", "acct", None, later, "W1")
         assert ledger.store.head() == head
         [p] = settlement.positions(ledger, dt.date(2026, 10, 6), "S1")
         assert (p.in_payout + p.payout_fees, p.available) == (4000, 6000)  # once
