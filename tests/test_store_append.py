@@ -1,0 +1,72 @@
+"""The stores' append itself, below the service: chain links, record times and all-or-nothing batches.
+
+On PostgreSQL the links are computed by the database's append function (ADR 0035); these tests hold both
+stores to the Python definition in :mod:`ledger.chain`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from adapters.bootstrap import Ledger
+from domain.catalog import canonical_bytes, parse_event
+from domain.ports import NewRecord, WriteConflict
+from ledger.chain import GENESIS, body_hash, extend
+from tests.factories import authorized
+
+
+def _record(event: dict[str, Any], stream: uuid.UUID | None = None, version: int = 1) -> NewRecord:
+    posted = parse_event(event)
+    body = canonical_bytes(posted)
+    return NewRecord(stream or uuid.uuid4(), version, posted.type, body, posted.event_id, body_hash(body), posted)
+
+
+def test_stored_links_are_the_chain_extended_batch_by_batch(ledger: Ledger) -> None:
+    batches = [[_record(authorized(f"p{b}-{i}", "10.00")) for i in range(n)] for b, n in enumerate([1, 3, 2])]
+    for batch in batches:
+        before = ledger.store.head()
+        assert ledger.store.append(batch) == list(range(before + 1, before + 1 + len(batch)))
+    stored = ledger.store.read(0, 100)
+    assert [r.event_id for r in stored] == [r.event_id for batch in batches for r in batch]
+    assert [r.body for r in stored] == [r.body for batch in batches for r in batch]
+    head, previous, recorded = 0, GENESIS, 0
+    for batch in batches:
+        mine, stored = stored[: len(batch)], stored[len(batch) :]
+        assert len({r.recorded_at_us for r in mine}) == 1  # one record time per batch
+        links = extend(head, previous, recorded, [(r.event_id, r.body_sha256) for r in batch], mine[0].recorded_at_us)
+        assert [(r.position, r.recorded_at_us, r.body_sha256, r.chain_sha256) for r in mine] == [
+            (ln.position, ln.recorded_at_us, ln.body_sha256, ln.chain_sha256) for ln in links
+        ]
+        head, previous, recorded = links[-1].position, links[-1].chain_sha256, links[-1].recorded_at_us
+
+
+def test_record_times_never_go_backwards_when_the_clock_does(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger.store.append([_record(authorized("p1", "10.00"))])
+    first = ledger.store.read(0, 1)[0].recorded_at_us
+    monkeypatch.setattr(time, "time_ns", lambda: (first - 3_600_000_000) * 1000)  # an hour earlier
+    ledger.store.append([_record(authorized("p2", "10.00"))])
+    assert [r.recorded_at_us for r in ledger.store.read(0, 2)] == [first, first]
+
+
+def test_a_taken_event_id_fails_the_whole_batch(ledger: Ledger) -> None:
+    taken = _record(authorized("p1", "10.00"))
+    ledger.store.append([taken])
+    again = NewRecord(uuid.uuid4(), 1, taken.topic, taken.body, taken.event_id, taken.body_sha256, taken.event)
+    with pytest.raises(WriteConflict):
+        ledger.store.append([_record(authorized("p2", "10.00")), again])
+    assert ledger.store.head() == 1
+    assert [r.event_id for r in ledger.store.read(0, 10)] == [taken.event_id]
+
+
+def test_a_taken_stream_version_fails_the_whole_batch(ledger: Ledger) -> None:
+    stream = uuid.uuid4()
+    ledger.store.append([_record(authorized("p1", "10.00"), stream)])
+    with pytest.raises(WriteConflict):
+        ledger.store.append([_record(authorized("p2", "10.00")), _record(authorized("p3", "10.00"), stream)])
+    assert ledger.store.head() == 1
+    # The next version of the stream is free, and the chain goes on from the same head.
+    assert ledger.store.append([_record(authorized("p4", "10.00"), stream, version=2)]) == [2]
