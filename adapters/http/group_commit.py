@@ -81,7 +81,9 @@ class GroupCommit:
             self.groups += 1
             start = 0
             for raws, done, _ in group:
-                mine = [dataclasses.replace(r, index=r.index - start) for r in results[start : start + len(raws)]]
+                mine = results[start : start + len(raws)]
+                if start:  # indexed within the group: re-index within this request (the first needs none)
+                    mine = [dataclasses.replace(r, index=r.index - start) for r in mine]
                 start += len(raws)
                 if not done.done():
                     done.set_result(mine)
