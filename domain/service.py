@@ -129,7 +129,10 @@ class LedgerService:
             parsed.append(_Parsed(i, event, posted, body, body_hash(body), name, stream_id(name)))
         for attempt in range(MAX_ATTEMPTS):
             try:
-                results.update(self._decide_and_append(parsed, trust_cache=attempt == 0 and not self.shared))
+                first = attempt == 0
+                results.update(
+                    self._decide_and_append(parsed, trust_cache=first and not self.shared, presume_new=first)
+                )
                 break
             except WriteConflict:
                 if attempt == MAX_ATTEMPTS - 1:
@@ -141,19 +144,21 @@ class LedgerService:
                     time.sleep(random.uniform(0, 0.005 * 2 ** (attempt - 1)))
         return [results[i] for i in range(len(raws))]
 
-    def _decide_and_append(self, parsed: list[_Parsed], trust_cache: bool) -> dict[int, PostResult]:
+    def _decide_and_append(self, parsed: list[_Parsed], trust_cache: bool, presume_new: bool) -> dict[int, PostResult]:
         results: dict[int, PostResult] = {}
         # States first, then known ids: an event another writer committed in between is then
         # seen as known (a duplicate), never as an effect already in the state (a refusal).
         states, cached = self._load(parsed, trust_cache)
-        # Event ids as integers from here on: hashed in C, not by UUID.__hash__.
-        known = {k.int: v for k, v in self.store.known_events([p.event.event_id for p in parsed]).items()}
+        # A first attempt looks the ids up only when the answer can matter (ADR 0036): until an event is refused,
+        # each is presumed new, and the store's unique event id refuses an append that holds one already recorded
+        # (a write conflict: the batch is then decided again with the ids looked up first).
+        known = None if presume_new else self._known(parsed)
         batch_ids: dict[int, tuple[int, bytes]] = {}
         accepted: list[tuple[_Parsed, NewRecord]] = []
         for p in parsed:
             eid = p.event.event_id
             key = eid.int
-            seen = known.get(key) or batch_ids.get(key)
+            seen = batch_ids.get(key) if known is None else known.get(key) or batch_ids.get(key)
             if seen is not None:
                 results[p.index] = _seen(p, seen)
                 continue
@@ -162,14 +167,19 @@ class LedgerService:
             try:
                 new_state = evolve(state, p.event)
                 entry_for_body(p.body)
-            except RuleViolation as exc:
-                if p.stream in cached:
+            except (RuleViolation, UnbalancedEntryError) as exc:
+                if isinstance(exc, RuleViolation) and p.stream in cached:
                     # Another process may have moved this stream on since we cached it:
                     # never refuse on a stale state. Decide the batch again from the store.
                     raise WriteConflict(f"stream {p.stream} may be stale") from None
-                results[p.index] = PostResult(p.index, Outcome.REJECTED, str(eid), reason=_reason(exc))
-                continue
-            except UnbalancedEntryError as exc:
+                if known is None:
+                    # The state may hold this very event's effect, recorded by an earlier post: look first.
+                    known = self._known(parsed)
+                    if any(r.event_id.int in known for _, r in accepted):
+                        raise WriteConflict("an event presumed new is already recorded") from None
+                    if (seen := known.get(key)) is not None:
+                        results[p.index] = _seen(p, seen)
+                        continue
                 results[p.index] = PostResult(p.index, Outcome.REJECTED, str(eid), reason=_reason(exc))
                 continue
             states[p.stream] = (version + 1, new_state)
@@ -186,6 +196,10 @@ class LedgerService:
         for name, vs in states.items():
             self._remember(name, vs)
         return results
+
+    def _known(self, parsed: list[_Parsed]) -> dict[int, tuple[int, bytes]]:
+        """The batch's ids already recorded, as integers (hashed in C, not by ``UUID.__hash__``)."""
+        return {k.int: v for k, v in self.store.known_events([p.event.event_id for p in parsed]).items()}
 
     def _load(self, parsed: list[_Parsed], trust_cache: bool) -> tuple[dict[str, tuple[int, State]], set[str]]:
         """States by stream name (those absent are new streams), and the names served from the

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 from adapters.bootstrap import Ledger
-from domain.service import Outcome
+from domain.service import LedgerService, Outcome
 from tests.factories import adjustment, authorized, captured, chargeback, ev, fee, payout, refunded, released
 
 
@@ -197,3 +197,80 @@ def test_a_stream_check_refuses_an_event_filed_under_another_stream_and_nothing_
     assert ledger.store.head() == 2
     # Once routed right it is appended: the refusal wrote nothing.
     assert [r.outcome for r in ledger.service.post([batch[1]])] == [Outcome.APPENDED]
+
+
+class _Counting:
+    """A ledger's store, counting id lookups, appends and the appends refused as write conflicts."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.store = ledger.store
+        self.lookups, self.appends, self.conflicts = 0, 0, 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.store, name)
+
+    def known_events(self, event_ids: object) -> object:
+        self.lookups += 1
+        return self.store.known_events(event_ids)  # type: ignore[arg-type]
+
+    def append(self, records: object) -> list[int]:
+        from domain.ports import WriteConflict
+
+        self.appends += 1
+        try:
+            return self.store.append(records)  # type: ignore[arg-type]
+        except WriteConflict:
+            self.conflicts += 1
+            raise
+
+
+def _counted(ledger: Ledger) -> tuple[_Counting, LedgerService]:
+    store = _Counting(ledger)
+    return store, LedgerService(store)  # type: ignore[arg-type]
+
+
+def test_new_events_are_appended_without_looking_their_ids_up(ledger: Ledger) -> None:
+    store, service = _counted(ledger)
+    results = service.post([authorized("p1", "100.00"), captured("p1", "60.00"), fee("f1", "1.00")])
+    assert [r.outcome.value for r in results] == ["appended", "appended", "appended"]
+    assert (store.lookups, store.appends, store.conflicts) == (0, 1, 0)
+
+
+def test_a_refusal_looks_the_ids_up_first_so_a_repost_is_a_duplicate(ledger: Ledger) -> None:
+    a, c = authorized("p1", "100.00"), captured("p1", "60.00")
+    ledger.service.post([a, c])
+    store, service = _counted(ledger)
+    # The repost's state already holds its own effect, so the rules refuse it: the lookup names it a duplicate.
+    # The batch goes on from the lookup: the refusal of the over-capture stands, the new fee is appended.
+    results = service.post([c, captured("p1", "50.00"), fee("f1", "1.00")])
+    assert [(r.outcome.value, r.position) for r in results] == [("duplicate", 2), ("rejected", None), ("appended", 3)]
+    assert (store.lookups, store.appends, store.conflicts) == (1, 1, 0)
+
+
+def test_an_event_presumed_new_but_recorded_is_caught_by_the_unique_id(ledger: Ledger) -> None:
+    a = authorized("p1", "100.00")
+    store, stale = _counted(ledger)
+    stale.post([a])
+    c = captured("p1", "60.00")
+    LedgerService(ledger.store).post([c])  # another process records the capture
+    # ``stale`` trusts its cached state, which lacks the capture: its rules accept it and the append is refused.
+    # The next attempt looks the id up: a duplicate, and a changed body is a conflict.
+    changed = copy.deepcopy(c)
+    changed["source"] = "elsewhere"
+    results = stale.post([c, changed])
+    assert [(r.outcome.value, r.position) for r in results] == [("duplicate", 2), ("conflict", 2)]
+    assert (store.lookups, store.appends, store.conflicts) == (1, 2, 1)
+    assert ledger.store.head() == 2
+
+
+def test_a_refusal_after_an_accepted_repost_decides_the_batch_again(ledger: Ledger) -> None:
+    store, stale = _counted(ledger)
+    stale.post([authorized("p1", "100.00")])
+    c = captured("p1", "60.00")
+    LedgerService(ledger.store).post([c])
+    # The repost is accepted on the stale state, then a new event of another stream is refused: the lookup finds
+    # the accepted one recorded, so the batch is decided again from the store instead of appending it.
+    results = stale.post([c, refunded("p2", "r1", "1.00")])
+    assert [r.outcome.value for r in results] == ["duplicate", "rejected"]
+    assert (store.lookups, store.appends, store.conflicts) == (2, 1, 0)
+    assert ledger.store.head() == 2
