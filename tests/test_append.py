@@ -146,30 +146,11 @@ def test_a_stale_cache_never_causes_a_wrong_rejection(ledger: Ledger) -> None:
 
 
 def test_a_shared_service_catches_its_cache_up_instead_of_colliding(ledger: Ledger) -> None:
-    from domain.ports import WriteConflict
     from domain.rules import stream_id
-    from domain.service import LedgerService
-
-    class Counting:
-        """The store, counting appends and the ones refused for a taken stream version."""
-
-        def __init__(self) -> None:
-            self.appends, self.conflicts = 0, 0
-
-        def __getattr__(self, name: str) -> object:
-            return getattr(ledger.store, name)
-
-        def append(self, records: object) -> list[int]:
-            self.appends += 1
-            try:
-                return ledger.store.append(records)  # type: ignore[arg-type]
-            except WriteConflict:
-                self.conflicts += 1
-                raise
 
     for shared, conflicts in [(False, 1), (True, 0)]:
         pid = f"p-{shared}"
-        store = Counting()
+        store = _Counting(ledger)
         a, b = LedgerService(ledger.store), LedgerService(store, shared=shared)  # type: ignore[arg-type]
         b.post([authorized(pid, "100.00")])  # b caches the stream at version 1
         a.post([captured(pid, "60.00")])  # a moves it on to version 2
