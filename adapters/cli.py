@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from adapters.bootstrap import DatabaseUnavailable, Ledger, database_url, open_ledger, redacted
 from adapters.jsonl import post_lines
-from adapters.reports import Format, balance_rows, render, trial_balance_rows
+from adapters.reports import Format, balance_rows, parse_as_of, projection_lag, render, trial_balance_rows
 from domain.catalog import json_schemas
 from domain.integrity import verify_chain
 from ledger.errors import QuipuError
@@ -157,6 +157,11 @@ def balances(
         except QuipuError as exc:
             raise fail(exc) from None
         render(rows, fmt, "balances", out)
+        # Live balances come from their own view, balances as of a time from the journal; as of a position the
+        # answer is whole or was refused above.
+        source = "balances" if as_of is None else "journal" if parse_as_of(as_of)[0] == "time" else None
+        if source is not None and (note := projection_lag(ledger, source)):
+            err.print(note)
 
 
 @app.command("trial-balance")
@@ -164,6 +169,8 @@ def trial_balance(database: DatabaseOpt = None, fmt: FormatOpt = Format.table) -
     """Debits, credits and net per currency (net is zero in a sound ledger)."""
     with ledger_for(database) as ledger:
         render(trial_balance_rows(ledger), fmt, "trial balance", out)
+        if note := projection_lag(ledger, "trial_balance"):
+            err.print(note)
 
 
 @app.command()

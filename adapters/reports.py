@@ -42,6 +42,23 @@ class ReportError(QuipuError, ValueError):
     """A report that cannot be produced as asked (e.g. an as-of beyond the projected log)."""
 
 
+def projection_lag(ledger: Ledger, projection: str) -> str | None:
+    """A note for a report read from ``projection`` while it is behind the log, else None.
+
+    Reports read the views as they are (an auditor's read-only role cannot project); a view that has not
+    caught up must not pass for the whole ledger, least of all an empty trial balance for a zero one.
+    """
+    at, head = ledger.runner.positions()[projection], ledger.store.head()
+    if at >= head:
+        return None
+    missing = head - at
+    return (
+        f"note: the {projection.replace('_', ' ')} view is at position {at:,} of {head:,} "
+        f"({missing:,} event{'' if missing == 1 else 's'} not yet projected); "
+        "run `quipu project` to bring it up to date"
+    )
+
+
 def trial_balance_rows(ledger: Ledger) -> list[Row]:
     """One row per currency: debits, credits and their net (zero in a sound ledger)."""
     rows = ledger.views.query("SELECT currency, debits_minor, credits_minor FROM trial_balance ORDER BY currency")

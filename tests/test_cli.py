@@ -146,6 +146,29 @@ def test_project_resumes_and_stops_at_a_position(tmp_path: Path) -> None:
     assert "projected 0 events: positions 3 → 3" in third.stdout
 
 
+def test_reports_say_when_their_view_is_behind_the_log(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/l.db"
+    body = b"\n".join(orjson.dumps(e) for e in (authorized("p1", "100.00"), captured("p1", "60.00")))
+    quipu("post", "-", "--database", db, stdin=body)
+    # Not projected yet: the JSON on stdout stays what scripts parse, the note goes to stderr and the exit is 0.
+    trial = quipu("trial-balance", "--database", db, "--format", "json")
+    assert trial.returncode == 0 and json.loads(trial.stdout) == []
+    assert "trial balance view is at position 0 of 2 (2 events not yet projected)" in trial.stderr
+    assert "quipu project" in trial.stderr
+    balances = quipu("balances", "--database", db, "--format", "csv")
+    assert "balances view is at position 0 of 2" in balances.stderr
+    by_time = quipu("balances", "--database", db, "--as-of", "2030-01-01T00:00:00Z")
+    assert "journal view is at position 0 of 2" in by_time.stderr
+    quipu("project", "--database", db, "--to-position", "1")
+    assert "at position 1 of 2 (1 event not yet projected)" in quipu("trial-balance", "--database", db).stderr
+    # As of a position already projected the answer is whole: no note.
+    assert quipu("balances", "--database", db, "--as-of", "1").stderr == ""
+    quipu("project", "--database", db)
+    for args in (("trial-balance",), ("balances",), ("balances", "--as-of", "2030-01-01T00:00:00Z")):
+        caught_up = quipu(*args, "--database", db)
+        assert caught_up.returncode == 0 and caught_up.stderr == "", (args, caught_up.stderr)
+
+
 def test_schema_prints_every_event_type(tmp_path: Path) -> None:
     from domain.catalog import EVENT_TYPES
 
