@@ -19,6 +19,7 @@ import psycopg
 from eventsourcing.persistence import PersistenceError
 
 from adapters.store.pg_url import DatabaseUrlError, parse_pg_url
+from adapters.store.postgres_store import EVENTS as PG_EVENTS
 from adapters.store.postgres_store import PostgresEventStore
 from adapters.store.sqlite_store import SQLiteEventStore
 from adapters.views.postgres_views import PostgresViewStore
@@ -89,6 +90,40 @@ class Ledger:
 
 class DatabaseUnavailable(QuipuError):
     """The database cannot be reached or the file cannot be created."""
+
+
+class LedgerNotFound(QuipuError):
+    """A command that only reads was pointed at a ledger that does not exist."""
+
+
+def require_ledger(url: str | None = None) -> None:
+    """Raise :class:`LedgerNotFound` unless a ledger exists at ``url``, without creating anything.
+
+    Opening creates a missing ledger, which suits the commands that write. A report pointed at a mistyped
+    path would otherwise create an empty ledger there and answer with its empty views.
+    """
+    resolved = database_url(url)
+    if resolved.startswith("sqlite:///"):
+        path = sqlite_path(resolved)
+        if not path.is_file():
+            raise LedgerNotFound(
+                f"--database: no ledger at {resolved} (no such file); `quipu post` or `quipu demo` creates one"
+            )
+    elif resolved.startswith(("postgresql://", "postgres://")):
+        target = parse_pg_url(resolved)
+        try:
+            with psycopg.connect(target.conninfo, autocommit=True, connect_timeout=10) as conn:
+                row = conn.execute(
+                    "SELECT to_regclass(quote_ident(%s) || '.' || quote_ident(%s))", (target.schema, PG_EVENTS)
+                ).fetchone()
+        except psycopg.OperationalError as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise DatabaseUnavailable(f"--database: cannot open {redacted(resolved)}: {first}") from None
+        if row is None or row[0] is None:
+            raise LedgerNotFound(
+                f"--database: no ledger in schema {target.schema!r} of {redacted(resolved)}; "
+                "`quipu post` or `quipu demo` creates one"
+            )
 
 
 def open_ledger(url: str | None = None, migrate: bool = True) -> Ledger:

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from adapters.bootstrap import DatabaseUnavailable, Ledger, database_url, open_ledger, redacted
+from adapters.bootstrap import DatabaseUnavailable, Ledger, database_url, open_ledger, redacted, require_ledger
 from adapters.jsonl import post_lines
 from adapters.reports import Format, balance_rows, parse_as_of, projection_lag, render, trial_balance_rows
 from domain.catalog import json_schemas
@@ -71,9 +71,14 @@ def fail(exc: Exception) -> typer.Exit:
 
 
 @contextmanager
-def ledger_for(database: str | None) -> Iterator[Ledger]:
-    """Open the ledger, turning Quipu's own errors into one clear line and exit status 2."""
+def ledger_for(database: str | None, must_exist: bool = False) -> Iterator[Ledger]:
+    """Open the ledger, turning Quipu's own errors into one clear line and exit status 2.
+
+    ``must_exist``: for commands that only read, refuse a ledger that is not there instead of creating it.
+    """
     try:
+        if must_exist:
+            require_ledger(database)
         with open_ledger(database) as ledger:
             yield ledger
     except QuipuError as exc:
@@ -126,7 +131,7 @@ def project(
     """Bring the projections up to date (journal, balances, trial balance)."""
     from adapters.check import check_rebuild
 
-    with ledger_for(database) as ledger:
+    with ledger_for(database, must_exist=True) as ledger:
         with progress_bar() as bar:
             task = bar.add_task("projecting", total=ledger.store.head())
 
@@ -151,7 +156,7 @@ def balances(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Account balances on each account's normal side."""
-    with ledger_for(database) as ledger:
+    with ledger_for(database, must_exist=True) as ledger:
         try:
             rows = balance_rows(ledger, account, as_of)
         except QuipuError as exc:
@@ -167,7 +172,7 @@ def balances(
 @app.command("trial-balance")
 def trial_balance(database: DatabaseOpt = None, fmt: FormatOpt = Format.table) -> None:
     """Debits, credits and net per currency (net is zero in a sound ledger)."""
-    with ledger_for(database) as ledger:
+    with ledger_for(database, must_exist=True) as ledger:
         render(trial_balance_rows(ledger), fmt, "trial balance", out)
         if note := projection_lag(ledger, "trial_balance"):
             err.print(note)
@@ -195,7 +200,7 @@ def verify(
         except QuipuError as exc:
             err.print("[red]error:[/red]", escape(str(exc)))
             raise typer.Exit(1) from None
-    with ledger_for(database) as ledger:
+    with ledger_for(database, must_exist=True) as ledger:
         with progress_bar() as bar:
             task = bar.add_task("verifying", total=checkpoint.position if checkpoint else ledger.store.head())
             report = verify_chain(

@@ -26,7 +26,7 @@ def alerts(
 ) -> None:
     """Alerts raised by the AML projection, with their evidence and case."""
     try:
-        with ledger_for(database) as ledger:
+        with ledger_for(database, must_exist=True) as ledger:
             rows = aml.alerts(ledger, seller, severity)
     except QuipuError as exc:
         raise fail(exc) from None
@@ -85,7 +85,7 @@ def report(
 ) -> None:
     """The threshold-report data a compliance officer files for a site and month."""
     try:
-        with ledger_for(database) as ledger:
+        with ledger_for(database, must_exist=True) as ledger:
             rows = aml.report_rows(ledger, site.upper(), month)
     except QuipuError as exc:
         raise fail(exc) from None

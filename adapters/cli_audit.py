@@ -59,7 +59,7 @@ def export_cmd(
     end: Annotated[Optional[str], typer.Option("--to", help="last record time, ISO 8601 with offset")] = None,
 ) -> None:
     """Export events recorded between two times, with their hashes and a signed checkpoint."""
-    with ledger_for(database) as ledger:
+    with ledger_for(database, must_exist=True) as ledger:
         try:
             first, last = positions_between(ledger.store, _time_or_none(start, "--from"), _time_or_none(end, "--to"))
             report = export(ledger.store, load_or_create_key(key_path(key)), first, last, out_dir)
@@ -94,7 +94,7 @@ def _replay(
     chosen_rule = [(k, v) for k, v in given if v is not None]
     default = f"{projection}_{chosen_rule[0][0]}_{''.join(c for c in str(chosen_rule[0][1]) if c.isalnum())}"
     snapshot = (name or (default if chosen_rule else projection)).lower()[:40]
-    with ledger_for(database) as ledger:
+    with ledger_for(database, must_exist=True) as ledger:
         try:
             chosen = _projections(ledger, projection)
             with progress_bar() as bar:
@@ -156,7 +156,7 @@ def replay_diff(
     """Rows that differ between two snapshots (exit 1 when any differ)."""
     from adapters.replay import diff
 
-    with ledger_for(database) as ledger:
+    with ledger_for(database, must_exist=True) as ledger:
         try:
             rows = diff(ledger, a, b, _projections(ledger, projection))
         except QuipuError as exc:
@@ -188,7 +188,7 @@ def audit_trail(
     """Every posting on an account with its running balance, or one entry with the adjustments that correct it."""
     from adapters.audit_trail import account_trail, entry_trail
 
-    with ledger_for(database) as ledger:
+    with ledger_for(database, must_exist=True) as ledger:
         try:
             ledger.runner.run()
             rows = account_trail(ledger, ref) if ref.count(":") == 3 else entry_trail(ledger, ref)

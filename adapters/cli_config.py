@@ -49,7 +49,7 @@ def history(
 ) -> None:
     """Every published version, by file and effective date."""
     try:
-        with ledger_for(database) as ledger:
+        with ledger_for(database, must_exist=True) as ledger:
             rows = [dataclasses.asdict(p) for p in config_history.history(ledger, name)]
     except QuipuError as exc:
         raise fail(exc) from None
@@ -65,7 +65,7 @@ def status(
     """Whether each file on disk is a published version, and which version is in force on a day."""
     try:
         day = parse_day(on, "--on")
-        with ledger_for(database) as ledger:
+        with ledger_for(database, must_exist=True) as ledger:
             rows = config_history.status(ledger, day)
     except QuipuError as exc:
         raise fail(exc) from None

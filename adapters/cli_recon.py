@@ -153,7 +153,7 @@ def exceptions(
     """Exceptions with their evidence and age in days."""
     try:
         day = parse_day(as_of, "--as-of")
-        with ledger_for(database) as ledger:
+        with ledger_for(database, must_exist=True) as ledger:
             ledger.runner.run()
             rows = reconcile.exception_rows(ledger, day, None if status == "all" else status)
     except QuipuError as exc:

@@ -100,7 +100,7 @@ def report(
         kind = _format_of(fmt, path)
         if path is None:
             raise QuipuError("--out: the file to write is required")
-        with ledger_for(database) as ledger:
+        with ledger_for(database, must_exist=True) as ledger:
             began = time.monotonic()
             _say(f"building {name}")
             built = report_catalog.build_report(ledger, name, params, _say)
@@ -131,7 +131,7 @@ def erp_export(
     try:
         first, last = parse_day(start, "--from"), parse_day(end, "--to")
         rules = load_mapping(mapping)
-        with ledger_for(database) as ledger:
+        with ledger_for(database, must_exist=True) as ledger:
             began = time.monotonic()
             result = export_gl(ledger, first, last, rules, fmt.value, path, _say)
     except QuipuError as exc:

@@ -158,7 +158,7 @@ def fx_exposure(database: DatabaseOpt = None, fmt: FormatOpt = Format.table) -> 
     """Open FX positions per currency (the FX liquidity accounts), valued in USD at the latest recorded rate."""
     from adapters.reports import fx_exposure_rows
 
-    with ledger_for(database) as ledger:
+    with ledger_for(database, must_exist=True) as ledger:
         ledger.runner.run()
         render(fx_exposure_rows(ledger), fmt, "FX exposure (liquidity positions)", out)
 
@@ -205,7 +205,7 @@ def fx_import(
 
 def _stored_rate(database: str | None, base: str, quote: str, at: dt.datetime) -> tuple[Decimal, str]:
     """The latest recorded rate for a pair at or before ``at``, refused when missing or stale."""
-    with ledger_for(database) as ledger:
+    with ledger_for(database, must_exist=True) as ledger:
         ledger.runner.run()
         found = stored_rate(ledger.views, base, quote, at)
     return found.rate, found.source
@@ -345,7 +345,7 @@ def clients_list(database: DatabaseOpt = None, fmt: FormatOpt = Format.table) ->
     """Registered clients, their scopes and whether they are revoked."""
     from adapters.http.auth import list_clients
 
-    with ledger_for(database) as ledger:
+    with ledger_for(database, must_exist=True) as ledger:
         render(list_clients(ledger), fmt, "API clients", out)
 
 
@@ -386,7 +386,7 @@ def tax_summary(
 ) -> None:
     """Taxes assessed (less reversed) per site, kind and tax: what the platform owes each authority."""
     try:
-        with ledger_for(database) as ledger:
+        with ledger_for(database, must_exist=True) as ledger:
             rows = taxes.summary_rows(ledger, site.upper() if site else None)
     except QuipuError as exc:
         raise fail(exc) from None

@@ -135,7 +135,7 @@ def settlement_schedule(
     """Every installment that settles on a date, with the rule that placed it there."""
     try:
         day = parse_day(date, "--date")
-        with ledger_for(database) as ledger:
+        with ledger_for(database, must_exist=True) as ledger:
             rows = settlement.schedule_rows(ledger, day, site.upper() if site else None)
     except QuipuError as exc:
         raise fail(exc) from None
@@ -156,7 +156,7 @@ def settlement_batches(
         last = parse_day(end, "--to") if end else first + dt.timedelta(days=30)
         if last < first:
             raise QuipuError(f"--to: {last.isoformat()} is before --from {first.isoformat()}")
-        with ledger_for(database) as ledger:
+        with ledger_for(database, must_exist=True) as ledger:
             rows = settlement.batch_rows(ledger, first, last, site.upper() if site else None)
     except QuipuError as exc:
         raise fail(exc) from None
@@ -173,7 +173,7 @@ def seller_balance(
     """A seller's pending, due, available, held, reserved and paid-out funds per currency."""
     try:
         day = parse_day(as_of, "--as-of")
-        with ledger_for(database) as ledger:
+        with ledger_for(database, must_exist=True) as ledger:
             rows = settlement.seller_rows(ledger, seller, day)
     except QuipuError as exc:
         raise fail(exc) from None
@@ -243,7 +243,7 @@ def payout_routes(
     """Price every payout route for an amount, cheapest first (what `payout request` would choose)."""
     try:
         when = parse_moment(at, "--at")
-        with ledger_for(database) as ledger:
+        with ledger_for(database, must_exist=True) as ledger:
             ccy = source.upper() if source else settlement.funds_currency(ledger, seller, when.date())
             priced = settlement.price(ledger, amount, ccy, target.upper(), within, when)
     except QuipuError as exc:
@@ -305,7 +305,7 @@ def logistics_compensate(database: DatabaseOpt = None, fmt: FormatOpt = Format.t
 def logistics_late(database: DatabaseOpt = None, fmt: FormatOpt = Format.table) -> None:
     """Late deliveries reported, and what was granted for each."""
     try:
-        with ledger_for(database) as ledger:
+        with ledger_for(database, must_exist=True) as ledger:
             ledger.runner.run()
             rows = ledger.views.query(
                 "SELECT d.order_id, o.site, d.carrier, d.days_late, c.compensation_id, c.amount_minor, c.currency, "

@@ -169,6 +169,23 @@ def test_reports_say_when_their_view_is_behind_the_log(tmp_path: Path) -> None:
         assert caught_up.returncode == 0 and caught_up.stderr == "", (args, caught_up.stderr)
 
 
+def test_a_report_on_a_missing_ledger_says_so_and_creates_nothing(tmp_path: Path, ledger_url: str) -> None:
+    typo = tmp_path / "typo.db"
+    for args in (("trial-balance",), ("balances",), ("verify",), ("project",), ("aml", "alerts")):
+        run = quipu(*args, "--database", f"sqlite:///{typo}")
+        assert run.returncode == 2 and f"no ledger at sqlite:///{typo} (no such file)" in run.stderr, (args, run)
+    assert not typo.exists()
+    if ledger_url.startswith("postgresql"):
+        from adapters.store.pg_url import parse_pg_url
+
+        missing = ledger_url.replace(parse_pg_url(ledger_url).schema, "quipu_never_created")
+        run = quipu("trial-balance", "--database", missing)
+        assert run.returncode == 2 and "no ledger in schema 'quipu_never_created'" in run.stderr, run.stderr
+    # The same commands on a ledger that exists, however empty, answer.
+    assert quipu("db", "upgrade", "--database", ledger_url).returncode == 0
+    assert quipu("trial-balance", "--database", ledger_url).returncode == 0
+
+
 def test_schema_prints_every_event_type(tmp_path: Path) -> None:
     from domain.catalog import EVENT_TYPES
 
@@ -191,7 +208,7 @@ def test_schema_prints_every_event_type(tmp_path: Path) -> None:
 def test_bad_database_urls_are_clear_errors(url: str, message: str) -> None:
     env_pw = os.environ.pop("PGPASSWORD", None)
     try:
-        run = quipu("trial-balance", "--database", url)
+        run = quipu("db", "upgrade", "--database", url)  # a command that would create the ledger
     finally:
         if env_pw is not None:
             os.environ["PGPASSWORD"] = env_pw

@@ -173,6 +173,7 @@ def test_fx_into_a_zero_exponent_currency_has_no_decimals() -> None:
     ],
 )
 def test_bad_fx_quotes_name_the_option(args: list[str], message: str, tmp_path: Path) -> None:
+    assert quipu("db", "upgrade", "--database", f"sqlite:///{tmp_path}/l.db").returncode == 0  # a ledger with no rates
     run = quipu("fx", "quote", *args, "--database", f"sqlite:///{tmp_path}/l.db")
     assert run.returncode == 2
     assert message in run.stderr
