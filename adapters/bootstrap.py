@@ -92,6 +92,16 @@ class DatabaseUnavailable(QuipuError):
     """The database cannot be reached or the file cannot be created."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (drivers add hints below it), or its type's name."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _cannot_open(url: str | None, exc: BaseException) -> DatabaseUnavailable:
+    return DatabaseUnavailable(f"--database: cannot open {redacted(database_url(url))}: {first_line(exc)}")
+
+
 class LedgerNotFound(QuipuError):
     """A command that only reads was pointed at a ledger that does not exist."""
 
@@ -117,8 +127,7 @@ def require_ledger(url: str | None = None) -> None:
                     "SELECT to_regclass(quote_ident(%s) || '.' || quote_ident(%s))", (target.schema, PG_EVENTS)
                 ).fetchone()
         except psycopg.OperationalError as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise DatabaseUnavailable(f"--database: cannot open {redacted(resolved)}: {first}") from None
+            raise _cannot_open(resolved, exc) from None
         if row is None or row[0] is None:
             raise LedgerNotFound(
                 f"--database: no ledger in schema {target.schema!r} of {redacted(resolved)}; "
@@ -131,9 +140,7 @@ def open_ledger(url: str | None = None, migrate: bool = True) -> Ledger:
     try:
         return _open(url, migrate)
     except (OSError, psycopg.OperationalError, PersistenceError, sqlite3.OperationalError) as exc:
-        text = str(exc).strip()
-        first_line = text.splitlines()[0] if text else type(exc).__name__
-        raise DatabaseUnavailable(f"--database: cannot open {redacted(database_url(url))}: {first_line}") from None
+        raise _cannot_open(url, exc) from None
 
 
 def redacted(url: str) -> str:

@@ -16,7 +16,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from adapters.bootstrap import DatabaseUnavailable, Ledger, database_url, open_ledger, redacted, require_ledger
+from adapters.bootstrap import (
+    DatabaseUnavailable,
+    Ledger,
+    database_url,
+    first_line,
+    open_ledger,
+    redacted,
+    require_ledger,
+)
 from adapters.jsonl import post_lines
 from adapters.reports import Format, balance_rows, parse_as_of, projection_lag, render, trial_balance_rows
 from domain.catalog import json_schemas
@@ -86,8 +94,9 @@ def ledger_for(database: str | None, must_exist: bool = False) -> Iterator[Ledge
     except (psycopg.OperationalError, psycopg.InterfaceError, OperationalError, InterfaceError) as exc:
         # The database went away mid-command (a restart, a cut connection): one line for the operator or the
         # supervisor, not a traceback. What was committed stays; running the command again does the rest.
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        lost = DatabaseUnavailable(f"--database: lost the connection to {redacted(database_url(database))}: {first}")
+        lost = DatabaseUnavailable(
+            f"--database: lost the connection to {redacted(database_url(database))}: {first_line(exc)}"
+        )
         raise fail(lost) from None
 
 

@@ -175,6 +175,15 @@ def test_a_report_on_a_missing_ledger_says_so_and_creates_nothing(tmp_path: Path
         run = quipu(*args, "--database", f"sqlite:///{typo}")
         assert run.returncode == 2 and f"no ledger at sqlite:///{typo} (no such file)" in run.stderr, (args, run)
     assert not typo.exists()
+    # A server out of reach is said as such, its password never shown, before anything is looked for.
+    env_pw = os.environ.pop("PGPASSWORD", None)
+    try:
+        down = quipu("trial-balance", "--database", "postgresql://u:secret@127.0.0.1:1/db")
+    finally:
+        if env_pw is not None:
+            os.environ["PGPASSWORD"] = env_pw
+    assert down.returncode == 2 and "cannot open postgresql://u:***@127.0.0.1:1/db" in down.stderr, down.stderr
+    assert "secret" not in down.stderr and "Traceback" not in down.stderr
     if ledger_url.startswith("postgresql"):
         from adapters.store.pg_url import parse_pg_url
 

@@ -32,7 +32,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-u
 from aiokafka.errors import CommitFailedError  # type: ignore[import-untyped]
 from eventsourcing.persistence import InterfaceError, OperationalError
 
-from adapters.bootstrap import DatabaseUnavailable, Ledger, open_ledger
+from adapters.bootstrap import DatabaseUnavailable, Ledger, first_line, open_ledger
 from adapters.http.metrics import ApiMetrics
 from adapters.kafka.broker import DEFAULT_PARTITIONS, ensure_topics
 from adapters.kafka.dead_letters import DeadLetter
@@ -214,7 +214,7 @@ class IngestWorker:
                 return await self._on_db(ingest_batch, ledger.service, messages)
             except TRANSIENT as exc:
                 self.stats.retries += 1
-                self.report(f"database failed ({type(exc).__name__}: {_first_line(exc)}); retrying in {delay:.1f} s")
+                self.report(f"database failed ({type(exc).__name__}: {first_line(exc)}); retrying in {delay:.1f} s")
                 # A broken connection stays broken: open the ledger afresh on the next attempt.
                 await self._on_db(self._close_ledger)
                 with contextlib.suppress(asyncio.TimeoutError):
@@ -239,7 +239,7 @@ class IngestWorker:
             # The group rebalanced while the batch was being appended: these partitions belong to another
             # member now, which redelivers from the last commit; the ledger calls them duplicates.
             self.stats.commit_failures += 1
-            self.report(f"offsets not committed (group rebalanced): {_first_line(exc)}")
+            self.report(f"offsets not committed (group rebalanced): {first_line(exc)}")
 
     async def _measure_lag(self, consumer: Any) -> None:
         lag: dict[int, int] = {}
@@ -281,8 +281,3 @@ class IngestWorker:
 def _open_traced(url: str | None, migrate: bool) -> Ledger:
     """The ledger with a ``quipu.append`` span around each post (a no-op unless tracing is on)."""
     return instrument(open_ledger(url, migrate))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
