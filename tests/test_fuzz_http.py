@@ -181,7 +181,9 @@ def test_a_batch_is_decided_event_by_event_and_text_is_kept_verbatim(api: dict[s
     assert [r["outcome"] for r in results] == ["appended"] * len(good) + ["rejected"] * len(bad)
     fields = [r["reason"].split(":", 1)[0] for r in results[len(good) :]]
     assert fields == ["source", "source", "payload.amount.amount", "payload.amount.currency"], results[len(good) :]
-    assert "4111" not in answer.text, "a card number is never repeated back"
+    # Not a bare "4111" over the whole answer: a random event id holds that run one time in a few dozen.
+    assert "1111 1111" not in answer.text and "1111111111" not in answer.text, "a card number is never repeated back"
+    assert all("4111" not in r["reason"] for r in results[len(good) :])
     assert max(len(r["reason"]) for r in results[len(good) :]) < 500, "a refusal does not repeat its input at length"
     assert _head(client) == head + len(good)
     feed = client.get("/v1/events", params={"after": head, "limit": 100}).json()["events"]
