@@ -6,8 +6,11 @@ stores to the Python definition in :mod:`ledger.chain`.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -70,3 +73,24 @@ def test_a_taken_stream_version_fails_the_whole_batch(ledger: Ledger) -> None:
     assert ledger.store.head() == 1
     # The next version of the stream is free, and the chain goes on from the same head.
     assert ledger.store.append([_record(authorized("p4", "10.00"), stream, version=2)]) == [2]
+
+
+def test_sqlite_reads_the_same_records_when_rowids_no_longer_match_positions(tmp_path: Path) -> None:
+    """SQLite reads a page by rowid range when rowids equal positions; a renumbered table (a VACUUM may do
+    that) or an edited row must still read every record by its stream and version."""
+    from adapters.bootstrap import open_ledger
+
+    with open_ledger(f"sqlite:///{tmp_path}/ledger.db") as ledger:
+        ledger.store.append([_record(authorized(f"p{i}", "10.00")) for i in range(5)])
+        aligned = ledger.store.read(0, 10)
+        with contextlib.closing(sqlite3.connect(tmp_path / "ledger.db")) as conn:
+            # Move the third event's rowid far away: the range scan now misses it.
+            conn.execute("UPDATE quipu_events SET rowid = rowid + 1000 WHERE rowid = 3")
+            conn.commit()
+        shifted = ledger.store.read(0, 10)
+        middle = ledger.store.read(1, 3)
+    assert [r.position for r in aligned] == [1, 2, 3, 4, 5]
+    assert [(r.position, r.event_id, r.stream_id, r.body, r.chain_sha256) for r in shifted] == [
+        (r.position, r.event_id, r.stream_id, r.body, r.chain_sha256) for r in aligned
+    ]
+    assert [r.position for r in middle] == [2, 3, 4]

@@ -151,16 +151,43 @@ class SQLiteEventStore:
         upper = to_position if to_position is not None else NO_LIMIT
         with self.datastore.transaction(commit=False) as c:
             c.execute(
-                f"SELECT c.position, c.event_id, e.originator_id, e.originator_version, e.topic, e.state, "
-                f"c.recorded_at_us, c.body_sha256, c.chain_sha256 "
-                f"FROM {CHAIN} c JOIN {EVENTS} e ON e.originator_id = c.stream_id AND e.originator_version = c.version "
-                f"WHERE c.position > ? AND c.position <= ? ORDER BY c.position LIMIT ?",
+                f"SELECT position, event_id, stream_id, version, recorded_at_us, body_sha256, chain_sha256 "
+                f"FROM {CHAIN} WHERE position > ? AND position <= ? ORDER BY position LIMIT ?",
                 (after, upper, limit),
             )
+            links = c.fetchall()
+            if not links:
+                return []
+            # The store inserts a batch's events and its chain rows in the same order in one transaction, so an
+            # event's rowid is its position: the page is one range scan instead of an index search per event. A
+            # VACUUM may renumber the rowids and a file may be edited, so every row's stream and version are
+            # checked against its link, and any mismatch reads the page by the key instead.
+            c.execute(
+                f"SELECT rowid, originator_id, originator_version, topic, state FROM {EVENTS} "
+                "WHERE rowid >= ? AND rowid <= ? ORDER BY rowid",
+                (links[0][0], links[-1][0]),
+            )
+            rows = c.fetchall()
+            if len(rows) != len(links) or any(
+                ln[0] != r[0] or ln[2] != r[1] or ln[3] != r[2] for ln, r in zip(links, rows, strict=True)
+            ):
+                return self._read_by_key(c, links[0][0] - 1, links[-1][0], limit)
             return [
-                Recorded(r[0], r[1], bytes.fromhex(r[2]), r[3], r[4], _blob(r[5]), r[6], r[7], r[8])
-                for r in c.fetchall()
+                Recorded(ln[0], ln[1], bytes.fromhex(ln[2]), ln[3], r[3], _blob(r[4]), ln[4], ln[5], ln[6])
+                for ln, r in zip(links, rows, strict=True)
             ]
+
+    def _read_by_key(self, c: SQLiteCursor, after: int, upper: int, limit: int) -> list[Recorded]:
+        c.execute(
+            f"SELECT c.position, c.event_id, e.originator_id, e.originator_version, e.topic, e.state, "
+            f"c.recorded_at_us, c.body_sha256, c.chain_sha256 "
+            f"FROM {CHAIN} c JOIN {EVENTS} e ON e.originator_id = c.stream_id AND e.originator_version = c.version "
+            f"WHERE c.position > ? AND c.position <= ? ORDER BY c.position LIMIT ?",
+            (after, upper, limit),
+        )
+        return [
+            Recorded(r[0], r[1], bytes.fromhex(r[2]), r[3], r[4], _blob(r[5]), r[6], r[7], r[8]) for r in c.fetchall()
+        ]
 
     def head(self) -> int:
         with self.datastore.transaction(commit=False) as c:
