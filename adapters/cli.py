@@ -30,6 +30,7 @@ from adapters.reports import Format, balance_rows, parse_as_of, projection_lag, 
 from domain.catalog import json_schemas
 from domain.integrity import verify_chain
 from ledger.errors import QuipuError
+from projections.runner import RunReport
 
 app = typer.Typer(help="Quipu: an event-sourced ledger and settlement engine.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
@@ -136,9 +137,17 @@ def project(
     rebuild: Annotated[bool, typer.Option("--rebuild", help="empty the views and fold the log from 0")] = False,
     check: Annotated[bool, typer.Option("--check", help="prove a rebuild from 0 equals the kept views")] = False,
     to_position: Annotated[Optional[int], typer.Option("--to-position", min=0, help="stop at this position")] = None,
+    workers: Annotated[
+        Optional[int],
+        typer.Option(
+            "--workers", min=1, help="processes folding a --rebuild side by side (default: one per core; 1: serial)"
+        ),
+    ] = None,
 ) -> None:
     """Bring the projections up to date (journal, balances, trial balance)."""
     from adapters.check import check_rebuild
+    from adapters.rebuild import RebuildFailed
+    from adapters.rebuild import rebuild as rebuild_views
 
     with ledger_for(database, must_exist=True) as ledger:
         with progress_bar() as bar:
@@ -147,8 +156,14 @@ def project(
             def moved(pos: int, head: int) -> None:
                 bar.update(task, completed=pos, total=head)
 
-            run = ledger.runner.rebuild if rebuild else ledger.runner.run
-            report = run(to_position, moved)
+            report: RunReport
+            try:
+                if rebuild:
+                    report = rebuild_views(ledger, to_position=to_position, progress=moved, workers=workers)
+                else:
+                    report = ledger.runner.run(to_position, moved)
+            except RebuildFailed as exc:
+                raise fail(exc) from None
         out.print(f"projected {report.events} events: positions {report.start} → {report.end}")
         if check:
             rows = check_rebuild(ledger, progress_bar)

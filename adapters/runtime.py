@@ -21,3 +21,29 @@ def tune_gc() -> None:
     """Freeze what is alive now and make cyclic collections rarer; idempotent."""
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+
+
+def status_mib(field: str) -> float | None:
+    """A memory figure of this process from ``/proc/self/status`` (``VmRSS``, ``VmHWM``) in MiB, or ``None``."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def reset_peak() -> bool:
+    """Reset this process's peak RSS (``VmHWM``) to its current RSS (Linux >= 4.0); whether it could.
+
+    ``ru_maxrss`` of a spawned child starts at its *parent's* peak, and imports peak above what opening a
+    ledger leaves resident: either would hide what a long job itself adds.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return status_mib("VmHWM") is not None

@@ -35,12 +35,13 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 from adapters.bootstrap import open_ledger
-from adapters.runtime import tune_gc
+from adapters.rebuild import default_workers, rebuild
+from adapters.runtime import reset_peak, status_mib, tune_gc
 from benchmarks.common import (
     DEFAULT_RESULTS_DIR,
     backends,
@@ -56,7 +57,6 @@ from benchmarks.common import (
     write_json,
 )
 from domain.service import Outcome
-from projections.runner import ProjectionRunner
 
 FULL_EVENTS: Final = 1_000_000
 QUICK_EVENTS: Final = 40_000
@@ -75,7 +75,7 @@ class RebuildRun:
     seconds: float
     events_per_s: float
     baseline_mib: float
-    """Resident memory after opening the ledger (the peak is reset to it, see :func:`_reset_peak`)."""
+    """Resident memory after opening the ledger (the peak is reset to it, see :func:`adapters.runtime.reset_peak`)."""
     peak_mib: float
     """Peak resident memory at the end of the rebuild."""
     delta_mib: float
@@ -84,6 +84,10 @@ class RebuildRun:
     """``VmHWM`` (Linux, peak reset after opening) or ``ru_maxrss``."""
     ru_maxrss_before_mib: float
     ru_maxrss_after_mib: float
+    workers: int = 1
+    """Processes folding the page-local projections (1: the serial runner, ADR 0037)."""
+    worker_peaks_mib: list[float] = field(default_factory=list)
+    """What each worker process added to its own peak; ``delta_mib`` includes their sum."""
     error: str | None = None
 
 
@@ -107,34 +111,8 @@ def _ru_maxrss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _proc_status_mib(field: str) -> float | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-
-def _reset_peak() -> bool:
-    """Reset this process's peak RSS (``VmHWM``) to its current RSS (Linux >= 4.0).
-
-    Needed because ``ru_maxrss`` of a spawned child starts at the *parent's* RSS (the kernel
-    carries the pre-exec peak over), and because imports peak above what opening leaves
-    resident; either would hide what the rebuild itself adds.
-    """
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        return False
-    return _proc_status_mib("VmHWM") is not None
-
-
 def _rebuild_child(
-    url: str, to_position: int | None, out: mp.Queue[RebuildRun], only: Sequence[str] | None = None
+    url: str, to_position: int | None, out: mp.Queue[RebuildRun], only: Sequence[str] | None, workers: int
 ) -> None:
     """Open the ledger, note the memory, rebuild, note the peak."""
     try:
@@ -142,17 +120,16 @@ def _rebuild_child(
             gc.collect()
             tune_gc()  # as `quipu project` does
             ru_before = _ru_maxrss_mib()
-            hwm = _reset_peak()
-            baseline = (_proc_status_mib("VmRSS") if hwm else None) or ru_before
+            hwm = reset_peak()
+            baseline = (status_mib("VmRSS") if hwm else None) or ru_before
             start = time.perf_counter()
-            runner = ledger.runner
-            if only:
-                chosen = [p for p in runner.projections if p.name in only]
-                runner = ProjectionRunner(ledger.store, ledger.views, chosen, runner.batch_size, runner.read_ahead)
-            report = runner.rebuild(to_position)
+            chosen = [p for p in ledger.runner.projections if not only or p.name in only]
+            # As `quipu project --rebuild --workers N` does, at any length of log (its own default starts workers
+            # only for long logs), so that N/10 and N are measured the same way.
+            report = rebuild(ledger, chosen, to_position, workers=workers, min_events=0)
             seconds = time.perf_counter() - start
             ru_after = _ru_maxrss_mib()
-            peak = (_proc_status_mib("VmHWM") if hwm else None) or ru_after
+            peak = (status_mib("VmHWM") if hwm else None) or ru_after
         out.put(
             RebuildRun(
                 to_position=report.end,
@@ -161,10 +138,12 @@ def _rebuild_child(
                 events_per_s=report.events / seconds if seconds > 0 else 0.0,
                 baseline_mib=baseline,
                 peak_mib=peak,
-                delta_mib=peak - baseline,
+                delta_mib=peak - baseline + sum(report.worker_peaks_mib),
                 method="VmHWM" if hwm else "ru_maxrss",
                 ru_maxrss_before_mib=ru_before,
                 ru_maxrss_after_mib=ru_after,
+                workers=report.workers,
+                worker_peaks_mib=report.worker_peaks_mib,
             )
         )
     except BaseException as exc:
@@ -172,11 +151,13 @@ def _rebuild_child(
         raise
 
 
-def measure_rebuild(url: str, to_position: int | None, only: Sequence[str] | None = None) -> RebuildRun:
+def measure_rebuild(
+    url: str, to_position: int | None, only: Sequence[str] | None = None, workers: int = 1
+) -> RebuildRun:
     """One rebuild in a fresh spawned process."""
     ctx = mp.get_context("spawn")
     out: mp.Queue[RebuildRun] = ctx.Queue()
-    proc = ctx.Process(target=_rebuild_child, args=(url, to_position, out, only), name="quipu-bench-rebuild")
+    proc = ctx.Process(target=_rebuild_child, args=(url, to_position, out, only, workers), name="quipu-bench-rebuild")
     proc.start()
     deadline = time.monotonic() + CHILD_TIMEOUT
     try:
@@ -272,7 +253,13 @@ def _discard(place: LogPlace, pg_url: str) -> None:
 
 
 def run_backend(
-    backend: str, events: int, keep: Path | None, tmp: Path, pg_url: str, only: Sequence[str] | None = None
+    backend: str,
+    events: int,
+    keep: Path | None,
+    tmp: Path,
+    pg_url: str,
+    only: Sequence[str] | None = None,
+    workers: int = 1,
 ) -> BackendResult:
     """Build (or reuse) the log, then measure the N/10 and the full rebuild."""
     place = _place(backend, keep, tmp, pg_url)
@@ -293,9 +280,9 @@ def run_backend(
             if place.marker is not None:
                 where = place.schema if place.schema is not None else place.url  # no password on disk
                 place.marker.write_text(json.dumps({"head": head, "where": where}) + "\n")
-        tenth = measure_rebuild(place.url, max(1, head // 10), only)
+        tenth = measure_rebuild(place.url, max(1, head // 10), only, workers)
         _print_run(backend, tenth)
-        full = measure_rebuild(place.url, None, only)
+        full = measure_rebuild(place.url, None, only, workers)
         _print_run(backend, full)
         if full.events != head:
             raise RuntimeError(f"full rebuild folded {full.events:,} events, the log has {head:,}")
@@ -317,7 +304,8 @@ def run_backend(
 def _print_run(backend: str, r: RebuildRun) -> None:
     print(
         f"  {backend}: rebuild to {r.to_position:>10,}: {r.events:>10,} events in {r.seconds:8.2f}s "
-        f"{r.events_per_s:>9,.0f} events/s  peak +{r.delta_mib:,.1f} MiB (baseline {r.baseline_mib:,.1f} MiB)",
+        f"{r.events_per_s:>9,.0f} events/s  {r.workers} worker(s)  peak +{r.delta_mib:,.1f} MiB "
+        f"(baseline {r.baseline_mib:,.1f} MiB)",
         flush=True,
     )
 
@@ -332,6 +320,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS_DIR, help="where rebuild.json goes")
     ap.add_argument(
         "--only", nargs="*", help="rebuild only these projections (e.g. journal balances trial_balance); default all"
+    )
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=default_workers(),
+        help="processes folding the page-local projections side by side (default: one per core; 1: serial)",
     )
     return ap.parse_args(argv)
 
@@ -353,7 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="quipu-bench-rebuild-"))
     try:
         for backend in names:
-            results.append(run_backend(backend, events, keep, tmp, args.pg_url, args.only))
+            results.append(run_backend(backend, events, keep, tmp, args.pg_url, args.only, args.workers))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print()

@@ -21,6 +21,8 @@ class BalancesProjection:
     """Debits, credits and posting count per account."""
 
     name = "balances"
+    #: Its fold reads nothing but the page (ADR 0037).
+    page_local = True
     tables: tuple[Table, ...] = (BALANCES,)
 
     def fold(self, batch: Sequence[Event], views: ViewReader) -> list[Write]:
@@ -47,6 +49,8 @@ class TrialBalanceProjection:
     """Total debits and credits per currency: equal at every position of the log."""
 
     name = "trial_balance"
+    #: Its fold reads nothing but the page (ADR 0037).
+    page_local = True
     tables: tuple[Table, ...] = (TRIAL,)
 
     def fold(self, batch: Sequence[Event], views: ViewReader) -> list[Write]:

@@ -18,6 +18,8 @@ class ConfigHistoryProjection:
     """``config.published`` events as rows."""
 
     name = "config_history"
+    #: Its fold reads nothing but the page (ADR 0037).
+    page_local = True
     tables: tuple[Table, ...] = (VERSIONS,)
 
     def fold(self, batch: Sequence[Event], views: ViewReader) -> list[Write]:

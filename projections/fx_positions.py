@@ -31,6 +31,8 @@ class FxPositionsProjection:
     """Per foreign currency: position (minor units) and carrying value (USD cents)."""
 
     name = "fx_positions"
+    #: Its fold reads nothing but the page (ADR 0037).
+    page_local = True
     tables: tuple[Table, ...] = (POSITIONS,)
 
     def fold(self, batch: Sequence[Event], views: ViewReader) -> list[Write]:

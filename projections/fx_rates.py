@@ -16,6 +16,8 @@ class FxRatesProjection:
     """One row per published rate."""
 
     name = "fx_rates"
+    #: Its fold reads nothing but the page (ADR 0037).
+    page_local = True
     tables: tuple[Table, ...] = (RATES,)
 
     def fold(self, batch: Sequence[Event], views: ViewReader) -> list[Write]:

@@ -24,6 +24,8 @@ class JournalProjection:
     """Entries and postings per event."""
 
     name = "journal"
+    #: Its fold reads nothing but the page (ADR 0037).
+    page_local = True
     tables: tuple[Table, ...] = (ENTRIES, POSTINGS)
 
     def fold(self, batch: Sequence[Event], views: ViewReader) -> list[Write]:

@@ -63,6 +63,8 @@ class ProjectionRunner:
 
     def run(self, to_position: int | None = None, progress: Progress | None = None) -> RunReport:
         """Catch up to the head of the log (or stop at ``to_position``)."""
+        if not self.projections:
+            return RunReport(0, 0, 0)  # nothing to fold: do not read the log for nobody
         tracked = self.positions()
         start = min(tracked.values(), default=0)
         head = self.store.head() if to_position is None else min(to_position, self.store.head())

@@ -36,6 +36,8 @@ class TaxProjection:
     """Orders, cancellations, assessments, reversals and the per-site tax summary."""
 
     name = "taxes"
+    #: Its fold reads nothing but the page (ADR 0037).
+    page_local = True
     tables: tuple[Table, ...] = (ORDERS, CANCELLED, ASSESSMENTS, REVERSALS, SUMMARY)
 
     def fold(self, batch: Sequence[Event], views: ViewReader) -> list[Write]:

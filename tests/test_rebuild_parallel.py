@@ -1,0 +1,150 @@
+"""A rebuild with worker processes folding pages side by side (ADR 0037) equals the serial one, and a run
+stopped by a failure leaves a prefix of pages that a later run resumes from."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import pytest
+from typer.testing import CliRunner
+
+from adapters.bootstrap import Ledger
+from adapters.cli import app
+from adapters.demo import generate
+from adapters.rebuild import rebuild
+from projections.parallel import fold_pages, page_local, pages
+from projections.runner import ProjectionRunner
+from projections.views import Event, ViewReader, Write
+
+
+def _post_demo(ledger: Ledger, events: int = 2400) -> int:
+    lines = list(generate(seed=11, events=events, settle=True))
+    for i in range(0, len(lines), 500):
+        ledger.service.post(lines[i : i + 500])
+    return ledger.store.head()
+
+
+def test_the_parallel_rebuild_equals_the_serial_one(ledger: Ledger) -> None:
+    head = _post_demo(ledger)
+    serial = rebuild(ledger, workers=1)
+    expected = ledger.runner.checksums()
+    assert (serial.end, serial.workers) == (head, 1)
+    # Small pages, so that each worker folds and commits several, interleaved with the other's.
+    report = rebuild(ledger, workers=2, min_events=0, page=97)
+    assert report.workers == 2 and len(report.worker_peaks_mib) == 2
+    assert (report.start, report.end, report.events) == (0, head, head)
+    assert ledger.runner.positions() == {p.name: head for p in ledger.runner.projections}
+    assert ledger.runner.checksums() == expected
+
+
+def test_a_parallel_rebuild_stops_where_asked_and_a_run_resumes(ledger: Ledger) -> None:
+    head = _post_demo(ledger, 1200)
+    rebuild(ledger, workers=1)
+    expected = ledger.runner.checksums()
+    stop = head // 2 + 3  # not on a page boundary
+    report = rebuild(ledger, to_position=stop, workers=2, min_events=0, page=50)
+    assert report.end == stop
+    assert set(ledger.runner.positions().values()) == {stop}
+    ledger.runner.run()
+    assert ledger.runner.checksums() == expected
+
+
+def test_only_page_local_projections_are_folded_in_parallel(ledger: Ledger) -> None:
+    local = {p.name for p in ledger.runner.projections if page_local(p)}
+    # These read their own committed rows while folding: a page cannot be folded before the one ahead commits.
+    assert {"settlement", "aml", "logistics", "reconciliation"}.isdisjoint(local)
+    assert {"journal", "balances", "trial_balance"} <= local
+    stateful = [p for p in ledger.runner.projections if not page_local(p)]
+    with pytest.raises(ValueError, match="page-local"):
+        fold_pages(ledger.store, ledger.views, stateful, 0, 10, 5, 0, 1, _ThreadTurns())
+
+
+class _ThreadTurns:
+    """The pages' commit order between threads (the adapter does the same between processes)."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.next = 0
+        self.stopped = False
+        self.committed: list[int] = []
+
+    def wait(self, page: int) -> bool:
+        with self.cond:
+            self.cond.wait_for(lambda: self.next == page or self.stopped, timeout=60)
+            return not self.stopped
+
+    def done(self, page: int, position: int) -> None:
+        with self.cond:
+            self.committed.append(page)
+            self.next = page + 1
+            self.cond.notify_all()
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopped = True
+            self.cond.notify_all()
+
+
+class _FailsAt:
+    """A page-local projection wrapper whose fold fails on the page holding ``position``."""
+
+    page_local = True
+
+    def __init__(self, inner: object, position: int) -> None:
+        self.inner = inner
+        self.name = inner.name  # type: ignore[attr-defined]
+        self.tables = inner.tables  # type: ignore[attr-defined]
+        self.position = position
+
+    def fold(self, batch: Sequence[Event], views: ViewReader) -> list[Write]:
+        if any(e.record.position == self.position for e in batch):
+            raise RuntimeError("disk on fire")
+        return self.inner.fold(batch, views)  # type: ignore[attr-defined, no-any-return]
+
+
+def test_a_failing_page_stops_every_worker_and_leaves_a_prefix_that_resumes(ledger: Ledger) -> None:
+    head = _post_demo(ledger, 1200)
+    journal = [p for p in ledger.runner.projections if p.name in ("journal", "balances", "trial_balance")]
+    serial = ProjectionRunner(ledger.store, ledger.views, journal)
+    serial.rebuild()
+    expected = serial.checksums()
+    size, bad_page = 40, 7
+    failing = [_FailsAt(p, bad_page * size + 5) if p.name == "balances" else p for p in journal]
+    ledger.views.reset(journal)
+    turns = _ThreadTurns()
+    errors: list[BaseException] = []
+
+    def worker(w: int) -> None:
+        try:
+            fold_pages(ledger.store, ledger.views, failing, 0, head, size, w, 2, turns)
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert [str(e) for e in errors] == ["disk on fire"]
+    # The failure stops the run at once: the pages committed are a prefix in order, none at or past the bad one.
+    done = len(turns.committed)
+    assert turns.committed == list(range(done)) and done <= bad_page
+    assert set(serial.positions().values()) == {done * size}
+    serial.run()
+    assert serial.positions() == {p.name: head for p in journal}
+    assert serial.checksums() == expected
+
+
+def test_pages_cover_the_range_exactly() -> None:
+    assert [pages(0, h, 5) for h in (0, 1, 5, 6, 10, 11)] == [0, 1, 1, 2, 2, 3]
+    assert pages(7, 7, 5) == 0 and pages(7, 20, 5) == 3
+
+
+def test_the_cli_rebuilds_with_workers_and_proves_it(ledger: Ledger) -> None:
+    _post_demo(ledger, 600)
+    result = CliRunner().invoke(app, ["project", "--database", ledger.url, "--rebuild", "--workers", "2", "--check"])
+    assert result.exit_code == 0, result.output
+    assert "False" not in result.output
+    refused = CliRunner().invoke(app, ["project", "--database", ledger.url, "--rebuild", "--workers", "0"])
+    assert refused.exit_code == 2 and "--workers" in refused.output
