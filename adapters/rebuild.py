@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import queue
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
 from multiprocessing.context import SpawnContext
-from multiprocessing.synchronize import Condition, Lock
-from typing import Final
+from multiprocessing.synchronize import Lock
+from typing import Final, cast
 
 from adapters.bootstrap import Ledger, first_line, open_ledger
 from adapters.runtime import reset_peak, status_mib, tune_gc
@@ -29,6 +30,8 @@ MIN_PARALLEL_EVENTS: Final = 200_000
 #: Events per page a worker folds and commits: fewer, larger commits than the serial runner's pages measured
 #: ~10 % faster here (2,000: 55k events/s; 5,000: 61k; 10,000: 58k at a million events, two workers).
 PAGE: Final = 5000
+#: How long a worker waits for another to finish opening the ledger, in seconds.
+OPEN_TIMEOUT: Final = 300.0
 #: How often the parent reports progress while the workers run, in seconds.
 PROGRESS_EVERY: Final = 0.25
 
@@ -89,31 +92,34 @@ def rebuild(
 
 
 class _Turns:
-    """:class:`projections.parallel.Turns` between processes: a shared page counter under a condition."""
+    """:class:`projections.parallel.Turns` between processes: counters in shared memory, polled.
+
+    No lock is shared: a worker killed at any instant (SIGKILL, the OOM killer) cannot leave one held for
+    the others to wait on forever. Each counter is one aligned word, written by the one process whose turn it
+    is; a page's fold takes far longer than the polling interval.
+    """
+
+    POLL: Final = 0.0005
 
     def __init__(self, ctx: SpawnContext, start: int) -> None:
-        self._cond: Condition = ctx.Condition()
         # Page -1 is the parent's: emptying the views before page 0 commits.
-        self._next = ctx.Value("q", -1, lock=False)
-        self._stopped = ctx.Value("b", 0, lock=False)
-        self._position = ctx.Value("q", start, lock=False)
+        self._next = ctx.RawValue("q", -1)
+        self._stopped = ctx.RawValue("b", 0)
+        self._position = ctx.RawValue("q", start)
 
     def wait(self, page: int) -> bool:
-        with self._cond:
-            while self._next.value != page and not self._stopped.value:
-                self._cond.wait(1.0)
-            return not self._stopped.value
+        while not self._stopped.value:
+            if self._next.value == page:
+                return True
+            time.sleep(self.POLL)
+        return False
 
     def done(self, page: int, position: int) -> None:
-        with self._cond:
-            self._next.value = page + 1
-            self._position.value = position
-            self._cond.notify_all()
+        self._position.value = position
+        self._next.value = page + 1
 
     def stop(self) -> None:
-        with self._cond:
-            self._stopped.value = 1
-            self._cond.notify_all()
+        self._stopped.value = 1
 
     @property
     def position(self) -> int:
@@ -142,29 +148,33 @@ def _parallel(
     ctx = mp.get_context("spawn")
     turns = _Turns(ctx, 0)
     opening = ctx.Lock()
-    results: mp.Queue[_Result] = ctx.Queue()
+    # One pipe per worker, not a shared queue: a worker killed while writing cannot block the others'.
+    pipes = [ctx.Pipe(duplex=False) for _ in range(workers)]
     procs = [
         ctx.Process(
             target=_worker,
-            args=(url, names, head, size, w, workers, turns, opening, results),
+            args=(url, names, head, size, w, workers, turns, opening, pipes[w][1]),
             name=f"quipu-rebuild-{w}",
         )
         for w in range(workers)
     ]
     for p in procs:
         p.start()
-    got: list[_Result] = []
+    for _, sender in pipes:
+        sender.close()  # the parent's copy: a worker's end of file is then its own exit
+    got: dict[int, _Result] = {}
     try:
         reset()
         turns.done(-1, 0)
-        while len(got) < workers:
-            try:
-                got.append(results.get(timeout=PROGRESS_EVERY))
-            except queue.Empty:
-                if any(p.exitcode not in (None, 0) for p in procs):
-                    turns.stop()  # a worker was killed: nobody takes its turns, so the others must not wait
-                if not any(p.is_alive() for p in procs) and results.empty():
-                    break  # reported below
+        waiting = {w: pipes[w][0] for w in range(workers)}
+        while waiting:
+            for ready in wait(list(waiting.values()), timeout=PROGRESS_EVERY):
+                w = next(k for k, r in waiting.items() if r is ready)
+                receiver = waiting.pop(w)
+                try:
+                    got[w] = cast(_Result, receiver.recv())
+                except EOFError:  # it died without a word (killed): nobody takes its turns
+                    turns.stop()
             if progress is not None:
                 progress(turns.position, head)
     finally:
@@ -172,16 +182,19 @@ def _parallel(
             turns.stop()
         for p in procs:
             p.join()
-    errors = [f"worker {r.worker}: {r.error}" for r in got if r.error and not r.moved]
+        for receiver, _ in pipes:
+            receiver.close()
+    errors = [f"worker {r.worker}: {r.error}" for r in got.values() if r.error and not r.moved]
     if len(got) < workers:
-        errors.append(
-            f"{workers - len(got)} worker(s) exited without reporting (exit codes {[p.exitcode for p in procs]})"
-        )
+        codes = [p.exitcode for p in procs]
+        errors.append(f"{workers - len(got)} worker(s) exited without reporting (exit codes {codes})")
+    if not errors and not any(r.moved for r in got.values()) and turns.position != head:
+        errors.append(f"the workers stopped short of position {head}")
     if errors:
         raise RebuildFailed(f"rebuild stopped at position {turns.position}: {'; '.join(errors)}")
-    if any(r.moved for r in got):
+    if any(r.moved for r in got.values()):
         return None
-    return [r.peak_mib for r in sorted(got, key=lambda r: r.worker)]
+    return [got[w].peak_mib for w in range(workers)]
 
 
 def _worker(
@@ -193,12 +206,17 @@ def _worker(
     workers: int,
     turns: _Turns,
     opening: Lock,
-    results: mp.Queue[_Result],
+    results: Connection,
 ) -> None:
     try:
-        # One opens at a time: opening runs the store's DDL, which PostgreSQL refuses to run twice at once.
-        with opening:
+        # One opens at a time: opening runs the store's DDL, which PostgreSQL refuses to run twice at once. With
+        # a timeout: a worker killed while opening would hold the lock for ever.
+        if not opening.acquire(timeout=OPEN_TIMEOUT):
+            raise RebuildFailed(f"could not take the turn to open the ledger within {OPEN_TIMEOUT:.0f} s")
+        try:
             ledger = open_ledger(url, migrate=False)
+        finally:
+            opening.release()
         with ledger:
             tune_gc()
             measured = reset_peak()
@@ -206,9 +224,9 @@ def _worker(
             chosen = [p for p in ledger.runner.projections if p.name in names]
             fold_pages(ledger.store, ledger.views, chosen, 0, head, size, worker, workers, turns)
             peak = (status_mib("VmHWM") if measured else None) or baseline
-        results.put(_Result(worker, max(0.0, peak - baseline)))
+        results.send(_Result(worker, max(0.0, peak - baseline)))
     except ProjectionMoved as exc:
-        results.put(_Result(worker, error=first_line(exc), moved=True))
+        results.send(_Result(worker, error=first_line(exc), moved=True))
     except BaseException as exc:  # reported to the parent, which raises it there
         turns.stop()
-        results.put(_Result(worker, error=f"{type(exc).__name__}: {first_line(exc)}"))
+        results.send(_Result(worker, error=f"{type(exc).__name__}: {first_line(exc)}"))

@@ -148,3 +148,35 @@ def test_the_cli_rebuilds_with_workers_and_proves_it(ledger: Ledger) -> None:
     assert "False" not in result.output
     refused = CliRunner().invoke(app, ["project", "--database", ledger.url, "--rebuild", "--workers", "0"])
     assert refused.exit_code == 2 and "--workers" in refused.output
+
+
+def test_a_worker_killed_mid_rebuild_fails_the_run_and_a_run_resumes_from_the_prefix(ledger: Ledger) -> None:
+    import multiprocessing
+    import os
+    import signal
+
+    from adapters.rebuild import RebuildFailed
+
+    head = _post_demo(ledger, 1200)
+    rebuild(ledger, workers=1)
+    expected = ledger.runner.checksums()
+    killed: list[int] = []
+
+    def kill_one_worker(position: int, _head: int) -> None:
+        if position > 0 and not killed:
+            victim = multiprocessing.active_children()[0]
+            assert victim.pid is not None
+            os.kill(victim.pid, signal.SIGKILL)
+            killed.append(position)
+
+    # Tiny pages: the run lasts long enough for the parent to see a committed page and kill a worker.
+    with pytest.raises(RebuildFailed, match="exited without reporting"):
+        rebuild(ledger, workers=2, min_events=0, page=3, progress=kill_one_worker)
+    assert killed, "no worker was killed"
+    positions = ledger.runner.positions()
+    local = {positions[p.name] for p in ledger.runner.projections if page_local(p)}
+    # The page-local projections stand together at a whole page; the others had not started.
+    assert len(local) == 1 and 0 < min(local) < head and min(local) % 3 == 0
+    assert {positions[p.name] for p in ledger.runner.projections if not page_local(p)} == {0}
+    ledger.runner.run()
+    assert ledger.runner.checksums() == expected
