@@ -66,6 +66,8 @@ def rebuild(
 
     With ``workers`` > 1 (default: one per core) and at least ``min_events`` in the log, the page-local
     projections are folded by that many processes, ``page`` events at a time, and the others follow serially.
+    ``progress`` then counts the two passes over the log as one job: ``(done, total)`` runs to twice the head,
+    so that a progress bar does not start again from zero for the second pass.
     """
     base = ledger.runner
     chosen = list(base.projections if projections is None else projections)
@@ -79,14 +81,24 @@ def rebuild(
             head, progress
         )
         return RebuildReport(done.start, done.end, done.events)
+    passes = 2 if rest else 1
+
+    def first(position: int, _head: int) -> None:
+        if progress is not None:
+            progress(position, passes * head)
+
+    def second(position: int, _head: int) -> None:
+        if progress is not None:
+            progress((passes - 1) * head + position, passes * head)
+
     # The workers import and open while this process empties the views (their first commit waits for it).
-    peaks = _parallel(ledger.url, [p.name for p in local], head, page, count, progress,
+    peaks = _parallel(ledger.url, [p.name for p in local], head, page, count, first,
                       lambda: ledger.views.reset(chosen))  # fmt: skip
     if peaks is None:  # another runner moved a projection: finish serially from where everything stands
         peaks = []
         rest = chosen
     if rest:
-        ProjectionRunner(ledger.store, ledger.views, rest, base.batch_size, base.read_ahead).run(head, progress)
+        ProjectionRunner(ledger.store, ledger.views, rest, base.batch_size, base.read_ahead).run(head, second)
     end = min(ledger.views.positions([p.name for p in chosen]).values(), default=0)
     return RebuildReport(0, end, end, count, peaks)
 
@@ -140,7 +152,7 @@ def _parallel(
     head: int,
     size: int,
     workers: int,
-    progress: Progress | None,
+    progress: Progress,
     reset: Callable[[], None],
 ) -> list[float] | None:
     """``reset`` the views, and fold the named projections from 0 to ``head`` in ``workers`` processes; their
@@ -175,8 +187,7 @@ def _parallel(
                     got[w] = cast(_Result, receiver.recv())
                 except EOFError:  # it died without a word (killed): nobody takes its turns
                     turns.stop()
-            if progress is not None:
-                progress(turns.position, head)
+            progress(turns.position, head)
     finally:
         if len(got) < workers:  # interrupted, or a worker died: the others must not wait for its turns
             turns.stop()

@@ -31,8 +31,12 @@ def test_the_parallel_rebuild_equals_the_serial_one(ledger: Ledger) -> None:
     expected = ledger.runner.checksums()
     assert (serial.end, serial.workers) == (head, 1)
     # Small pages, so that each worker folds and commits several, interleaved with the other's.
-    report = rebuild(ledger, workers=2, min_events=0, page=97)
+    seen: list[tuple[int, int]] = []
+    report = rebuild(ledger, workers=2, min_events=0, page=97, progress=lambda done, total: seen.append((done, total)))
     assert report.workers == 2 and len(report.worker_peaks_mib) == 2
+    # Two passes (page-local projections, then the others) make one job for a progress bar: it never goes back.
+    assert {total for _, total in seen} == {2 * head}
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen) and seen[-1][0] == 2 * head
     assert (report.start, report.end, report.events) == (0, head, head)
     assert ledger.runner.positions() == {p.name: head for p in ledger.runner.projections}
     assert ledger.runner.checksums() == expected
