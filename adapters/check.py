@@ -13,12 +13,18 @@ from psycopg.sql import SQL, Identifier
 from rich.progress import Progress
 
 from adapters.bootstrap import Ledger
+from adapters.rebuild import MIN_PARALLEL_EVENTS, rebuild
 from adapters.views.postgres_views import PostgresViewStore
 from adapters.views.sqlite_views import SQLiteViewStore
 from projections.runner import ProjectionRunner
 
 
-def check_rebuild(ledger: Ledger, progress_bar: Callable[[], Progress]) -> list[dict[str, Any]]:
+def check_rebuild(
+    ledger: Ledger,
+    progress_bar: Callable[[], Progress],
+    workers: int | None = None,
+    min_events: int = MIN_PARALLEL_EVENTS,
+) -> list[dict[str, Any]]:
     """Per projection: its position, the live checksum, the rebuilt one and whether they match.
 
     The rebuild goes into a scratch store (a temporary SQLite file, or a scratch PostgreSQL
@@ -51,13 +57,15 @@ def check_rebuild(ledger: Ledger, progress_bar: Callable[[], Progress]) -> list[
 
     try:
         scratch.upgrade()
-        runner = ProjectionRunner(
-            ledger.store, scratch, ledger.runner.projections, ledger.runner.batch_size, ledger.runner.read_ahead
-        )
         with progress_bar() as bar:
             task = bar.add_task("rebuilding from 0", total=target)
-            runner.run(target, lambda pos, head: bar.update(task, completed=pos))
-        rebuilt = runner.checksums()
+
+            def moved(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            # As `project --rebuild` does: worker processes for the page-local projections on a long log.
+            rebuild(ledger, to_position=target, progress=moved, workers=workers, min_events=min_events, views=scratch)
+        rebuilt = ProjectionRunner(ledger.store, scratch, ledger.runner.projections).checksums()
     finally:
         cleanup()
     return [

@@ -140,7 +140,9 @@ def project(
     workers: Annotated[
         Optional[int],
         typer.Option(
-            "--workers", min=1, help="processes folding a --rebuild side by side (default: one per core; 1: serial)"
+            "--workers",
+            min=1,
+            help="processes folding a --rebuild or --check side by side (default: one per core; 1: serial)",
         ),
     ] = None,
 ) -> None:
@@ -166,7 +168,7 @@ def project(
                 raise fail(exc) from None
         out.print(f"projected {report.events} events: positions {report.start} → {report.end}")
         if check:
-            rows = check_rebuild(ledger, progress_bar)
+            rows = check_rebuild(ledger, progress_bar, workers=workers)
             render(rows, Format.table, "rebuild check", out)
             if not all(r["equal"] for r in rows):
                 raise typer.Exit(1)

@@ -8,6 +8,7 @@ log. Small logs are rebuilt serially: starting a worker costs about a second of 
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import time
@@ -16,10 +17,14 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import SpawnContext
 from multiprocessing.synchronize import Lock
+from pathlib import Path
 from typing import Final, cast
 
 from adapters.bootstrap import Ledger, first_line, open_ledger
 from adapters.runtime import reset_peak, status_mib, tune_gc
+from adapters.store.pg_url import PgTarget
+from adapters.views.postgres_views import PostgresViewStore
+from adapters.views.sqlite_views import SQLiteViewStore
 from ledger.errors import QuipuError
 from projections.parallel import fold_pages, page_local
 from projections.runner import Progress, ProjectionRunner, RunReport
@@ -61,8 +66,11 @@ def rebuild(
     workers: int | None = None,
     min_events: int = MIN_PARALLEL_EVENTS,
     page: int = PAGE,
+    views: SQLiteViewStore | PostgresViewStore | None = None,
 ) -> RebuildReport:
     """Empty the views of ``projections`` (default: all) and fold the log into them again from 0.
+
+    ``views`` is where (default: the ledger's own; ``quipu project --check`` passes a scratch store).
 
     With ``workers`` > 1 (default: one per core) and at least ``min_events`` in the log, the page-local
     projections are folded by that many processes, ``page`` events at a time, and the others follow serially.
@@ -70,16 +78,15 @@ def rebuild(
     so that a progress bar does not start again from zero for the second pass.
     """
     base = ledger.runner
+    target = ledger.views if views is None else views
     chosen = list(base.projections if projections is None else projections)
     count = default_workers() if workers is None else workers
     head = ledger.store.head() if to_position is None else min(to_position, ledger.store.head())
     local = [p for p in chosen if page_local(p)]
     rest = [p for p in chosen if not page_local(p)]
     if count < 2 or not local or head < min_events:
-        ledger.views.reset(chosen)
-        done = ProjectionRunner(ledger.store, ledger.views, chosen, base.batch_size, base.read_ahead).run(
-            head, progress
-        )
+        target.reset(chosen)
+        done = ProjectionRunner(ledger.store, target, chosen, base.batch_size, base.read_ahead).run(head, progress)
         return RebuildReport(done.start, done.end, done.events)
     passes = 2 if rest else 1
 
@@ -92,14 +99,15 @@ def rebuild(
             progress((passes - 1) * head + position, passes * head)
 
     # The workers import and open while this process empties the views (their first commit waits for it).
-    peaks = _parallel(ledger.url, [p.name for p in local], head, page, count, first,
-                      lambda: ledger.views.reset(chosen))  # fmt: skip
+    where = target.path if isinstance(target, SQLiteViewStore) else target.target
+    peaks = _parallel(ledger.url, where, [p.name for p in local], head, page, count, first,
+                      lambda: target.reset(chosen))  # fmt: skip
     if peaks is None:  # another runner moved a projection: finish serially from where everything stands
         peaks = []
         rest = chosen
     if rest:
-        ProjectionRunner(ledger.store, ledger.views, rest, base.batch_size, base.read_ahead).run(head, second)
-    end = min(ledger.views.positions([p.name for p in chosen]).values(), default=0)
+        ProjectionRunner(ledger.store, target, rest, base.batch_size, base.read_ahead).run(head, second)
+    end = min(target.positions([p.name for p in chosen]).values(), default=0)
     return RebuildReport(0, end, end, count, peaks)
 
 
@@ -148,6 +156,7 @@ class _Result:
 
 def _parallel(
     url: str,
+    views: Path | PgTarget,
     names: list[str],
     head: int,
     size: int,
@@ -165,7 +174,7 @@ def _parallel(
     procs = [
         ctx.Process(
             target=_worker,
-            args=(url, names, head, size, w, workers, turns, opening, pipes[w][1]),
+            args=(url, views, names, head, size, w, workers, turns, opening, pipes[w][1]),
             name=f"quipu-rebuild-{w}",
         )
         for w in range(workers)
@@ -210,6 +219,7 @@ def _parallel(
 
 def _worker(
     url: str,
+    views: Path | PgTarget,
     names: list[str],
     head: int,
     size: int,
@@ -228,12 +238,12 @@ def _worker(
             ledger = open_ledger(url, migrate=False)
         finally:
             opening.release()
-        with ledger:
+        with ledger, contextlib.closing(_open_views(views)) as target:
             tune_gc()
             measured = reset_peak()
             baseline = status_mib("VmRSS") or 0.0
             chosen = [p for p in ledger.runner.projections if p.name in names]
-            fold_pages(ledger.store, ledger.views, chosen, 0, head, size, worker, workers, turns)
+            fold_pages(ledger.store, target, chosen, 0, head, size, worker, workers, turns)
             peak = (status_mib("VmHWM") if measured else None) or baseline
         results.send(_Result(worker, max(0.0, peak - baseline)))
     except ProjectionMoved as exc:
@@ -241,3 +251,8 @@ def _worker(
     except BaseException as exc:  # reported to the parent, which raises it there
         turns.stop()
         results.send(_Result(worker, error=f"{type(exc).__name__}: {first_line(exc)}"))
+
+
+def _open_views(where: Path | PgTarget) -> SQLiteViewStore | PostgresViewStore:
+    """The view store a worker commits to: the parent's, by its file or its PostgreSQL schema."""
+    return SQLiteViewStore(where) if isinstance(where, Path) else PostgresViewStore(where)

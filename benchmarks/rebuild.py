@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from adapters.bootstrap import open_ledger
-from adapters.rebuild import default_workers, rebuild
+from adapters.rebuild import MIN_PARALLEL_EVENTS, default_workers, rebuild
 from adapters.runtime import reset_peak, status_mib, tune_gc
 from benchmarks.common import (
     DEFAULT_RESULTS_DIR,
@@ -112,7 +112,12 @@ def _ru_maxrss_mib() -> float:
 
 
 def _rebuild_child(
-    url: str, to_position: int | None, out: mp.Queue[RebuildRun], only: Sequence[str] | None, workers: int
+    url: str,
+    to_position: int | None,
+    out: mp.Queue[RebuildRun],
+    only: Sequence[str] | None,
+    workers: int,
+    min_events: int,
 ) -> None:
     """Open the ledger, note the memory, rebuild, note the peak."""
     try:
@@ -124,9 +129,9 @@ def _rebuild_child(
             baseline = (status_mib("VmRSS") if hwm else None) or ru_before
             start = time.perf_counter()
             chosen = [p for p in ledger.runner.projections if not only or p.name in only]
-            # As `quipu project --rebuild --workers N` does, at any length of log (its own default starts workers
-            # only for long logs), so that N/10 and N are measured the same way.
-            report = rebuild(ledger, chosen, to_position, workers=workers, min_events=0)
+            # As `quipu project --rebuild --workers N` does: workers from `min_events` events on (the command's own
+            # threshold unless --min-events says otherwise), the serial runner below.
+            report = rebuild(ledger, chosen, to_position, workers=workers, min_events=min_events)
             seconds = time.perf_counter() - start
             ru_after = _ru_maxrss_mib()
             peak = (status_mib("VmHWM") if hwm else None) or ru_after
@@ -152,12 +157,18 @@ def _rebuild_child(
 
 
 def measure_rebuild(
-    url: str, to_position: int | None, only: Sequence[str] | None = None, workers: int = 1
+    url: str,
+    to_position: int | None,
+    only: Sequence[str] | None = None,
+    workers: int = 1,
+    min_events: int = MIN_PARALLEL_EVENTS,
 ) -> RebuildRun:
     """One rebuild in a fresh spawned process."""
     ctx = mp.get_context("spawn")
     out: mp.Queue[RebuildRun] = ctx.Queue()
-    proc = ctx.Process(target=_rebuild_child, args=(url, to_position, out, only, workers), name="quipu-bench-rebuild")
+    proc = ctx.Process(
+        target=_rebuild_child, args=(url, to_position, out, only, workers, min_events), name="quipu-bench-rebuild"
+    )
     proc.start()
     deadline = time.monotonic() + CHILD_TIMEOUT
     try:
@@ -260,6 +271,7 @@ def run_backend(
     pg_url: str,
     only: Sequence[str] | None = None,
     workers: int = 1,
+    min_events: int = MIN_PARALLEL_EVENTS,
 ) -> BackendResult:
     """Build (or reuse) the log, then measure the N/10 and the full rebuild."""
     place = _place(backend, keep, tmp, pg_url)
@@ -280,9 +292,9 @@ def run_backend(
             if place.marker is not None:
                 where = place.schema if place.schema is not None else place.url  # no password on disk
                 place.marker.write_text(json.dumps({"head": head, "where": where}) + "\n")
-        tenth = measure_rebuild(place.url, max(1, head // 10), only, workers)
+        tenth = measure_rebuild(place.url, max(1, head // 10), only, workers, min_events)
         _print_run(backend, tenth)
-        full = measure_rebuild(place.url, None, only, workers)
+        full = measure_rebuild(place.url, None, only, workers, min_events)
         _print_run(backend, full)
         if full.events != head:
             raise RuntimeError(f"full rebuild folded {full.events:,} events, the log has {head:,}")
@@ -327,6 +339,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=default_workers(),
         help="processes folding the page-local projections side by side (default: one per core; 1: serial)",
     )
+    ap.add_argument(
+        "--min-events",
+        type=int,
+        default=MIN_PARALLEL_EVENTS,
+        help=f"start workers only for a rebuild of at least this many events (default {MIN_PARALLEL_EVENTS:,}, as "
+        "`quipu project --rebuild`; 0: always)",
+    )
     return ap.parse_args(argv)
 
 
@@ -347,7 +366,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="quipu-bench-rebuild-"))
     try:
         for backend in names:
-            results.append(run_backend(backend, events, keep, tmp, args.pg_url, args.only, args.workers))
+            results.append(
+                run_backend(backend, events, keep, tmp, args.pg_url, args.only, args.workers, args.min_events)
+            )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print()

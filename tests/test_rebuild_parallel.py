@@ -184,3 +184,19 @@ def test_a_worker_killed_mid_rebuild_fails_the_run_and_a_run_resumes_from_the_pr
     assert {positions[p.name] for p in ledger.runner.projections if not page_local(p)} == {0}
     ledger.runner.run()
     assert ledger.runner.checksums() == expected
+
+
+def test_the_check_rebuilds_into_scratch_with_workers_and_finds_an_altered_view(ledger: Ledger) -> None:
+    from rich.progress import Progress
+
+    from adapters.check import check_rebuild
+
+    _post_demo(ledger, 1200)
+    ledger.runner.run()
+    quiet = lambda: Progress(disable=True)  # noqa: E731
+    rows = check_rebuild(ledger, quiet, workers=2, min_events=0)
+    assert rows and all(r["equal"] for r in rows), rows
+    ledger.views.execute("UPDATE account_balances SET debits_minor = debits_minor + 1 WHERE account = "
+                         "(SELECT MIN(account) FROM account_balances)")  # fmt: skip
+    rows = check_rebuild(ledger, quiet, workers=2, min_events=0)
+    assert {r["projection"] for r in rows if not r["equal"]} == {"balances"}
