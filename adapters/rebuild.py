@@ -142,6 +142,10 @@ class _Turns:
         self._stopped.value = 1
 
     @property
+    def stopped(self) -> bool:
+        return bool(self._stopped.value)
+
+    @property
     def position(self) -> int:
         return int(self._position.value)
 
@@ -230,10 +234,14 @@ def _worker(
     results: Connection,
 ) -> None:
     try:
-        # One opens at a time: opening runs the store's DDL, which PostgreSQL refuses to run twice at once. With
-        # a timeout: a worker killed while opening would hold the lock for ever.
-        if not opening.acquire(timeout=OPEN_TIMEOUT):
-            raise RebuildFailed(f"could not take the turn to open the ledger within {OPEN_TIMEOUT:.0f} s")
+        # One opens at a time: opening runs the store's DDL, which PostgreSQL refuses to run twice at once. Never
+        # waiting for ever: a worker killed while opening would hold the lock, and the run may have stopped.
+        deadline = time.monotonic() + OPEN_TIMEOUT
+        while not opening.acquire(timeout=0.5):
+            if turns.stopped:
+                raise RebuildFailed("the rebuild stopped before this worker could open the ledger")
+            if time.monotonic() > deadline:
+                raise RebuildFailed(f"could not take the turn to open the ledger within {OPEN_TIMEOUT:.0f} s")
         try:
             ledger = open_ledger(url, migrate=False)
         finally:
@@ -246,7 +254,7 @@ def _worker(
             fold_pages(ledger.store, target, chosen, 0, head, size, worker, workers, turns)
             peak = (status_mib("VmHWM") if measured else None) or baseline
         results.send(_Result(worker, max(0.0, peak - baseline)))
-    except ProjectionMoved as exc:
+    except ProjectionMoved as exc:  # fold_pages has stopped the run: the pages after this one get no turn
         results.send(_Result(worker, error=first_line(exc), moved=True))
     except BaseException as exc:  # reported to the parent, which raises it there
         turns.stop()

@@ -200,3 +200,29 @@ def test_the_check_rebuilds_into_scratch_with_workers_and_finds_an_altered_view(
                          "(SELECT MIN(account) FROM account_balances)")  # fmt: skip
     rows = check_rebuild(ledger, quiet, workers=2, min_events=0)
     assert {r["projection"] for r in rows if not r["equal"]} == {"balances"}
+
+
+def test_another_runner_moving_the_views_mid_rebuild_hands_over_to_a_serial_finish(ledger: Ledger) -> None:
+    head = _post_demo(ledger, 1200)
+    rebuild(ledger, workers=1)
+    expected = ledger.runner.checksums()
+    local = [p for p in ledger.runner.projections if page_local(p)]
+    raced: list[int] = []
+
+    def another_runner_moves_one_event(done: int, _total: int) -> None:
+        if raced or not 0 < done < head - 300:
+            return
+        # A second `quipu project` folds one event while the workers run. It may lose a race to a worker's
+        # commit (it then stops where the worker left the views): try until it has moved them off a page edge.
+        other = ProjectionRunner(ledger.store, ledger.views, local, batch_size=1)
+        for _ in range(50):
+            at = min(other.positions().values())
+            other.run(to_position=at + 1)
+            if any(position % 3 for position in other.positions().values()):
+                raced.append(at + 1)
+                return
+
+    report = rebuild(ledger, workers=2, min_events=0, page=3, progress=another_runner_moves_one_event)
+    assert raced, "the race was not staged"
+    assert report.end == head and report.worker_peaks_mib == []  # the workers gave way to a serial finish
+    assert ledger.runner.checksums() == expected
