@@ -151,6 +151,8 @@ def project(
     from adapters.rebuild import RebuildFailed
     from adapters.rebuild import rebuild as rebuild_views
 
+    if workers is not None and not (rebuild or check):
+        raise fail(QuipuError("--workers: only a --rebuild or a --check folds the log with worker processes"))
     with ledger_for(database, must_exist=True) as ledger:
         with progress_bar() as bar:
             task = bar.add_task("projecting", total=ledger.store.head())
@@ -168,7 +170,10 @@ def project(
                 raise fail(exc) from None
         out.print(f"projected {report.events} events: positions {report.start} → {report.end}")
         if check:
-            rows = check_rebuild(ledger, progress_bar, workers=workers)
+            try:
+                rows = check_rebuild(ledger, progress_bar, workers=workers)
+            except RebuildFailed as exc:
+                raise fail(exc) from None
             render(rows, Format.table, "rebuild check", out)
             if not all(r["equal"] for r in rows):
                 raise typer.Exit(1)

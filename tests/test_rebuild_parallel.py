@@ -152,6 +152,9 @@ def test_the_cli_rebuilds_with_workers_and_proves_it(ledger: Ledger) -> None:
     assert "False" not in result.output
     refused = CliRunner().invoke(app, ["project", "--database", ledger.url, "--rebuild", "--workers", "0"])
     assert refused.exit_code == 2 and "--workers" in refused.output
+    # Catching up is always one process: asking for workers there is a mistake worth saying.
+    pointless = CliRunner().invoke(app, ["project", "--database", ledger.url, "--workers", "2"])
+    assert pointless.exit_code == 2 and "--workers: only a --rebuild or a --check" in pointless.output
 
 
 def test_a_worker_killed_mid_rebuild_fails_the_run_and_a_run_resumes_from_the_prefix(ledger: Ledger) -> None:
