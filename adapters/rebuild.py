@@ -9,16 +9,18 @@ log. Small logs are rebuilt serially: starting a worker costs about a second of 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import multiprocessing as mp
 import os
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import SpawnContext
-from multiprocessing.synchronize import Lock
+from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Final, cast
+from typing import Any, Final, cast
 
 from adapters.bootstrap import Ledger, first_line, open_ledger
 from adapters.runtime import reset_peak, status_mib, tune_gc
@@ -73,9 +75,10 @@ def rebuild(
     ``views`` is where (default: the ledger's own; ``quipu project --check`` passes a scratch store).
 
     With ``workers`` > 1 (default: one per core) and at least ``min_events`` in the log, the page-local
-    projections are folded by that many processes, ``page`` events at a time, and the others follow serially.
-    ``progress`` then counts the two passes over the log as one job: ``(done, total)`` runs to twice the head,
-    so that a progress bar does not start again from zero for the second pass.
+    projections are folded by that many processes, ``page`` events at a time. The others then follow in at most
+    ``workers`` processes, each a serial runner over a group of them (they read only their own tables).
+    ``progress`` counts the two passes over the log as one job: ``(done, total)`` runs to twice the head, so
+    that a progress bar does not start again from zero for the second pass.
     """
     base = ledger.runner
     target = ledger.views if views is None else views
@@ -84,11 +87,11 @@ def rebuild(
     head = ledger.store.head() if to_position is None else min(to_position, ledger.store.head())
     local = [p for p in chosen if page_local(p)]
     rest = [p for p in chosen if not page_local(p)]
-    if count < 2 or not local or head < min_events:
+    if count < 2 or head < min_events:
         target.reset(chosen)
         done = ProjectionRunner(ledger.store, target, chosen, base.batch_size, base.read_ahead).run(head, progress)
         return RebuildReport(done.start, done.end, done.events)
-    passes = 2 if rest else 1
+    passes = 2 if local and rest else 1
 
     def first(position: int, _head: int) -> None:
         if progress is not None:
@@ -98,15 +101,21 @@ def rebuild(
         if progress is not None:
             progress((passes - 1) * head + position, passes * head)
 
-    # The workers import and open while this process empties the views (their first commit waits for it).
     where = target.path if isinstance(target, SQLiteViewStore) else target.target
-    peaks = _parallel(ledger.url, where, [p.name for p in local], head, page, count, first,
-                      lambda: target.reset(chosen))  # fmt: skip
-    if peaks is None:  # another runner moved a projection: finish serially from where everything stands
-        peaks = []
-        rest = chosen
+    peaks: list[float] = []
+    if local:
+        # The workers import and open while this process empties the views (their first commit waits for it).
+        folded = _pages(ledger.url, where, [p.name for p in local], head, page, count, first,
+                        lambda: target.reset(chosen))  # fmt: skip
+        if folded is None:  # another runner moved a projection: finish serially from where everything stands
+            ProjectionRunner(ledger.store, target, chosen, base.batch_size, base.read_ahead).run(head, second)
+            rest = []
+        else:
+            peaks += folded
+    else:
+        target.reset(chosen)
     if rest:
-        ProjectionRunner(ledger.store, target, rest, base.batch_size, base.read_ahead).run(head, second)
+        peaks += _lanes(ledger.url, where, rest, head, base.batch_size, count, second)
     end = min(target.positions([p.name for p in chosen]).values(), default=0)
     return RebuildReport(0, end, end, count, peaks)
 
@@ -158,7 +167,72 @@ class _Result:
     moved: bool = False
 
 
-def _parallel(
+Job = tuple[Callable[..., None], tuple[object, ...]]
+
+
+def _supervise(
+    jobs: list[Job],
+    stop: Callable[[], None],
+    tick: Callable[[], None],
+    started: Callable[[], None] | None = None,
+    limit: int | None = None,
+    interrupted: Callable[[], None] | None = None,
+) -> dict[int, _Result]:
+    """Run each job in its own process (at most ``limit`` at a time), ``tick`` meanwhile, and collect their
+    results by job index.
+
+    A job is called with its arguments and then a pipe to answer on (one pipe each, not a shared queue: a
+    process killed while writing cannot block the others'). A process that dies without answering calls
+    ``stop``, so that the others do not wait for it. ``started`` runs once the first processes are started;
+    ``interrupted`` (default ``stop``) if this process is interrupted while they run.
+    """
+    ctx = mp.get_context("spawn")
+    procs: dict[int, BaseProcess] = {}
+    waiting: dict[int, Connection] = {}
+    got: dict[int, _Result] = {}
+
+    def launch(i: int) -> None:
+        receiver, sender = ctx.Pipe(duplex=False)
+        fn, args = jobs[i]
+        procs[i] = ctx.Process(target=fn, args=(*args, sender), name=f"quipu-rebuild-{i}")
+        procs[i].start()
+        sender.close()  # the parent's copy: the pipe's end of file is then the process's exit
+        waiting[i] = receiver
+
+    queued = list(range(len(jobs)))
+    try:
+        while queued and len(waiting) < (limit or len(jobs)):
+            launch(queued.pop(0))
+        if started is not None:
+            started()
+        while waiting:
+            for ready in wait(list(waiting.values()), timeout=PROGRESS_EVERY):
+                i = next(k for k, r in waiting.items() if r is ready)
+                receiver = waiting.pop(i)
+                try:
+                    got[i] = cast(_Result, receiver.recv())
+                except EOFError:  # it died without a word (killed)
+                    stop()
+                receiver.close()
+                if queued:
+                    launch(queued.pop(0))
+            tick()
+    except BaseException:
+        (interrupted or stop)()
+        raise
+    finally:
+        for p in procs.values():
+            p.join()
+        for receiver in waiting.values():
+            receiver.close()
+    for i in range(len(jobs)):
+        if i not in got:
+            code = procs[i].exitcode if i in procs else None
+            got[i] = _Result(i, error=f"exited without reporting (exit code {code})")
+    return got
+
+
+def _pages(
     url: str,
     views: Path | PgTarget,
     names: list[str],
@@ -168,50 +242,20 @@ def _parallel(
     progress: Progress,
     reset: Callable[[], None],
 ) -> list[float] | None:
-    """``reset`` the views, and fold the named projections from 0 to ``head`` in ``workers`` processes; their
-    peak memory added, or ``None`` if another runner moved a projection meanwhile."""
+    """``reset`` the views, and fold the named page-local projections from 0 to ``head`` in ``workers``
+    processes; their peak memory added, or ``None`` if another runner moved a projection meanwhile."""
     ctx = mp.get_context("spawn")
     turns = _Turns(ctx, 0)
-    opening = ctx.Lock()
-    # One pipe per worker, not a shared queue: a worker killed while writing cannot block the others'.
-    pipes = [ctx.Pipe(duplex=False) for _ in range(workers)]
-    procs = [
-        ctx.Process(
-            target=_worker,
-            args=(url, views, names, head, size, w, workers, turns, opening, pipes[w][1]),
-            name=f"quipu-rebuild-{w}",
-        )
-        for w in range(workers)
-    ]
-    for p in procs:
-        p.start()
-    for _, sender in pipes:
-        sender.close()  # the parent's copy: a worker's end of file is then its own exit
-    got: dict[int, _Result] = {}
-    try:
+
+    def started() -> None:
         reset()
         turns.done(-1, 0)
-        waiting = {w: pipes[w][0] for w in range(workers)}
-        while waiting:
-            for ready in wait(list(waiting.values()), timeout=PROGRESS_EVERY):
-                w = next(k for k, r in waiting.items() if r is ready)
-                receiver = waiting.pop(w)
-                try:
-                    got[w] = cast(_Result, receiver.recv())
-                except EOFError:  # it died without a word (killed): nobody takes its turns
-                    turns.stop()
-            progress(turns.position, head)
-    finally:
-        if len(got) < workers:  # interrupted, or a worker died: the others must not wait for its turns
-            turns.stop()
-        for p in procs:
-            p.join()
-        for receiver, _ in pipes:
-            receiver.close()
-    errors = [f"worker {r.worker}: {r.error}" for r in got.values() if r.error and not r.moved]
-    if len(got) < workers:
-        codes = [p.exitcode for p in procs]
-        errors.append(f"{workers - len(got)} worker(s) exited without reporting (exit codes {codes})")
+
+    with _open_lock() as opening:
+        jobs: list[Job] = [(_page_worker, (url, views, names, head, size, w, workers, turns, opening))
+                           for w in range(workers)]  # fmt: skip
+        got = _supervise(jobs, turns.stop, lambda: progress(turns.position, head), started)
+    errors = [f"worker {i}: {r.error}" for i, r in sorted(got.items()) if r.error and not r.moved]
     if not errors and not any(r.moved for r in got.values()) and turns.position != head:
         errors.append(f"the workers stopped short of position {head}")
     if errors:
@@ -221,7 +265,55 @@ def _parallel(
     return [got[w].peak_mib for w in range(workers)]
 
 
-def _worker(
+def _lanes(
+    url: str,
+    views: Path | PgTarget,
+    projections: list[Projection],
+    head: int,
+    size: int,
+    workers: int,
+    progress: Progress,
+) -> list[float]:
+    """Fold the projections from 0 to ``head`` in at most ``workers`` processes, each a serial runner over a
+    group of them; the groups' peak memory added. A failed group does not stop the others: each projection
+    keeps its own views and position, and ``quipu project`` carries a stopped one on from where it is."""
+    groups = lane_groups(projections, workers)
+    ctx = mp.get_context("spawn")
+    stopped = ctx.RawValue("b", 0)
+    positions = ctx.RawArray("q", len(groups))
+
+    def stop() -> None:
+        stopped.value = 1
+
+    def tick() -> None:
+        # Together: the share of the whole second pass done, each group counting for its part.
+        progress(sum(positions) // len(groups), head)
+
+    with _open_lock() as opening:
+        jobs: list[Job] = [(_lane_worker, (url, views, names, head, size, positions, i, stopped, opening))
+                           for i, names in enumerate(groups)]  # fmt: skip
+        got = _supervise(jobs, lambda: None, tick, interrupted=stop)
+    errors = [f"{', '.join(groups[i])}: {r.error}" for i, r in sorted(got.items()) if r.error]
+    if errors:
+        raise RebuildFailed(f"rebuild failed: {'; '.join(errors)}")
+    return [got[i].peak_mib for i in range(len(groups))]
+
+
+def lane_groups(projections: Sequence[Projection], lanes: int) -> list[list[str]]:
+    """The projections' names split into at most ``lanes`` groups of about equal cost, the costliest first.
+
+    Each group is one runner: its projections share a read and a decoding of every event, so fewer groups
+    cost less in all, and the slowest group sets the time. ``rebuild_cost`` (µs an event, measured with
+    ``benchmarks.projections``; 10 when not declared) is only a scheduling hint.
+    """
+    loads: list[tuple[float, list[str]]] = [(0.0, []) for _ in range(max(1, min(lanes, len(projections))))]
+    for p in sorted(projections, key=lambda p: -float(getattr(p, "rebuild_cost", 10))):
+        cost, names = min(loads, key=lambda load: load[0])
+        loads[loads.index((cost, names))] = (cost + float(getattr(p, "rebuild_cost", 10)), [*names, p.name])
+    return [names for _, names in loads if names]
+
+
+def _page_worker(
     url: str,
     views: Path | PgTarget,
     names: list[str],
@@ -230,22 +322,11 @@ def _worker(
     worker: int,
     workers: int,
     turns: _Turns,
-    opening: Lock,
+    opening: str,
     results: Connection,
 ) -> None:
     try:
-        # One opens at a time: opening runs the store's DDL, which PostgreSQL refuses to run twice at once. Never
-        # waiting for ever: a worker killed while opening would hold the lock, and the run may have stopped.
-        deadline = time.monotonic() + OPEN_TIMEOUT
-        while not opening.acquire(timeout=0.5):
-            if turns.stopped:
-                raise RebuildFailed("the rebuild stopped before this worker could open the ledger")
-            if time.monotonic() > deadline:
-                raise RebuildFailed(f"could not take the turn to open the ledger within {OPEN_TIMEOUT:.0f} s")
-        try:
-            ledger = open_ledger(url, migrate=False)
-        finally:
-            opening.release()
+        ledger = _open_in_turn(url, opening, lambda: turns.stopped)
         with ledger, contextlib.closing(_open_views(views)) as target:
             tune_gc()
             measured = reset_peak()
@@ -264,3 +345,71 @@ def _worker(
 def _open_views(where: Path | PgTarget) -> SQLiteViewStore | PostgresViewStore:
     """The view store a worker commits to: the parent's, by its file or its PostgreSQL schema."""
     return SQLiteViewStore(where) if isinstance(where, Path) else PostgresViewStore(where)
+
+
+def _lane_worker(
+    url: str,
+    views: Path | PgTarget,
+    names: list[str],
+    head: int,
+    size: int,
+    positions: Any,
+    index: int,
+    stopped: Any,
+    opening: str,
+    results: Connection,
+) -> None:
+    try:
+        ledger = _open_in_turn(url, opening, lambda: bool(stopped.value))
+        with ledger, contextlib.closing(_open_views(views)) as target:
+            tune_gc()
+            measured = reset_peak()
+            baseline = status_mib("VmRSS") or 0.0
+            chosen = [p for p in ledger.runner.projections if p.name in names]
+            base = ledger.runner
+
+            def reached(position: int, _head: int) -> None:
+                positions[index] = position
+                if stopped.value:
+                    raise RebuildFailed("stopped")
+
+            ProjectionRunner(ledger.store, target, chosen, size, base.read_ahead).run(head, reached)
+            peak = (status_mib("VmHWM") if measured else None) or baseline
+        results.send(_Result(index, max(0.0, peak - baseline)))
+    except BaseException as exc:  # reported to the parent, which raises it there
+        results.send(_Result(index, error=f"{type(exc).__name__}: {first_line(exc)}"))
+
+
+@contextlib.contextmanager
+def _open_lock() -> Iterator[str]:
+    """A lock file for :func:`_open_in_turn`, removed afterwards."""
+    fd, path = tempfile.mkstemp(prefix="quipu-rebuild-open-", suffix=".lock")
+    os.close(fd)
+    try:
+        yield path
+    finally:
+        os.unlink(path)
+
+
+def _open_in_turn(url: str, lock_file: str, stopped: Callable[[], bool]) -> Ledger:
+    """Open the ledger, one process at a time: opening runs the store's DDL, which PostgreSQL refuses to run
+    twice at once. The turn is an advisory lock on a file, which the kernel releases when its holder dies (a
+    process killed while opening must not block the others), and waiting stops with the run."""
+    deadline = time.monotonic() + OPEN_TIMEOUT
+    with open(lock_file, "rb") as f:
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if stopped():
+                    raise RebuildFailed("the rebuild stopped before this process could open the ledger") from None
+                if time.monotonic() > deadline:
+                    raise RebuildFailed(
+                        f"could not take the turn to open the ledger within {OPEN_TIMEOUT:.0f} s"
+                    ) from None
+                time.sleep(0.05)
+        try:
+            return open_ledger(url, migrate=False)
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

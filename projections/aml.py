@@ -33,6 +33,8 @@ class AmlProjection:
     """Windows, alerts, cases."""
 
     name = "aml"
+    #: µs an event, rebuilt alone over a million demo events (24,905 events/s alone): a hint for grouping (ADR 0037).
+    rebuild_cost = 40
     tables: tuple[Table, ...] = (WINDOWS, ALERTS, CASES, CASE_LOG)
 
     def __init__(self, rules: AmlRules) -> None:

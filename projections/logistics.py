@@ -29,6 +29,8 @@ class LogisticsProjection:
     """Orders, their worst reported delay, and their compensation."""
 
     name = "logistics"
+    #: µs an event, rebuilt alone over a million demo events (41,311 events/s alone): a hint for grouping (ADR 0037).
+    rebuild_cost = 24
     tables: tuple[Table, ...] = (ORDERS, DELAYS, COMPENSATIONS)
 
     def fold(self, batch: Sequence[Event], views: ViewReader) -> list[Write]:

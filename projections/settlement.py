@@ -74,6 +74,8 @@ class SettlementProjection:
     """Schedules, batches, holds and seller flows."""
 
     name = "settlement"
+    #: µs an event, rebuilt alone over a million demo events (14,716 events/s alone): a hint for grouping (ADR 0037).
+    rebuild_cost = 68
     tables: tuple[Table, ...] = (ORDERS, PAYMENTS, SCHEDULE, BATCHES, FLOWS, HOLDS, DELIVERIES)
 
     def __init__(self, policy: SettlementPolicy) -> None:

@@ -33,7 +33,8 @@ def test_the_parallel_rebuild_equals_the_serial_one(ledger: Ledger) -> None:
     # Small pages, so that each worker folds and commits several, interleaved with the other's.
     seen: list[tuple[int, int]] = []
     report = rebuild(ledger, workers=2, min_events=0, page=97, progress=lambda done, total: seen.append((done, total)))
-    assert report.workers == 2 and len(report.worker_peaks_mib) == 2
+    # Two page workers, then two processes for the projections that read their own views.
+    assert report.workers == 2 and len(report.worker_peaks_mib) == 2 + 2
     # Two passes (page-local projections, then the others) make one job for a progress bar: it never goes back.
     assert {total for _, total in seen} == {2 * head}
     assert [done for done, _ in seen] == sorted(done for done, _ in seen) and seen[-1][0] == 2 * head
@@ -229,3 +230,48 @@ def test_another_runner_moving_the_views_mid_rebuild_hands_over_to_a_serial_fini
     assert raced, "the race was not staged"
     assert report.end == head and report.worker_peaks_mib == []  # the workers gave way to a serial finish
     assert ledger.runner.checksums() == expected
+
+
+def test_a_projection_process_killed_fails_the_rebuild_and_a_run_carries_it_on(ledger: Ledger) -> None:
+    import multiprocessing
+    import os
+    import signal
+
+    from adapters.rebuild import RebuildFailed
+
+    head = _post_demo(ledger, 1200)
+    rebuild(ledger, workers=1)
+    expected = ledger.runner.checksums()
+    ledger.runner.batch_size = 10  # the projection processes commit every 10 events: time to kill one mid-run
+    killed: list[str] = []
+
+    def kill_one_in_the_second_pass(done: int, _total: int) -> None:
+        if done > head and not killed:
+            victim = multiprocessing.active_children()[0]
+            assert victim.pid is not None
+            os.kill(victim.pid, signal.SIGKILL)
+            killed.append(victim.name)
+
+    with pytest.raises(RebuildFailed, match="exited without reporting"):
+        rebuild(ledger, workers=2, min_events=0, progress=kill_one_in_the_second_pass)
+    assert killed, "no projection process was killed"
+    positions = ledger.runner.positions()
+    assert {positions[p.name] for p in ledger.runner.projections if page_local(p)} == {head}
+    # The killed one stopped where its last commit left it (at the head if it was already done): a run carries on.
+    ledger.runner.run()
+    assert ledger.runner.checksums() == expected
+
+
+def test_lane_groups_share_the_cost_and_keep_every_projection_once(ledger: Ledger) -> None:
+    from adapters.rebuild import lane_groups
+
+    stateful = [p for p in ledger.runner.projections if not page_local(p)]
+    cost = {p.name: getattr(p, "rebuild_cost", 10) for p in stateful}
+    for lanes in (1, 2, 3, 8):
+        groups = lane_groups(stateful, lanes)
+        assert sorted(n for g in groups for n in g) == sorted(cost) and len(groups) == min(lanes, len(cost))
+        loads = [sum(cost[n] for n in g) for g in groups]
+        # Costliest first, each to the lightest lane: no two lanes differ by more than one projection's cost.
+        assert max(loads) - min(loads) <= max(cost.values())
+    # With the measured hints, settlement (the costliest) runs alone beside the three others together.
+    assert ["settlement"] in lane_groups(stateful, 2)
