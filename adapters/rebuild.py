@@ -130,11 +130,11 @@ class _Turns:
 
     POLL: Final = 0.0005
 
-    def __init__(self, ctx: SpawnContext, start: int) -> None:
+    def __init__(self, ctx: SpawnContext) -> None:
         # Page -1 is the parent's: emptying the views before page 0 commits.
         self._next = ctx.RawValue("q", -1)
         self._stopped = ctx.RawValue("b", 0)
-        self._position = ctx.RawValue("q", start)
+        self._position = ctx.RawValue("q", 0)
 
     def wait(self, page: int) -> bool:
         while not self._stopped.value:
@@ -175,34 +175,26 @@ def _supervise(
     stop: Callable[[], None],
     tick: Callable[[], None],
     started: Callable[[], None] | None = None,
-    limit: int | None = None,
     interrupted: Callable[[], None] | None = None,
 ) -> dict[int, _Result]:
-    """Run each job in its own process (at most ``limit`` at a time), ``tick`` meanwhile, and collect their
-    results by job index.
+    """Run each job in its own process, ``tick`` meanwhile, and collect their results by job index.
 
     A job is called with its arguments and then a pipe to answer on (one pipe each, not a shared queue: a
     process killed while writing cannot block the others'). A process that dies without answering calls
-    ``stop``, so that the others do not wait for it. ``started`` runs once the first processes are started;
+    ``stop``, so that the others do not wait for it. ``started`` runs once the processes are started;
     ``interrupted`` (default ``stop``) if this process is interrupted while they run.
     """
     ctx = mp.get_context("spawn")
     procs: dict[int, BaseProcess] = {}
     waiting: dict[int, Connection] = {}
     got: dict[int, _Result] = {}
-
-    def launch(i: int) -> None:
-        receiver, sender = ctx.Pipe(duplex=False)
-        fn, args = jobs[i]
-        procs[i] = ctx.Process(target=fn, args=(*args, sender), name=f"quipu-rebuild-{i}")
-        procs[i].start()
-        sender.close()  # the parent's copy: the pipe's end of file is then the process's exit
-        waiting[i] = receiver
-
-    queued = list(range(len(jobs)))
     try:
-        while queued and len(waiting) < (limit or len(jobs)):
-            launch(queued.pop(0))
+        for i, (fn, args) in enumerate(jobs):
+            receiver, sender = ctx.Pipe(duplex=False)
+            procs[i] = ctx.Process(target=fn, args=(*args, sender), name=f"quipu-rebuild-{i}")
+            procs[i].start()
+            sender.close()  # the parent's copy: the pipe's end of file is then the process's exit
+            waiting[i] = receiver
         if started is not None:
             started()
         while waiting:
@@ -214,8 +206,6 @@ def _supervise(
                 except EOFError:  # it died without a word (killed)
                     stop()
                 receiver.close()
-                if queued:
-                    launch(queued.pop(0))
             tick()
     except BaseException:
         (interrupted or stop)()
@@ -227,8 +217,7 @@ def _supervise(
             receiver.close()
     for i in range(len(jobs)):
         if i not in got:
-            code = procs[i].exitcode if i in procs else None
-            got[i] = _Result(i, error=f"exited without reporting (exit code {code})")
+            got[i] = _Result(i, error=f"exited without reporting (exit code {procs[i].exitcode})")
     return got
 
 
@@ -245,7 +234,7 @@ def _pages(
     """``reset`` the views, and fold the named page-local projections from 0 to ``head`` in ``workers``
     processes; their peak memory added, or ``None`` if another runner moved a projection meanwhile."""
     ctx = mp.get_context("spawn")
-    turns = _Turns(ctx, 0)
+    turns = _Turns(ctx)
 
     def started() -> None:
         reset()
@@ -306,11 +295,14 @@ def lane_groups(projections: Sequence[Projection], lanes: int) -> list[list[str]
     cost less in all, and the slowest group sets the time. ``rebuild_cost`` (µs an event, measured with
     ``benchmarks.projections``; 10 when not declared) is only a scheduling hint.
     """
-    loads: list[tuple[float, list[str]]] = [(0.0, []) for _ in range(max(1, min(lanes, len(projections))))]
-    for p in sorted(projections, key=lambda p: -float(getattr(p, "rebuild_cost", 10))):
-        cost, names = min(loads, key=lambda load: load[0])
-        loads[loads.index((cost, names))] = (cost + float(getattr(p, "rebuild_cost", 10)), [*names, p.name])
-    return [names for _, names in loads if names]
+    costs = {p.name: float(getattr(p, "rebuild_cost", 10)) for p in projections}
+    groups: list[list[str]] = [[] for _ in range(max(1, min(lanes, len(projections))))]
+    loads = [0.0] * len(groups)
+    for name in sorted(costs, key=lambda n: -costs[n]):
+        lightest = loads.index(min(loads))
+        groups[lightest].append(name)
+        loads[lightest] += costs[name]
+    return [g for g in groups if g]
 
 
 def _page_worker(
@@ -325,26 +317,11 @@ def _page_worker(
     opening: str,
     results: Connection,
 ) -> None:
-    try:
-        ledger = _open_in_turn(url, opening, lambda: turns.stopped)
-        with ledger, contextlib.closing(_open_views(views)) as target:
-            tune_gc()
-            measured = reset_peak()
-            baseline = status_mib("VmRSS") or 0.0
-            chosen = [p for p in ledger.runner.projections if p.name in names]
-            fold_pages(ledger.store, target, chosen, 0, head, size, worker, workers, turns)
-            peak = (status_mib("VmHWM") if measured else None) or baseline
-        results.send(_Result(worker, max(0.0, peak - baseline)))
-    except ProjectionMoved as exc:  # fold_pages has stopped the run: the pages after this one get no turn
-        results.send(_Result(worker, error=first_line(exc), moved=True))
-    except BaseException as exc:  # reported to the parent, which raises it there
-        turns.stop()
-        results.send(_Result(worker, error=f"{type(exc).__name__}: {first_line(exc)}"))
+    def work(ledger: Ledger, target: SQLiteViewStore | PostgresViewStore) -> None:
+        chosen = [p for p in ledger.runner.projections if p.name in names]
+        fold_pages(ledger.store, target, chosen, 0, head, size, worker, workers, turns)
 
-
-def _open_views(where: Path | PgTarget) -> SQLiteViewStore | PostgresViewStore:
-    """The view store a worker commits to: the parent's, by its file or its PostgreSQL schema."""
-    return SQLiteViewStore(where) if isinstance(where, Path) else PostgresViewStore(where)
+    _in_process(url, views, opening, lambda: turns.stopped, turns.stop, worker, results, work)
 
 
 def _lane_worker(
@@ -359,25 +336,51 @@ def _lane_worker(
     opening: str,
     results: Connection,
 ) -> None:
+    def reached(position: int, _head: int) -> None:
+        positions[index] = position
+        if stopped.value:
+            raise RebuildFailed("stopped")
+
+    def work(ledger: Ledger, target: SQLiteViewStore | PostgresViewStore) -> None:
+        chosen = [p for p in ledger.runner.projections if p.name in names]
+        ProjectionRunner(ledger.store, target, chosen, size, ledger.runner.read_ahead).run(head, reached)
+
+    # A failed group stops nobody else: the other groups' projections are independent of it.
+    _in_process(url, views, opening, lambda: bool(stopped.value), lambda: None, index, results, work)
+
+
+def _in_process(
+    url: str,
+    views: Path | PgTarget,
+    opening: str,
+    stopped: Callable[[], bool],
+    stop: Callable[[], None],
+    index: int,
+    results: Connection,
+    work: Callable[[Ledger, SQLiteViewStore | PostgresViewStore], None],
+) -> None:
+    """A rebuild process: open in turn, do the ``work``, and answer on ``results`` with the memory it added
+    or what went wrong (``stop`` is called first, for the processes that depend on this one)."""
     try:
-        ledger = _open_in_turn(url, opening, lambda: bool(stopped.value))
+        ledger = _open_in_turn(url, opening, stopped)
         with ledger, contextlib.closing(_open_views(views)) as target:
             tune_gc()
             measured = reset_peak()
             baseline = status_mib("VmRSS") or 0.0
-            chosen = [p for p in ledger.runner.projections if p.name in names]
-            base = ledger.runner
-
-            def reached(position: int, _head: int) -> None:
-                positions[index] = position
-                if stopped.value:
-                    raise RebuildFailed("stopped")
-
-            ProjectionRunner(ledger.store, target, chosen, size, base.read_ahead).run(head, reached)
+            work(ledger, target)
             peak = (status_mib("VmHWM") if measured else None) or baseline
         results.send(_Result(index, max(0.0, peak - baseline)))
+    except ProjectionMoved as exc:  # another runner got there first: the parent hands over to a serial run
+        stop()
+        results.send(_Result(index, error=first_line(exc), moved=True))
     except BaseException as exc:  # reported to the parent, which raises it there
+        stop()
         results.send(_Result(index, error=f"{type(exc).__name__}: {first_line(exc)}"))
+
+
+def _open_views(where: Path | PgTarget) -> SQLiteViewStore | PostgresViewStore:
+    """The view store a worker commits to: the parent's, by its file or its PostgreSQL schema."""
+    return SQLiteViewStore(where) if isinstance(where, Path) else PostgresViewStore(where)
 
 
 @contextlib.contextmanager

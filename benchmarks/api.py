@@ -183,20 +183,18 @@ async def _open_loop(base: str, token: str, bodies: Sequence[bytes], rate: int, 
     statuses: Counter[str] = Counter()
     errors = 0
     total = min(len(bodies), int(rate * seconds))
-    was_idle: set[_Conn] = set()
 
     async def one(i: int, due: float) -> None:
         nonlocal opened, errors
-        if idle:
+        reused = bool(idle)
+        if reused:
             conn = idle.pop()
-            was_idle.add(conn)
         else:
             if opened >= MAX_CONNECTIONS:
                 errors += 1
                 return
             opened += 1
             conn = _Conn(*await asyncio.open_connection(host, int(port)))
-        reused = conn in was_idle
         try:
             try:
                 status = await conn.request(head, bodies[i])

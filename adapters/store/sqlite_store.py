@@ -171,7 +171,7 @@ class SQLiteEventStore:
             if len(rows) != len(links) or any(
                 ln[0] != r[0] or ln[2] != r[1] or ln[3] != r[2] for ln, r in zip(links, rows, strict=True)
             ):
-                return self._read_by_key(c, links[0][0] - 1, links[-1][0], limit)
+                return self._read_by_key(c, after, upper, limit)
             return [
                 Recorded(ln[0], ln[1], bytes.fromhex(ln[2]), ln[3], r[3], _blob(r[4]), ln[4], ln[5], ln[6])
                 for ln, r in zip(links, rows, strict=True)
