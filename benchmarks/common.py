@@ -54,6 +54,25 @@ def drop_schema(base_url: str, schema: str) -> None:
         conn.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(schema)))
 
 
+def written_bytes() -> int:
+    """Bytes this process has sent to storage so far (``write_bytes`` of ``/proc/self/io``; 0 where unreadable)."""
+    try:
+        with open("/proc/self/io", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("write_bytes:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def pg_wal_bytes(base_url: str) -> int:
+    """The server's WAL position in bytes: the difference of two readings is the WAL written in between."""
+    with psycopg.connect(parse_pg_url(base_url).conninfo, autocommit=True) as conn:
+        row = conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint").fetchone()
+        return int(row[0]) if row else 0
+
+
 def check_pg(base_url: str) -> str | None:
     """``None`` when the server answers, else why not."""
     try:

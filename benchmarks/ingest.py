@@ -46,8 +46,10 @@ from benchmarks.common import (
     machine,
     new_schema_name,
     pg_schema_url,
+    pg_wal_bytes,
     print_table,
     write_json,
+    written_bytes,
 )
 from domain.integrity import verify_chain
 from domain.service import Outcome
@@ -73,6 +75,8 @@ class WriterReport:
     outcomes: dict[str, int]
     seconds: float
     """From the barrier to its last post returning (its own clock)."""
+    written: int = 0
+    """Bytes the writer sent to storage meanwhile (SQLite: its commits and checkpoints)."""
     error: str | None = None
 
 
@@ -94,6 +98,8 @@ class CaseResult:
     problems: list[str] = field(default_factory=list)
     slowest_writer_s: float = 0.0
     fastest_writer_s: float = 0.0
+    kib_written_per_event: float = 0.0
+    """SQLite: bytes the writers sent to storage; PostgreSQL: WAL the server wrote (whole server), per event."""
 
 
 def _writer(
@@ -117,28 +123,30 @@ def _writer(
             ledger = open_ledger(url, migrate=False)
     except BaseException as exc:
         ready.abort()
-        reports.put(WriterReport(writer, 0, {}, 0.0, f"setup: {exc!r}"))
+        reports.put(WriterReport(writer, 0, {}, 0.0, error=f"setup: {exc!r}"))
         raise
     try:
         tune_gc()  # as `quipu post` and every other quipu process does
         ready.wait(READY_TIMEOUT)
         start = time.perf_counter()
+        written = written_bytes()
         counts: Counter[str] = Counter()
         for chunk in batches(lines, batch):
             for result in ledger.service.post(chunk):
                 counts[result.outcome.value] += 1
         elapsed = time.perf_counter() - start
-        reports.put(WriterReport(writer, len(lines), dict(counts), elapsed))
+        reports.put(WriterReport(writer, len(lines), dict(counts), elapsed, written_bytes() - written))
     except BaseException as exc:
         ready.abort()
-        reports.put(WriterReport(writer, 0, {}, 0.0, f"post: {exc!r}"))
+        reports.put(WriterReport(writer, 0, {}, 0.0, error=f"post: {exc!r}"))
         raise
     finally:
         ledger.close()
 
 
-def run_case(url: str, backend: str, batch: int, writers: int, total: int) -> CaseResult:
-    """Create the ledger at ``url``, run ``writers`` processes on it, time and verify."""
+def run_case(url: str, backend: str, batch: int, writers: int, total: int, pg_url: str | None = None) -> CaseResult:
+    """Create the ledger at ``url``, run ``writers`` processes on it, time and verify (``pg_url``: the server
+    whose WAL is counted)."""
     with open_ledger(url):  # create the log and migrate the views once, before the writers race
         pass
     per_writer = max(1, total // writers)
@@ -163,9 +171,11 @@ def run_case(url: str, backend: str, batch: int, writers: int, total: int) -> Ca
         except BrokenBarrierError:
             got.extend(_drain(reports, procs, writers, 30.0))
             raise RuntimeError(f"a writer failed before the start: {[r.error for r in got if r.error]}") from None
+        wal = pg_wal_bytes(pg_url) if pg_url else 0
         start = time.perf_counter()
         got.extend(_drain(reports, procs, writers, CASE_TIMEOUT))
         seconds = time.perf_counter() - start
+        wal = pg_wal_bytes(pg_url) - wal if pg_url else 0
     finally:
         for p in procs:
             p.join(60)
@@ -197,6 +207,7 @@ def run_case(url: str, backend: str, batch: int, writers: int, total: int) -> Ca
         problems=problems,
         slowest_writer_s=max(r.seconds for r in got),
         fastest_writer_s=min(r.seconds for r in got),
+        kib_written_per_event=(wal if pg_url else sum(r.written for r in got)) / 1024 / max(1, appended),
     )
 
 
@@ -267,14 +278,15 @@ def run(
                         schema = new_schema_name("bench_ingest")
                         url = pg_schema_url(pg_url, schema)
                     try:
-                        r = run_case(url, backend, batch, writers, total)
+                        r = run_case(url, backend, batch, writers, total, pg_url if schema else None)
                     finally:
                         if schema is not None:
                             drop_schema(pg_url, schema)
                     status = "ok" if r.verified else "FAILED: " + "; ".join(r.problems)
                     print(
                         f"  {backend:10} batch={batch:<5} writers={writers}  {r.events:>7,} events "
-                        f"in {r.seconds:7.2f}s  {r.events_per_s:>9,.0f} events/s  [{status}]",
+                        f"in {r.seconds:7.2f}s  {r.events_per_s:>9,.0f} events/s  "
+                        f"{r.kib_written_per_event:5.1f} KiB/event written  [{status}]",
                         flush=True,
                     )
                     results.append(r)
@@ -308,8 +320,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = run(names, args.batch, args.writers, events, events_batch1, args.pg_url)
     print()
     print_table(
-        ("backend", "batch", "writers", "events", "seconds", "events/s", "verified"),
-        [(r.backend, r.batch, r.writers, r.events, r.seconds, r.events_per_s, r.verified) for r in results],
+        ("backend", "batch", "writers", "events", "seconds", "events/s", "KiB written/event", "verified"),
+        [
+            (r.backend, r.batch, r.writers, r.events, r.seconds, r.events_per_s, r.kib_written_per_event, r.verified)
+            for r in results
+        ],
     )
     out = args.results_dir / "ingest.json"
     doc: dict[str, Any] = {

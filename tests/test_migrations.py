@@ -9,6 +9,7 @@ import pytest
 
 from adapters import config_files, settlement
 from adapters.bootstrap import open_ledger
+from adapters.store.sqlite_store import WAL_AUTOCHECKPOINT_PAGES
 from adapters.views import migrate
 from adapters.views.migrate import Migration, MigrationError, migrations, pending
 from domain.settlement.run import plan
@@ -71,6 +72,21 @@ def test_the_embedded_store_commits_with_full_durability(tmp_path: Path) -> None
             assert c.fetchone()[0] == 2  # FULL: an acknowledged event survives a power cut
             c.execute("PRAGMA journal_mode")
             assert c.fetchone()[0] == "wal"
+            c.execute("PRAGMA wal_autocheckpoint")
+            assert c.fetchone()[0] == WAL_AUTOCHECKPOINT_PAGES
+        # The view store's connection commits into the same file: it must not checkpoint at SQLite's default.
+        assert ledger.views.query("PRAGMA synchronous") == [(2,)]
+        assert ledger.views.query("PRAGMA wal_autocheckpoint") == [(WAL_AUTOCHECKPOINT_PAGES,)]
+
+
+def test_a_new_sqlite_chain_has_no_second_stream_version_index(tmp_path: Path) -> None:
+    """ADR 0038: the events table's key is the one (stream, version) index; the chain is keyed by position and id."""
+    with open_ledger(f"sqlite:///{tmp_path}/l.db") as ledger:
+        indexed = ledger.views.query(
+            "SELECT group_concat(ii.name) FROM pragma_index_list('quipu_event_chain') il, "
+            "pragma_index_info(il.name) ii GROUP BY il.name ORDER BY 1"
+        )
+    assert indexed == [("event_id",)]
 
 
 def test_upgrading_past_0014_rebuilds_holds_two_sellers_shared_an_id(

@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from adapters.store.sqlite_store import tune
 from adapters.views.migrate import pending
 from projections.views import Increment, Projection, ProjectionMoved, Put, Table, Write
 
@@ -20,8 +21,7 @@ class SQLiteViewStore:
         self.path = path
         self.conn = sqlite3.connect(str(path), isolation_level=None, timeout=60, check_same_thread=False)
         self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.execute("PRAGMA cache_size=-131072")
+        tune(self.conn)
 
     def close(self) -> None:
         self.conn.close()
