@@ -44,6 +44,8 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Final
 
+from immutables import Map
+
 from domain.adjustments import AdjustmentPosted
 from domain.aml.events import AmlCaseAction, AmlCaseOpened, SellerFrozen, SellerUnfrozen
 from domain.config_events import ConfigPublished
@@ -225,23 +227,31 @@ class OnceState:
     done: bool = False
 
 
+#: Ids a wallet has booked (the value is unused). A wallet's collections grow with the seller's whole history, so
+#: they are persistent maps (a hash array mapped trie): adding to one or looking one up is O(log n), and the new
+#: state shares the rest with the old. With a frozenset or tuple copied on every event, deciding a release on a
+#: wallet of 50,000 releases took 1.2 ms instead of ~25 µs (ADR 0039).
+Booked = Map[str, bool]
+_EMPTY: Final[Map[str, Any]] = Map()  # one shared empty map: it is immutable
+
+
 @dataclass(frozen=True, slots=True)
 class WalletState:
     """A seller's wallet: available funds per currency, its payouts and conversions."""
 
     available: tuple[tuple[str, int], ...] = ()
     """(currency, minor units) pairs, sorted by currency."""
-    release_ids: frozenset[str] = frozenset()
-    payouts: tuple[tuple[str, str, int, str], ...] = ()
-    """(payout id, currency, amount in minor units, ``requested``/``sent``/``settled``/``failed``)."""
-    conversion_ids: frozenset[str] = frozenset()
-    holds: tuple[tuple[str, str, int, bool], ...] = ()
-    """(hold id, currency, amount in minor units, still held)."""
+    release_ids: Booked = _EMPTY
+    payouts: Map[str, tuple[str, int, str]] = _EMPTY
+    """payout id → (currency, amount in minor units, ``requested``/``sent``/``settled``/``failed``)."""
+    conversion_ids: Booked = _EMPTY
+    holds: Map[str, tuple[str, int, bool]] = _EMPTY
+    """hold id → (currency, amount in minor units, still held)."""
     freezes: tuple[tuple[str, str], ...] = ()
     """Active freezes: (freeze id, case id)."""
-    quotes: tuple[tuple[str, str, str, str, str, int], ...] = ()
-    """(quote id, source currency, target currency, reference rate, markup, source minor units)."""
-    recovery_ids: frozenset[str] = frozenset()
+    quotes: Map[str, tuple[str, str, str, str, int]] = _EMPTY
+    """quote id → (source currency, target currency, reference rate, markup, source minor units)."""
+    recovery_ids: Booked = _EMPTY
 
     def balance(self, currency: str) -> int:
         """Available minor units in a currency."""
@@ -255,16 +265,10 @@ class WalletState:
         return tuple(sorted(funds.items()))
 
     def hold(self, hold_id: str) -> tuple[str, int, bool] | None:
-        for hid, ccy, amount, active in self.holds:
-            if hid == hold_id:
-                return ccy, amount, active
-        return None
+        return self.holds.get(hold_id)
 
     def payout(self, payout_id: str) -> tuple[str, int, str] | None:
-        for pid, ccy, amount, status in self.payouts:
-            if pid == payout_id:
-                return ccy, amount, status
-        return None
+        return self.payouts.get(payout_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -513,7 +517,7 @@ def _released(s: WalletState, e: FundsReleased) -> WalletState:
     if p.release_id in s.release_ids:
         raise RuleViolation("payload.release_id", f"release {p.release_id} was already booked")
     return replace(
-        s, available=s.moved((p.amount.currency, p.amount.minor)), release_ids=s.release_ids | {p.release_id}
+        s, available=s.moved((p.amount.currency, p.amount.minor)), release_ids=s.release_ids.set(p.release_id, True)
     )
 
 
@@ -538,7 +542,7 @@ def _payout_requested(s: WalletState, e: PayoutRequested) -> WalletState:
     return replace(
         s,
         available=s.moved((ccy, -p.amount.minor - fee)),
-        payouts=(*s.payouts, (p.payout_id, ccy, p.amount.minor, "requested")),
+        payouts=s.payouts.set(p.payout_id, (ccy, p.amount.minor, "requested")),
     )
 
 
@@ -553,9 +557,8 @@ def _payout_step(expected: str, new_status: str) -> Callable[[WalletState, Any],
             raise RuleViolation("payload.payout_id", f"payout {p.payout_id} is {status}, not {expected}")
         if amount != p.amount.minor or ccy != p.amount.currency:
             raise RuleViolation("payload.amount", f"{_money(p.amount)} is not the requested amount")
-        payouts = tuple((pid, c, a, new_status if pid == p.payout_id else st) for pid, c, a, st in s.payouts)
         back = amount if new_status == "failed" else 0
-        return replace(s, payouts=payouts, available=s.moved((ccy, back)))
+        return replace(s, payouts=s.payouts.set(p.payout_id, (ccy, amount, new_status)), available=s.moved((ccy, back)))
 
     return rule
 
@@ -622,7 +625,7 @@ def _held(s: WalletState, e: FundsHeld) -> WalletState:
             f"hold of {_money(p.amount)} exceeds seller {p.seller_id}'s available {_minor(s.balance(ccy), ccy)}",
         )
     return replace(
-        s, available=s.moved((ccy, -p.amount.minor)), holds=(*s.holds, (p.hold_id, ccy, p.amount.minor, True))
+        s, available=s.moved((ccy, -p.amount.minor)), holds=s.holds.set(p.hold_id, (ccy, p.amount.minor, True))
     )
 
 
@@ -636,8 +639,7 @@ def _hold_released(s: WalletState, e: HoldReleased) -> WalletState:
         raise RuleViolation("payload.hold_id", f"hold {p.hold_id} was already released")
     if amount != p.amount.minor or ccy != p.amount.currency:
         raise RuleViolation("payload.amount", f"{_money(p.amount)} is not the held {_minor(amount, ccy)}")
-    holds = tuple((hid, c, a, act and hid != p.hold_id) for hid, c, a, act in s.holds)
-    return replace(s, available=s.moved((ccy, amount)), holds=holds)
+    return replace(s, available=s.moved((ccy, amount)), holds=s.holds.set(p.hold_id, (ccy, amount, False)))
 
 
 def _recovered(s: WalletState, e: DeficitRecovered) -> WalletState:
@@ -650,12 +652,12 @@ def _recovered(s: WalletState, e: DeficitRecovered) -> WalletState:
             "payload.amount",
             f"recovery of {_money(p.amount)} exceeds seller {p.seller_id}'s available {_minor(s.balance(ccy), ccy)}",
         )
-    return replace(s, available=s.moved((ccy, -p.amount.minor)), recovery_ids=s.recovery_ids | {p.recovery_id})
+    return replace(s, available=s.moved((ccy, -p.amount.minor)), recovery_ids=s.recovery_ids.set(p.recovery_id, True))
 
 
 def _quote_locked(s: WalletState, e: FxQuoteLocked) -> WalletState:
     p = e.payload
-    if any(q[0] == p.quote_id for q in s.quotes):
+    if p.quote_id in s.quotes:
         raise RuleViolation("payload.quote_id", f"quote {p.quote_id} was already locked")
     if p.source.currency == p.target.currency:
         raise RuleViolation("payload.target.currency", "a quote needs two different currencies")
@@ -666,18 +668,16 @@ def _quote_locked(s: WalletState, e: FxQuoteLocked) -> WalletState:
         raise RuleViolation(
             "payload.target.amount", f"{p.target.amount} is not source × final rate = {f.target_amount}"
         )
-    quote = (p.quote_id, p.source.currency, p.target.currency, p.reference_rate, p.markup, p.source.minor)
-    return replace(s, quotes=(*s.quotes, quote))
+    quote = (p.source.currency, p.target.currency, p.reference_rate, p.markup, p.source.minor)
+    return replace(s, quotes=s.quotes.set(p.quote_id, quote))
 
 
 def _converted(s: WalletState, e: FxConverted) -> WalletState:
     p = e.payload
-    locked = next((q for q in s.quotes if q[0] == p.quote_id), None) if p.quote_id else None
-    if locked is not None:
-        _, src, tgt, ref, markup, minor = locked
-        if (src, tgt, ref, markup, minor) != (p.source.currency, p.target.currency, p.reference_rate, p.markup,
-                                              p.source.minor):  # fmt: skip
-            raise RuleViolation("payload.quote_id", f"the conversion does not use the figures of quote {p.quote_id}")
+    locked = s.quotes.get(p.quote_id) if p.quote_id else None
+    used = (p.source.currency, p.target.currency, p.reference_rate, p.markup, p.source.minor)
+    if locked is not None and locked != used:
+        raise RuleViolation("payload.quote_id", f"the conversion does not use the figures of quote {p.quote_id}")
     if p.conversion_id in s.conversion_ids:
         raise RuleViolation("payload.conversion_id", f"conversion {p.conversion_id} was already booked")
     if p.source.currency == p.target.currency:
@@ -703,7 +703,7 @@ def _converted(s: WalletState, e: FxConverted) -> WalletState:
     return replace(
         s,
         available=s.moved((p.source.currency, -p.source.minor), (p.target.currency, p.target.minor)),
-        conversion_ids=s.conversion_ids | {p.conversion_id},
+        conversion_ids=s.conversion_ids.set(p.conversion_id, True),
     )
 
 
