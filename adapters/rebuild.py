@@ -80,6 +80,13 @@ def rebuild(
     ``progress`` counts the two passes over the log as one job: ``(done, total)`` runs to twice the head, so
     that a progress bar does not start again from zero for the second pass.
     """
+    # Checked before anything is emptied: a bad argument leaves the views as they were.
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers: must be at least 1, not {workers}")
+    if page < 1:
+        raise ValueError(f"page: must be at least 1 event, not {page}")
+    if to_position is not None and to_position < 0:
+        raise ValueError(f"to_position: must be a log position (0 or more), not {to_position}")
     base = ledger.runner
     target = ledger.views if views is None else views
     chosen = list(base.projections if projections is None else projections)

@@ -141,6 +141,26 @@ def test_a_failing_page_stops_every_worker_and_leaves_a_prefix_that_resumes(ledg
     assert serial.checksums() == expected
 
 
+@pytest.mark.parametrize(
+    ("arguments", "reason"),
+    [
+        ({"workers": 0}, "workers: must be at least 1, not 0"),
+        ({"page": 0}, "page: must be at least 1 event, not 0"),
+        ({"to_position": -1}, "to_position: must be a log position (0 or more), not -1"),
+    ],
+)
+def test_bad_rebuild_arguments_are_refused_before_any_view_is_emptied(
+    ledger: Ledger, arguments: dict[str, int], reason: str
+) -> None:
+    _post_demo(ledger, 300)
+    ledger.runner.run()
+    before = ledger.runner.checksums()
+    with pytest.raises(ValueError) as refused:
+        rebuild(ledger, min_events=0, **arguments)  # type: ignore[arg-type]
+    assert str(refused.value) == reason
+    assert ledger.runner.checksums() == before and min(ledger.runner.positions().values()) > 0
+
+
 def test_pages_cover_the_range_exactly() -> None:
     assert [pages(0, h, 5) for h in (0, 1, 5, 6, 10, 11)] == [0, 1, 1, 2, 2, 3]
     assert pages(7, 7, 5) == 0 and pages(7, 20, 5) == 3
