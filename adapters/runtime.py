@@ -23,16 +23,22 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def status_mib(field: str) -> float | None:
-    """A memory figure of this process from ``/proc/self/status`` (``VmRSS``, ``VmHWM``) in MiB, or ``None``."""
+def proc_self(file: str, field: str) -> int | None:
+    """The number after ``field:`` in ``/proc/self/<file>`` (``status``, ``io``), or ``None`` (not Linux, no field)."""
     try:
-        with open("/proc/self/status", encoding="ascii") as f:
+        with open(f"/proc/self/{file}", encoding="ascii") as f:
             for line in f:
                 if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024
+                    return int(line.split()[1])
     except OSError:
         pass
     return None
+
+
+def status_mib(field: str) -> float | None:
+    """A memory figure of this process from ``/proc/self/status`` (``VmRSS``, ``VmHWM``) in MiB, or ``None``."""
+    kib = proc_self("status", field)
+    return None if kib is None else kib / 1024
 
 
 def reset_peak() -> bool:

@@ -18,6 +18,7 @@ import psycopg
 from psycopg.sql import SQL, Identifier
 
 from adapters.demo import generate, iter_jsonl
+from adapters.runtime import proc_self
 from adapters.store.pg_url import parse_pg_url
 
 BACKENDS: Final = ("sqlite", "postgresql")
@@ -56,14 +57,7 @@ def drop_schema(base_url: str, schema: str) -> None:
 
 def written_bytes() -> int:
     """Bytes this process has sent to storage so far (``write_bytes`` of ``/proc/self/io``; 0 where unreadable)."""
-    try:
-        with open("/proc/self/io", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("write_bytes:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+    return proc_self("io", "write_bytes") or 0
 
 
 def pg_wal_bytes(base_url: str) -> int:

@@ -1,4 +1,4 @@
-"""Every Quipu process runs with the collector settings of ADR 0031."""
+"""Every Quipu process runs with the collector settings of ADR 0031; its own memory and I/O figures read right."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import os
 import subprocess
 import sys
 
-from adapters.runtime import GC_THRESHOLDS
+import pytest
+
+from adapters.runtime import GC_THRESHOLDS, proc_self, status_mib
 
 
 def test_the_console_script_and_the_api_workers_tune_the_collector() -> None:
@@ -30,3 +32,17 @@ def test_the_console_script_and_the_api_workers_tune_the_collector() -> None:
     lines = run.stdout.strip().splitlines()
     assert lines[0] == f"{GC_THRESHOLDS} True"
     assert lines[-1] == str(GC_THRESHOLDS)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="Linux's /proc")
+def test_proc_figures_are_read_by_field_and_absent_ones_are_none() -> None:
+    rss = proc_self("status", "VmRSS")
+    assert rss is not None and rss > 1024  # KiB: a Python process holds more than a MiB
+    before = proc_self("io", "write_bytes")
+    assert before is not None and before >= 0
+    rss_mib = status_mib("VmRSS")
+    assert rss_mib is not None and abs(rss_mib - rss / 1024) < 64  # read a moment apart
+    assert proc_self("status", "NoSuchField") is None and status_mib("NoSuchField") is None
+    assert proc_self("no-such-file", "VmRSS") is None
+    # A prefix of a field is not that field ("Vm" would otherwise match every Vm* line).
+    assert proc_self("status", "Vm") is None
