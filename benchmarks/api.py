@@ -43,12 +43,15 @@ from benchmarks.common import (
     DEFAULT_RESULTS_DIR,
     backends,
     check_pg,
+    children,
+    cpu_seconds,
     default_pg_url,
     demo_lines,
     drop_schema,
     machine,
     new_schema_name,
     pg_schema_url,
+    pids_named,
     print_table,
     write_json,
 )
@@ -78,6 +81,12 @@ class LatencyCase:
     connections: int
     statuses: dict[str, int] = field(default_factory=dict)
     errors: int = 0
+    server_cpu_ms: float = 0.0
+    """CPU the server's processes (uvicorn's parent and workers) used per answered request."""
+    db_cpu_ms: float = 0.0
+    """CPU PostgreSQL's processes used per answered request (0 on SQLite, whose work is in the server's)."""
+    loadgen_cpu_ms: float = 0.0
+    """CPU the load generator (this process) used per answered request."""
 
 
 @dataclass(slots=True)
@@ -108,8 +117,8 @@ def _ledger_url(backend: str, pg_base: str) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def _server(url: str, workers: int) -> Iterator[tuple[str, str]]:
-    """A running ``quipu serve`` and a bearer token with ``events:write``."""
+def _server(url: str, workers: int) -> Iterator[tuple[str, str, int]]:
+    """A running ``quipu serve``, a bearer token with ``events:write`` and the server's process id."""
     with open_ledger(url) as ledger:
         secret = add_client(ledger, "bench", ["events:write", "ledger:read"])
     port = free_port()
@@ -122,7 +131,7 @@ def _server(url: str, workers: int) -> Iterator[tuple[str, str]]:
             env=env, stdout=subprocess.DEVNULL, stderr=log, cwd=tempfile.gettempdir(),
         )  # fmt: skip
         try:
-            yield f"http://127.0.0.1:{port}", _token(f"http://127.0.0.1:{port}", secret, proc, log)
+            yield f"http://127.0.0.1:{port}", _token(f"http://127.0.0.1:{port}", secret, proc, log), proc.pid
         finally:
             proc.terminate()
             try:
@@ -239,18 +248,26 @@ def _pct(sorted_ms: Sequence[float], p: float) -> float:
 
 def latency_case(backend: str, pg_base: str, workers: int, rate: int, seconds: float) -> LatencyCase:
     bodies = demo_lines(SEED, int(rate * seconds) + 10)
-    with _ledger_url(backend, pg_base) as url, _server(url, workers) as (base, token):
+    with _ledger_url(backend, pg_base) as url, _server(url, workers) as (base, token, pid):
         # A short warm-up on other events, so imports and first connections are not in the figures.
         warm = [orjson.dumps({**orjson.loads(b), "event_id": f"warm-{i}"}) for i, b in enumerate(bodies[:50])]
         asyncio.run(_open_loop(base, token, warm, 100, 0.5))
+        # CPU per request is the steady figure to compare two versions by: p99 at a fixed rate swings with
+        # whatever else the shared cores run, but the work one request costs does not.
+        server = [pid, *children(pid)]
+        database = pids_named("postgres") if backend == "postgresql" else []
+        cpu_before = (cpu_seconds(server), cpu_seconds(database), time.process_time())
         out = asyncio.run(_open_loop(base, token, bodies, rate, seconds))
+        cpu_after = (cpu_seconds(server), cpu_seconds(database), time.process_time())
     ms = sorted(x * 1000 for x in out["latencies"])
+    per_request = [round(1000 * (b - a) / max(1, len(ms)), 3) for a, b in zip(cpu_before, cpu_after, strict=True)]
     return LatencyCase(
         backend=backend, workers=workers, offered_per_s=rate, seconds=round(out["elapsed"], 2),
         requests=out["requests"], achieved_per_s=round(len(ms) / out["elapsed"], 1),
         p50_ms=round(statistics.median(ms), 2) if ms else float("nan"), p90_ms=round(_pct(ms, 90), 2),
         p99_ms=round(_pct(ms, 99), 2), max_ms=round(ms[-1], 2) if ms else float("nan"),
         connections=out["connections"], statuses=out["statuses"], errors=out["errors"],
+        server_cpu_ms=per_request[0], db_cpu_ms=per_request[1], loadgen_cpu_ms=per_request[2],
     )  # fmt: skip
 
 
@@ -259,7 +276,7 @@ def batch_case(backend: str, pg_base: str, workers: int, clients: int, events: i
     # Each client posts its own slice of whole batches; slices follow log order so dependent events
     # mostly land after what they depend on (what they don't is refused and counted, not hidden).
     batches = [lines[i : i + BATCH_SIZE] for i in range(0, len(lines), BATCH_SIZE)]
-    with _ledger_url(backend, pg_base) as url, _server(url, workers) as (base, token):
+    with _ledger_url(backend, pg_base) as url, _server(url, workers) as (base, token, _):
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
         async def client(mine: list[list[bytes]]) -> int:
@@ -324,9 +341,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if latency:
         print("\nSingle-event POST, open loop")
         print_table(
-            ["backend", "workers", "offered/s", "achieved/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "conns"],
+            ["backend", "workers", "offered/s", "achieved/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "conns",
+             "CPU ms/req: server", "database", "load gen"],
             [[c.backend, c.workers, c.offered_per_s, c.achieved_per_s, c.p50_ms, c.p90_ms, c.p99_ms, c.max_ms,
-              c.connections] for c in latency],
+              c.connections, c.server_cpu_ms, c.db_cpu_ms, c.loadgen_cpu_ms] for c in latency],
         )  # fmt: skip
     if batch:
         print(f"\nBatch endpoint ({BATCH_SIZE} events per request)")

@@ -60,6 +60,47 @@ def written_bytes() -> int:
     return proc_self("io", "write_bytes") or 0
 
 
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU seconds the live processes ``pids`` have used so far (``/proc/PID/stat``); gone ones count 0."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+                # The command name (field 2) may hold spaces: the fields after it start behind its ')'.
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of stat(5)
+    return total / tick
+
+
+def children(pid: int) -> list[int]:
+    """The direct children of ``pid`` (``/proc/PID/task/*/children``); empty when unreadable."""
+    found: list[int] = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as f:
+                found.extend(int(c) for c in f.read().split())
+    except OSError:
+        pass
+    return found
+
+
+def pids_named(comm: str) -> list[int]:
+    """Every process whose command name (``/proc/PID/comm``) is ``comm``: PostgreSQL's backends, say."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm", encoding="ascii") as f:
+                    if f.read().strip() == comm:
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
 def pg_wal_bytes(base_url: str) -> int:
     """The server's WAL position in bytes: the difference of two readings is the WAL written in between."""
     with psycopg.connect(parse_pg_url(base_url).conninfo, autocommit=True) as conn:

@@ -25,6 +25,8 @@ import jwt
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -34,7 +36,7 @@ from adapters.bootstrap import open_ledger
 from adapters.http.app import create_app
 from adapters.http.auth import add_client
 from adapters.http.metrics import ApiMetrics
-from adapters.observability.logs import TextFormatter, configure_logging, redact
+from adapters.observability.logs import TextFormatter, configure_logging, log_time, redact
 from adapters.observability.tracing import (
     APPEND_SPAN,
     BATCH_SPAN,
@@ -164,6 +166,33 @@ def test_anything_logged_is_redacted_whoever_logged_it(logs: Callable[[], list[d
     record.card = PAN
     as_text = TextFormatter().format(record)
     assert as_text.split()[1:4] == ["INFO", "quipu.test", "sent"] and bearer not in as_text and "4111" not in as_text
+
+
+def test_the_access_log_writes_no_secret_that_came_in_through_the_request_id_the_path_or_the_token(
+    api: TestClient, logs: Callable[[], list[dict[str, Any]]]
+) -> None:
+    # The access log writes its fields without searching them again: each must be made safe on the way in.
+    jwt_like = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
+    for insane in ("4111111111111111", jwt_like):  # sane by shape, yet a card number and a token
+        answer = api.get("/v1/trial-balance", headers={"Authorization": f"Bearer {token()}", "X-Request-ID": insane})
+        assert answer.status_code == 200 and uuid.UUID(answer.headers["X-Request-ID"])
+    carded = token(sub="svc-4111111111111111")  # a caller's id comes from its token: an external issuer's, say
+    assert (
+        api.get(f"/v1/trial-balance/{PAN.replace(' ', '')}", headers={"Authorization": f"Bearer {carded}"}).status_code
+        == 404
+    )
+    assert api.get("/v1/trial-balance", headers={"Authorization": f"Bearer {carded}"}).status_code == 200
+    requests = [line for line in logs() if line["logger"] == "quipu.http"]
+    assert len(requests) == 4
+    text = json.dumps(requests)
+    assert "4111111111111111" not in text and jwt_like not in text
+    assert requests[3]["client_id"] == "svc-<16 digits removed>" and "digits removed" in requests[2]["path"]
+
+
+@given(st.floats(min_value=0, max_value=4e9, allow_nan=False))
+def test_log_times_are_what_datetime_writes(created: float) -> None:
+    expected = dt.datetime.fromtimestamp(created, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    assert log_time(created) == expected
 
 
 def test_the_request_span_is_the_parent_of_the_append_span(
