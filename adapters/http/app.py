@@ -28,6 +28,7 @@ from adapters.http.auth import AuthError, ExternalIssuer, ExternalIssuerSettings
 from adapters.http.group_commit import GroupCommit
 from adapters.http.metrics import ApiMetrics
 from adapters.http.settlement_routes import add_routes
+from adapters.http.single_post import SinglePostShortcut
 from adapters.observability.http import ObservabilityMiddleware
 from adapters.observability.logs import configure_logging, note_client, redact
 from adapters.observability.tracing import configure_tracing, instrument, shutdown_tracing
@@ -93,10 +94,14 @@ def create_app(
 
     def guard(request: Request, scope: str) -> Response | None:
         """None when the caller may use the route; else the 401/403/429 problem to send."""
+        return guard_header(request.headers.get("authorization"), scope)
+
+    def guard_header(authorization: str | None, scope: str) -> Response | None:
+        """:func:`guard` from the request's ``Authorization`` header alone."""
         if not auth:
             return None
         try:
-            caller = authenticate(request.headers.get("authorization"), state["secret"], scope, state.get("issuer"))
+            caller = authenticate(authorization, state["secret"], scope, state.get("issuer"))
         except AuthError as exc:
             if exc.status == 503:  # the external issuer's keys are out of reach: not the caller's fault
                 response = problem(503, "Service unavailable", str(exc))
@@ -145,6 +150,25 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
 
+    async def single_post(authorization: str | None, raw: bytes) -> Response:
+        """``POST /v1/events``: from the FastAPI route below, or from the shortcut that answers it (ADR 0040)."""
+        if (refused := guard_header(authorization, "events:write")) is not None:
+            return refused
+        if len(raw) > MAX_EVENT_BYTES:
+            return problem(413, "Event too large", f"the body is {len(raw)} bytes; the limit is {MAX_EVENT_BYTES}")
+        (result,) = await committer.post([raw])
+        metrics.count([result])
+        if result.outcome in (Outcome.REJECTED, Outcome.CONFLICT):
+            title = "Invalid event" if result.outcome is Outcome.REJECTED else "Conflicting event"
+            reasons = list(result.problems) or [result.reason or ""]
+            return problem(_STATUS[result.outcome], title, result.reason or "", reasons)
+        return Response(orjson.dumps(_result(result)), _STATUS[result.outcome], media_type="application/json")
+
+    # Added first, so innermost: the body limit and everything ObservabilityMiddleware does apply to it too.
+    app.add_middleware(
+        SinglePostShortcut, api=app, handle=single_post, lost=contract.DATABASE_LOST,
+        unavailable=lambda: contract.database_unavailable(problem),
+    )  # fmt: skip
     # Request id, server span, latency histogram and the access log line (adapters/observability/http.py).
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
 
@@ -187,18 +211,8 @@ def create_app(
         responses=contract.answers(contract.PostedDoc, 409, 413, 422, status=201, also={200: contract.PostedDoc}),
     )
     async def post_event(request: Request) -> Response:
-        if (refused := guard(request, "events:write")) is not None:
-            return refused
-        raw = await request.body()
-        if len(raw) > MAX_EVENT_BYTES:
-            return problem(413, "Event too large", f"the body is {len(raw)} bytes; the limit is {MAX_EVENT_BYTES}")
-        (result,) = await committer.post([raw])
-        metrics.count([result])
-        if result.outcome in (Outcome.REJECTED, Outcome.CONFLICT):
-            title = "Invalid event" if result.outcome is Outcome.REJECTED else "Conflicting event"
-            reasons = list(result.problems) or [result.reason or ""]
-            return problem(_STATUS[result.outcome], title, result.reason or "", reasons)
-        return Response(orjson.dumps(_result(result)), _STATUS[result.outcome], media_type="application/json")
+        # Served by SinglePostShortcut unless the request has a query string: the same function either way.
+        return await single_post(request.headers.get("authorization"), await request.body())
 
     @app.post(
         "/v1/events/batch",

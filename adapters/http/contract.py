@@ -152,6 +152,18 @@ def validation_errors(exc: RequestValidationError) -> list[str]:
     return [masked(f"{_field(e)}: {_reason(e)}") for e in exc.errors()]
 
 
+def database_unavailable(problem: Problem) -> Response:
+    """The answer when the ledger's database is lost (:data:`DATABASE_LOST`) while a request is served."""
+    # A restart or a cut connection: the caller's retry (same event ids) is safe and will likely succeed
+    # once the pool reconnects, so this is 503 with Retry-After, never a bare 500 a client does not retry.
+    detail = (
+        "the ledger's database did not answer; retry with the same event ids (one already recorded answers duplicate)"
+    )
+    response = problem(503, "Database unavailable", detail, [detail])
+    response.headers["Retry-After"] = "1"
+    return response
+
+
 def install(app: FastAPI, guard: Guard, problem: Problem, body_limit: int, larger: Mapping[str, int]) -> None:
     """Problem documents for FastAPI's own errors, the body limit, and the published contract."""
 
@@ -187,15 +199,7 @@ def install(app: FastAPI, guard: Guard, problem: Problem, body_limit: int, large
         return response
 
     async def database_down(request: Request, exc: Exception) -> Response:
-        # A restart or a cut connection: the caller's retry (same event ids) is safe and will likely succeed
-        # once the pool reconnects, so this is 503 with Retry-After, never a bare 500 a client does not retry.
-        detail = (
-            "the ledger's database did not answer; retry with the same event ids "
-            "(one already recorded answers duplicate)"
-        )
-        response = problem(503, "Database unavailable", detail, [detail])
-        response.headers["Retry-After"] = "1"
-        return response
+        return database_unavailable(problem)
 
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(HTTPException, http_error)
