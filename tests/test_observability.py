@@ -27,6 +27,7 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
+from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -42,6 +43,7 @@ from adapters.observability.tracing import (
     BATCH_SPAN,
     configure_tracing,
     shutdown_tracing,
+    tracing_active,
     use_tracer_provider,
 )
 from ledger.errors import QuipuError
@@ -187,6 +189,18 @@ def test_the_access_log_writes_no_secret_that_came_in_through_the_request_id_the
     text = json.dumps(requests)
     assert "4111111111111111" not in text and jwt_like not in text
     assert requests[3]["client_id"] == "svc-<16 digits removed>" and "digits removed" in requests[2]["path"]
+
+
+def test_spans_are_skipped_only_when_nothing_could_record_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not tracing_active()  # no provider of Quipu's, none set globally: the API makes no spans
+    provider = TracerProvider()
+    use_tracer_provider(provider)
+    try:
+        assert tracing_active()
+    finally:
+        use_tracer_provider(None)
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)  # a program embedding Quipu set one
+    assert tracing_active()
 
 
 @given(st.floats(min_value=0, max_value=4e9, allow_nan=False))

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Final
 
 import orjson
 from opentelemetry import propagate
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -32,7 +33,7 @@ from adapters.observability.logs import (
     redact,
     request_id_from,
 )
-from adapters.observability.tracing import tracer
+from adapters.observability.tracing import tracer, tracing_active
 
 PROBLEM: Final = "application/problem+json"
 log = logging.getLogger("quipu.http")
@@ -97,10 +98,14 @@ class ObservabilityMiddleware:
         held: list[Message] = []  # a problem document's start and body parts, until the body is complete
         started = time.perf_counter()
         token = begin_request(info)
-        span_cm = tracer().start_as_current_span(
-            method, context=propagate.extract(dict(headers)), kind=SpanKind.SERVER,
-            attributes={"http.request.method": method, "url.path": path,
-                        "url.scheme": str(scope.get("scheme", "http")), "quipu.request_id": info.request_id},
+        span_cm: AbstractContextManager[Span] = (
+            tracer().start_as_current_span(
+                method, context=propagate.extract(dict(headers)), kind=SpanKind.SERVER,
+                attributes={"http.request.method": method, "url.path": path,
+                            "url.scheme": str(scope.get("scheme", "http")), "quipu.request_id": info.request_id},
+            )
+            if tracing_active()
+            else nullcontext(INVALID_SPAN)  # nothing would record it: its setters below do nothing
         )  # fmt: skip
 
         async def send_with_id(message: Message) -> None:

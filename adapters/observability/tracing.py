@@ -57,6 +57,15 @@ def use_tracer_provider(provider: trace.TracerProvider | None) -> None:
     _Quipu.provider, _Quipu.tracer = provider, None
 
 
+def tracing_active() -> bool:
+    """Whether a span made now could be recorded: Quipu has a provider, or the program set a global one.
+
+    When not, a caller may skip making spans at all: OpenTelemetry's no-op spans still cost a context switch,
+    attribute dictionaries and header parsing on every request (~20 µs on the API's hottest route).
+    """
+    return _Quipu.provider is not None or not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+
 def tracer() -> trace.Tracer:
     if _Quipu.tracer is None:
         _Quipu.tracer = trace.get_tracer(INSTRUMENTATION, tracer_provider=_Quipu.provider)
@@ -127,6 +136,8 @@ class TracedLedgerService(LedgerService):
     def post(
         self, raws: Sequence[bytes | str | dict[str, Any]], stream_check: StreamCheck | None = None
     ) -> list[PostResult]:
+        if not tracing_active():
+            return super().post(raws, stream_check)
         links = [Link(c) for c in _GROUPED.get()]
         with tracer().start_as_current_span(APPEND_SPAN, kind=SpanKind.INTERNAL, links=links) as span:
             span.set_attribute("quipu.events.count", len(raws))
