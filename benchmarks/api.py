@@ -254,7 +254,9 @@ def latency_case(backend: str, pg_base: str, workers: int, rate: int, seconds: f
         asyncio.run(_open_loop(base, token, warm, 100, 0.5))
         # CPU per request is the steady figure to compare two versions by: p99 at a fixed rate swings with
         # whatever else the shared cores run, but the work one request costs does not.
-        server = [pid, *children(pid)]
+        # The server, its workers and theirs (each worker's committer process, ADR 0041).
+        kids = children(pid)
+        server = [pid, *kids, *(g for k in kids for g in children(k))]
         database = pids_named("postgres") if backend == "postgresql" else []
         cpu_before = (cpu_seconds(server), cpu_seconds(database), time.process_time())
         out = asyncio.run(_open_loop(base, token, bodies, rate, seconds))

@@ -61,7 +61,7 @@ def written_bytes() -> int:
 
 
 def cpu_seconds(pids: Sequence[int]) -> float:
-    """User + system CPU seconds the live processes ``pids`` have used so far (``/proc/PID/stat``); gone ones count 0."""
+    """User + system CPU seconds the live processes ``pids`` have used so far (``/proc/PID/stat``; gone ones: 0)."""
     tick = os.sysconf("SC_CLK_TCK")
     total = 0
     for pid in pids:

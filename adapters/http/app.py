@@ -25,6 +25,7 @@ from adapters.bootstrap import open_ledger
 from adapters.console import mount as mount_console
 from adapters.http import audit_routes, contract, fx_routes, ledger_routes
 from adapters.http.auth import AuthError, ExternalIssuer, ExternalIssuerSettings, api_secret, authenticate, issue_token
+from adapters.http.committer import CommitterProcess
 from adapters.http.group_commit import GroupCommit
 from adapters.http.metrics import ApiMetrics
 from adapters.http.settlement_routes import add_routes
@@ -35,7 +36,10 @@ from adapters.observability.tracing import configure_tracing, instrument, shutdo
 from adapters.reports import ReportError, balance_rows, trial_balance_rows
 from domain.catalog import MAX_EVENT_BYTES
 from domain.service import Outcome, PostResult
+from ledger.errors import QuipuError
 
+#: Where a server's posts are decided and appended (``create_app(committer=…)``, ``QUIPU_COMMITTER``).
+COMMITTERS: Final = ("process", "thread")
 #: The most events one batch request may carry (larger bodies get 413).
 MAX_BATCH_EVENTS: Final = 1000
 PROBLEM: Final = "application/problem+json"
@@ -80,12 +84,17 @@ class TokenBucket:
 
 
 def create_app(
-    database_url: str | None = None, auth: bool = True, external: ExternalIssuerSettings | None = None
-) -> FastAPI:
+    database_url: str | None = None, auth: bool = True, external: ExternalIssuerSettings | None = None,
+    committer: str = "thread",
+) -> FastAPI:  # fmt: skip
     """The API over the ledger at ``database_url`` (else ``QUIPU_DATABASE_URL``, else the default).
 
     ``external``: an external token issuer accepted beside the local one (else ``QUIPU_JWKS_URL`` …).
+    ``committer``: where posts are decided and appended: ``thread`` (a thread of this process) or ``process``
+    (a committer process of its own, ADR 0041: what ``quipu serve`` runs).
     """
+    if committer not in COMMITTERS:
+        raise QuipuError(f"committer: {committer!r} is not one of {', '.join(COMMITTERS)}")
     state: dict[str, Any] = {}
     issuer_settings = (external or ExternalIssuerSettings.from_env()) if auth else None
     lock = threading.Lock()  # one ledger per process; its service and views are not thread-safe
@@ -130,15 +139,21 @@ def create_app(
         state["secret"] = api_secret() if auth else b""
         state["issuer"] = ExternalIssuer(issuer_settings) if issuer_settings is not None else None
         try:
+            if committer == "process":
+                grouped.process = CommitterProcess(state["ledger"].url)
+                await grouped.process.start()
             yield
         finally:
+            if grouped.process is not None:
+                await grouped.process.close()
+                grouped.process = None
             state["ledger"].close()
 
     def post_locked(raws: Sequence[bytes]) -> list[PostResult]:
         with lock:
             return state["ledger"].service.post(raws)  # type: ignore[no-any-return]
 
-    committer = GroupCommit(post_locked)
+    grouped = GroupCommit(post_locked)
     metrics = ApiMetrics()
     app = FastAPI(
         title="Quipu",
@@ -156,7 +171,7 @@ def create_app(
             return refused
         if len(raw) > MAX_EVENT_BYTES:
             return problem(413, "Event too large", f"the body is {len(raw)} bytes; the limit is {MAX_EVENT_BYTES}")
-        (result,) = await committer.post([raw])
+        (result,) = await grouped.post([raw])
         metrics.count([result])
         if result.outcome in (Outcome.REJECTED, Outcome.CONFLICT):
             title = "Invalid event" if result.outcome is Outcome.REJECTED else "Conflicting event"
@@ -236,7 +251,7 @@ def create_app(
         if len(items) > MAX_BATCH_EVENTS:
             return problem(413, "Batch too large", f"{len(items)} events; the limit is {MAX_BATCH_EVENTS}")
         # Each event is passed as its own JSON bytes, exactly as a single post would be.
-        results = await committer.post([orjson.dumps(item) for item in items])
+        results = await grouped.post([orjson.dumps(item) for item in items])
         metrics.count(results)
         # orjson: the standard library's encoder took a tenth of a 1,000-event request.
         return Response(orjson.dumps({"results": [_result(r) for r in results]}), media_type="application/json")
@@ -323,6 +338,9 @@ def create_app_from_env() -> FastAPI:
         import atexit
 
         atexit.register(shutdown_tracing)  # flush the spans still batched when the worker exits
-    app = create_app(os.environ.get("QUIPU_DATABASE_URL"), auth=os.environ.get("QUIPU_API_AUTH", "1") != "0")
+    app = create_app(
+        os.environ.get("QUIPU_DATABASE_URL"), auth=os.environ.get("QUIPU_API_AUTH", "1") != "0",
+        committer=os.environ.get("QUIPU_COMMITTER", "process"),
+    )  # fmt: skip
     tune_gc()
     return app

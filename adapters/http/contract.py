@@ -36,12 +36,15 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.http.auth import SCOPES
+from adapters.http.committer import CommitterLost
 from domain.envelope import AMOUNT_PATTERN
 from ledger.pan import masked
 
 #: What a database restart or a cut connection raises, through eventsourcing's recorders (which wrap SQLite's
 #: and psycopg's) or psycopg directly (the views): answered 503 with Retry-After.
-DATABASE_LOST: Final = (StoreOperationalError, StoreInterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
+DATABASE_LOST: Final = (
+    StoreOperationalError, StoreInterfaceError, psycopg.OperationalError, psycopg.InterfaceError, CommitterLost,
+)  # fmt: skip
 
 Guard = Callable[[Request, str], Response | None]
 Problem = Callable[..., JSONResponse]

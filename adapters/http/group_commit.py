@@ -26,9 +26,11 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Final
 
+from opentelemetry import propagate
 from opentelemetry.trace import SpanContext
 
-from adapters.observability.tracing import current_span_context, grouped_with
+from adapters.http.committer import CommitterProcess
+from adapters.observability.tracing import current_span_context, grouped_with, tracing_active
 from domain.service import MAX_BATCH, PostResult
 
 Post = Callable[[Sequence[bytes]], list[PostResult]]
@@ -44,6 +46,8 @@ class GroupCommit:
     def __init__(self, post: Post, max_events: int = MAX_EVENTS) -> None:
         self._post = post
         self._max = max_events
+        self.process: CommitterProcess | None = None
+        """Where groups go when set (ADR 0041); else to ``post``, in a thread of this process."""
         self._waiting: deque[_Waiting] = deque()
         self._drainer: asyncio.Task[None] | None = None
         self.groups = 0
@@ -69,10 +73,17 @@ class GroupCommit:
             flat = [raw for raws, _, _ in group for raw in raws]
             others = [span for _, _, ctx in group[1:] if (span := ctx.run(current_span_context)) is not None]
             try:
-                # In a thread, so the loop keeps taking requests (the next group) during the commit; in the
-                # context of the group's first request, so its trace is the commit's parent.
-                run = functools.partial(group[0][2].run, self._post_linked, flat, others)
-                results = await asyncio.get_running_loop().run_in_executor(None, run)
+                if self.process is not None:
+                    trace: dict[str, str] = {}
+                    if others or tracing_active():  # the first request's trace is the commit's parent
+                        group[0][2].run(propagate.inject, trace)
+                    links = [(c.trace_id, c.span_id, int(c.trace_flags)) for c in others]
+                    results = await self.process.post(flat, trace, links)
+                else:
+                    # In a thread, so the loop keeps taking requests (the next group) during the commit; in the
+                    # context of the group's first request, so its trace is the commit's parent.
+                    run = functools.partial(group[0][2].run, self._post_linked, flat, others)
+                    results = await asyncio.get_running_loop().run_in_executor(None, run)
             except Exception as exc:  # every request of the group learns the same failure
                 for _, done, _ in group:
                     if not done.done():
