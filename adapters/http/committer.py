@@ -85,10 +85,10 @@ class CommitterProcess:
 
     async def post(self, raws: Sequence[bytes], trace: dict[str, str], links: Sequence[Link]) -> list[PostResult]:
         """The results of ``raws``, decided and appended by the committer (started first if there is none)."""
-        if self._writer is None or self.process is None or not self.process.is_alive():
-            await self.start()
+        if self._reader is None or self._reader.at_eof() or self.process is None or not self.process.is_alive():
+            await self.start()  # none yet, or the last one is gone (its end of the socket closed, or it exited)
         assert self._writer is not None
-        try:
+        try:  # between the check and this write it may die too: then the group fails as below
             self._writer.write(_frame((list(raws), trace, list(links))))
             answer = await self._receive()
         except BaseException as exc:

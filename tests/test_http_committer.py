@@ -1,0 +1,168 @@
+"""The worker's committer process (ADR 0041): same answers as posting in the worker, survives its own death.
+
+The HTTP suites run real ``quipu serve`` processes, so every post they make already goes through a committer;
+this file checks what only the committer can get wrong: answering each group with its own results, in order,
+across the process boundary; starting, failing to start, being killed, and stopping; traces across processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import jwt
+import orjson
+import pytest
+
+from adapters.bootstrap import open_ledger
+from adapters.http.committer import CommitterLost, CommitterProcess
+from domain.integrity import verify_chain
+from tests.factories import authorized, captured
+from tests.servers import free_port, wait_until_serving
+
+SECRET = "committer-test-secret-0123456789-abcdefghijkl"
+
+
+def _events(n: int, prefix: str) -> list[bytes]:
+    out = []
+    for i in range(n):
+        out += [orjson.dumps(authorized(f"{prefix}{i}", "10.00")), orjson.dumps(captured(f"{prefix}{i}", "10.00"))]
+    return out
+
+
+def test_each_group_gets_its_own_results_as_posting_in_the_worker_would(ledger_url: str, tmp_path: Path) -> None:
+    events = _events(30, "c")
+    refused = orjson.dumps(captured("nowhere", "1.00"))  # no authorization: a rule refuses it
+    groups = [events[:7], [events[0], refused, *events[7:20]], [b"{not json"], events[20:]]
+
+    async def through_the_committer() -> list[list[tuple[str, str | None, int | None, str | None]]]:
+        committer = CommitterProcess(ledger_url)
+        await committer.start()
+        try:
+            return [[(r.outcome.value, r.event_id, r.position, r.reason) for r in await committer.post(g, {}, [])]
+                    for g in groups]  # fmt: skip
+        finally:
+            await committer.close()
+
+    answered = asyncio.run(through_the_committer())
+    with open_ledger(f"sqlite:///{tmp_path}/in-the-worker.db") as ledger:
+        expected = [[(r.outcome.value, r.event_id, r.position, r.reason) for r in ledger.service.post(g)]
+                    for g in groups]  # fmt: skip
+    assert answered == expected
+    assert [o for o, *_ in answered[1][:2]] == ["duplicate", "rejected"] and answered[2][0][0] == "rejected"
+    with open_ledger(ledger_url) as ledger:
+        assert ledger.store.head() == len(events) and verify_chain(ledger.store).broken is None
+
+
+def test_a_killed_committer_is_replaced_and_a_stopped_one_leaves_no_process(tmp_path: Path) -> None:
+    async def scenario() -> tuple[int, int, list[str]]:
+        committer = CommitterProcess(f"sqlite:///{tmp_path}/ledger.db")
+        await committer.start()
+        assert committer.process is not None and committer.process.pid is not None
+        first = committer.process.pid
+        outcomes = [r.outcome.value for r in await committer.post(_events(1, "a"), {}, [])]
+        os.kill(first, signal.SIGKILL)
+        committer.process.join(10)
+        # Killed between groups: the next post starts another and is answered.
+        outcomes += [r.outcome.value for r in await committer.post(_events(1, "b"), {}, [])]
+        assert committer.process is not None and committer.process.pid is not None
+        second = committer.process.pid
+        process = committer.process
+        await committer.close()
+        assert not process.is_alive() and process.exitcode == 0  # asked to stop, it closed its ledger and exited
+        return first, second, outcomes
+
+    first, second, outcomes = asyncio.run(scenario())
+    assert first != second and outcomes == ["appended"] * 4
+
+
+def test_a_committer_killed_while_it_commits_fails_its_group_with_a_retryable_error(tmp_path: Path) -> None:
+    events = _events(2500, "k")
+
+    async def scenario() -> list[str]:
+        committer = CommitterProcess(f"sqlite:///{tmp_path}/ledger.db")
+        await committer.start()
+        assert committer.process is not None and committer.process.pid is not None
+        posting = asyncio.ensure_future(committer.post(events, {}, []))
+        await asyncio.sleep(0.05)  # 5,000 events take far longer than this to decide and append (~0.5 s)
+        os.kill(committer.process.pid, signal.SIGKILL)
+        with pytest.raises(CommitterLost, match="went away"):
+            await posting
+        # The retry, with the same event ids, records each event once whatever the killed one had done.
+        retried = [r.outcome.value for r in await committer.post(events, {}, [])]
+        await committer.close()
+        return retried
+
+    retried = asyncio.run(scenario())
+    assert set(retried) <= {"appended", "duplicate"} and len(retried) == 5000
+    with open_ledger(f"sqlite:///{tmp_path}/ledger.db") as ledger:
+        assert ledger.store.head() == 5000 and verify_chain(ledger.store).broken is None
+
+
+def test_a_committer_that_cannot_open_its_ledger_says_why() -> None:
+    committer = CommitterProcess("postgresql://nobody:wrong@127.0.0.1:1/nowhere")
+    with pytest.raises(CommitterLost, match="could not open the ledger"):
+        asyncio.run(committer.start())
+    assert committer.process is None
+
+
+def test_over_http_a_killed_committer_costs_no_event_and_the_append_span_joins_the_request_trace(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    env = {**os.environ, "QUIPU_API_SECRET": SECRET, "QUIPU_OTEL_EXPORTER": "console", "QUIPU_LOG_FORMAT": "json"}
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    log = tmp_path / "server.log"
+    with open(log, "wb") as stderr:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "adapters.cli", "serve", "--database", url, "--port", str(port)],
+            cwd=tempfile.gettempdir(), env=env, stdout=subprocess.DEVNULL, stderr=stderr,
+        )  # fmt: skip
+    exp = int(time.time()) + 300
+    bearer = jwt.encode({"iss": "quipu", "sub": "svc", "scope": "events:write", "exp": exp}, SECRET, "HS256")
+    headers = {"Authorization": f"Bearer {bearer}", "Content-Type": "application/json"}
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, headers=headers) as api:
+            wait_until_serving(api, server, log)
+            traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+            first = api.post("/v1/events", content=orjson.dumps(authorized("h1", "10.00")),
+                             headers={"traceparent": traceparent})  # fmt: skip
+            assert first.status_code == 201
+            (committer,) = _children(server.pid, "spawn_main")
+            os.kill(committer, signal.SIGKILL)
+            body = orjson.dumps(captured("h1", "10.00"))
+            second = api.post("/v1/events", content=body)
+            if second.status_code == 503:  # it was still dying when the group was sent: retry, as a client does
+                assert second.headers["Retry-After"] == "1"
+                second = api.post("/v1/events", content=body)
+            assert second.status_code == 201, second.text  # a new committer took the group
+            assert _children(server.pid, "spawn_main") not in ([], [committer])
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    with open_ledger(url) as ledger:
+        assert ledger.store.head() == 2 and verify_chain(ledger.store).broken is None
+    spans = [json.loads(line) for line in log.read_text().splitlines() if line.startswith('{"name"')]
+    request = next(s for s in spans if s["name"] == "POST /v1/events")
+    append = next(s for s in spans if s["name"] == "quipu.append")
+    assert request["context"]["trace_id"] == append["context"]["trace_id"] == "0x0af7651916cd43dd8448eb211c80319c"
+    assert append["parent_id"] == request["context"]["span_id"]  # made in another process, under the request
+
+
+def _children(pid: int, marker: str) -> list[int]:
+    found = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as f:
+            for child in f.read().split():
+                with open(f"/proc/{child}/cmdline", "rb") as cmd:
+                    if marker.encode() in cmd.read():
+                        found.append(int(child))
+    return found
