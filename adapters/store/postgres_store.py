@@ -79,15 +79,20 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
                 "                       || int8send(recorded) || body_hashes[i]); "
                 "    links[i] := previous; "
                 "  END LOOP; "
-                "  INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state) "
-                "    SELECT * FROM unnest(ids, versions, topics, states); "
+                # The chain rows take their notification ids from the rows just inserted (RETURNING), never
+                # from a join with the events table: planned for unnest's default 1,000 rows, that join was a
+                # hash join over a scan of the whole table, so every append grew with the log.
+                "  WITH inserted AS ("
+                "    INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state) "
+                "      SELECT * FROM unnest(ids, versions, topics, states) "
+                "      RETURNING originator_id, originator_version, notification_id) "
                 "  INSERT INTO {schema}.{chain} "
                 "    (position, notification_id, event_id, recorded_at_us, body_sha256, chain_sha256) "
-                "    SELECT head + x.n, e.notification_id, x.event_id, recorded, x.body_sha256, x.chain_sha256 "
+                "    SELECT head + x.n, i.notification_id, x.event_id, recorded, x.body_sha256, x.chain_sha256 "
                 "    FROM unnest(ids, versions, event_ids, body_hashes, links) WITH ORDINALITY "
                 "      AS x(originator_id, originator_version, event_id, body_sha256, chain_sha256, n) "
-                "    JOIN {schema}.{events} e ON e.originator_id = x.originator_id "
-                "      AND e.originator_version = x.originator_version; "
+                "    JOIN inserted i ON i.originator_id = x.originator_id "
+                "      AND i.originator_version = x.originator_version; "
                 "  GET DIAGNOSTICS chained = ROW_COUNT; "
                 "  IF chained <> coalesce(cardinality(event_ids), 0) THEN "
                 "    RAISE EXCEPTION 'chained % of % events', chained, cardinality(event_ids); "
@@ -179,13 +184,22 @@ class PostgresEventStore:
         self._known = SQL("SELECT event_id, position, body_sha256 FROM {s}.{c} WHERE event_id = ANY(%s)").format(
             s=s, c=c
         )
+        # Whole streams, each by its key, for the same reason as below: `= ANY(ids)` was estimated from the
+        # statistics' distinct streams, and a batch of many new streams could tip it into a whole-table scan.
         self._streams = SQL(
-            "SELECT originator_id, originator_version, state FROM {s}.{e} WHERE originator_id = ANY(%s) "
-            "ORDER BY originator_id, originator_version"
+            "SELECT e.originator_id, e.originator_version, e.state FROM unnest(%s::uuid[]) AS t(id) "
+            "CROSS JOIN LATERAL (SELECT x.originator_id, x.originator_version, x.state FROM {s}.{e} x "
+            "  WHERE x.originator_id = t.id OFFSET 0) e "
+            "ORDER BY e.originator_id, e.originator_version"
         ).format(s=s, e=e)
+        # Each stream's newer events by the (stream, version) key: a LATERAL subquery that OFFSET 0 keeps from being
+        # flattened into a join. The plain join was planned, until the table's statistics caught up with its growth,
+        # as a hash join over a scan of the whole events table: a catch-up read grew with the log (9 ms at 32,000
+        # events for 10 streams).
         self._streams_after = SQL(
             "SELECT e.originator_id, e.originator_version, e.state FROM unnest(%s::uuid[], %s::bigint[]) AS t(id, v) "
-            "JOIN {s}.{e} e ON e.originator_id = t.id AND e.originator_version > t.v "
+            "CROSS JOIN LATERAL (SELECT x.originator_id, x.originator_version, x.state FROM {s}.{e} x "
+            "  WHERE x.originator_id = t.id AND x.originator_version > t.v OFFSET 0) e "
             "ORDER BY e.originator_id, e.originator_version"
         ).format(s=s, e=e)
         self._read = SQL(
@@ -209,7 +223,7 @@ class PostgresEventStore:
     ) -> dict[UUID, list[tuple[int, Envelope]]]:
         out: dict[UUID, list[tuple[int, Envelope]]] = {}
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            if after is None or not any(after):  # whole streams: the plain lookup plans better than the join
+            if after is None or not any(after):  # whole streams
                 curs.execute(self._streams, (list(stream_ids),), prepare=True, binary=True)
             else:
                 curs.execute(self._streams_after, (list(stream_ids), list(after)), prepare=True, binary=True)
