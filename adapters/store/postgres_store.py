@@ -184,13 +184,9 @@ class PostgresEventStore:
         self._known = SQL("SELECT event_id, position, body_sha256 FROM {s}.{c} WHERE event_id = ANY(%s)").format(
             s=s, c=c
         )
-        # Whole streams, each by its key, for the same reason as below: `= ANY(ids)` was estimated from the
-        # statistics' distinct streams, and a batch of many new streams could tip it into a whole-table scan.
         self._streams = SQL(
-            "SELECT e.originator_id, e.originator_version, e.state FROM unnest(%s::uuid[]) AS t(id) "
-            "CROSS JOIN LATERAL (SELECT x.originator_id, x.originator_version, x.state FROM {s}.{e} x "
-            "  WHERE x.originator_id = t.id OFFSET 0) e "
-            "ORDER BY e.originator_id, e.originator_version"
+            "SELECT originator_id, originator_version, state FROM {s}.{e} WHERE originator_id = ANY(%s) "
+            "ORDER BY originator_id, originator_version"
         ).format(s=s, e=e)
         # Each stream's newer events by the (stream, version) key: a LATERAL subquery that OFFSET 0 keeps from being
         # flattened into a join. The plain join was planned, until the table's statistics caught up with its growth,
@@ -223,7 +219,7 @@ class PostgresEventStore:
     ) -> dict[UUID, list[tuple[int, Envelope]]]:
         out: dict[UUID, list[tuple[int, Envelope]]] = {}
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            if after is None or not any(after):  # whole streams
+            if after is None or not any(after):  # whole streams: the plain lookup plans better than the join
                 curs.execute(self._streams, (list(stream_ids),), prepare=True, binary=True)
             else:
                 curs.execute(self._streams_after, (list(stream_ids), list(after)), prepare=True, binary=True)
