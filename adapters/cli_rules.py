@@ -294,7 +294,7 @@ def serve(
     import uvicorn
 
     from adapters.bootstrap import database_url
-    from adapters.http.app import COMMITTERS
+    from adapters.http.app import committer_choice
     from adapters.http.auth import ExternalIssuerSettings
     from adapters.observability.logs import resolve_format, uvicorn_log_config
     from adapters.observability.tracing import exporter_choice
@@ -311,8 +311,7 @@ def serve(
         os.environ["QUIPU_LOG_FORMAT"] = fmt
         exporter_choice()
         ExternalIssuerSettings.from_env()
-        if (committer := os.environ.get("QUIPU_COMMITTER", "process")) not in COMMITTERS:
-            raise QuipuError(f"QUIPU_COMMITTER: {committer!r} is not one of {', '.join(COMMITTERS)}")
+        committer_choice()
     except QuipuError as exc:
         raise fail(exc) from None
     with ledger_for(database):

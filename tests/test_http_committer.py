@@ -23,8 +23,11 @@ import orjson
 import pytest
 
 from adapters.bootstrap import open_ledger
+from adapters.http.app import committer_choice, create_app
 from adapters.http.committer import CommitterLost, CommitterProcess
+from benchmarks.common import children
 from domain.integrity import verify_chain
+from ledger.errors import QuipuError
 from tests.factories import authorized, captured
 from tests.servers import free_port, wait_until_serving
 
@@ -114,6 +117,24 @@ def test_a_committer_that_cannot_open_its_ledger_says_why() -> None:
     assert committer.process is None
 
 
+def test_an_unknown_committer_is_refused_by_name_before_anything_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(QuipuError, match="committer \\(QUIPU_COMMITTER\\): 'fork' is not one of process, thread"):
+        create_app(f"sqlite:///{tmp_path}/ledger.db", committer="fork")
+    env = {**os.environ, "QUIPU_API_SECRET": SECRET, "QUIPU_COMMITTER": " Fork "}
+    refused = subprocess.run(
+        [sys.executable, "-m", "adapters.cli", "serve", "--database", f"sqlite:///{tmp_path}/ledger.db",
+         "--port", str(free_port())],
+        cwd=tempfile.gettempdir(), env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0
+    assert "QUIPU_COMMITTER): 'fork' is not one of process, thread" in refused.stderr + refused.stdout
+    assert not (tmp_path / "ledger.db").exists()  # refused before a ledger was created
+    monkeypatch.setenv("QUIPU_COMMITTER", "THREAD")  # case and spaces do not matter
+    assert committer_choice() == "thread"
+
+
 def test_over_http_a_killed_committer_costs_no_event_and_the_append_span_joins_the_request_trace(
     tmp_path: Path,
 ) -> None:
@@ -158,11 +179,10 @@ def test_over_http_a_killed_committer_costs_no_event_and_the_append_span_joins_t
 
 
 def _children(pid: int, marker: str) -> list[int]:
+    """``pid``'s children whose command line holds ``marker``."""
     found = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as f:
-            for child in f.read().split():
-                with open(f"/proc/{child}/cmdline", "rb") as cmd:
-                    if marker.encode() in cmd.read():
-                        found.append(int(child))
+    for child in children(pid):
+        with open(f"/proc/{child}/cmdline", "rb") as cmd:
+            if marker.encode() in cmd.read():
+                found.append(child)
     return found

@@ -83,6 +83,14 @@ class TokenBucket:
         return 0.0
 
 
+def committer_choice(value: str | None = None) -> str:
+    """``value`` (else ``QUIPU_COMMITTER``, else ``process``) when it is one of :data:`COMMITTERS`."""
+    choice = (value or os.environ.get("QUIPU_COMMITTER") or "process").strip().lower()
+    if choice not in COMMITTERS:
+        raise QuipuError(f"committer (QUIPU_COMMITTER): {choice!r} is not one of {', '.join(COMMITTERS)}")
+    return choice
+
+
 def create_app(
     database_url: str | None = None, auth: bool = True, external: ExternalIssuerSettings | None = None,
     committer: str = "thread",
@@ -93,8 +101,7 @@ def create_app(
     ``committer``: where posts are decided and appended: ``thread`` (a thread of this process) or ``process``
     (a committer process of its own, ADR 0041: what ``quipu serve`` runs).
     """
-    if committer not in COMMITTERS:
-        raise QuipuError(f"committer: {committer!r} is not one of {', '.join(COMMITTERS)}")
+    committer = committer_choice(committer)
     state: dict[str, Any] = {}
     issuer_settings = (external or ExternalIssuerSettings.from_env()) if auth else None
     lock = threading.Lock()  # one ledger per process; its service and views are not thread-safe
@@ -340,7 +347,7 @@ def create_app_from_env() -> FastAPI:
         atexit.register(shutdown_tracing)  # flush the spans still batched when the worker exits
     app = create_app(
         os.environ.get("QUIPU_DATABASE_URL"), auth=os.environ.get("QUIPU_API_AUTH", "1") != "0",
-        committer=os.environ.get("QUIPU_COMMITTER", "process"),
+        committer=committer_choice(),
     )  # fmt: skip
     tune_gc()
     return app

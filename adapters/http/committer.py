@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
-import os
 import pickle
 import socket
 import struct
@@ -159,7 +158,7 @@ def serve(sock: socket.socket, database_url: str) -> None:
     ledger.service.shared = True
     tune_gc()
     try:
-        stream.write(_frame(("ready", os.getpid())))
+        stream.write(_frame(("ready",)))
         stream.flush()
         while head := stream.read(_LENGTH.size):
             (length,) = _LENGTH.unpack(head)
