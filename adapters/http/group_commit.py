@@ -71,11 +71,12 @@ class GroupCommit:
                 group.append(self._waiting.popleft())
                 size += len(group[-1][0])
             flat = [raw for raws, _, _ in group for raw in raws]
-            others = [span for _, _, ctx in group[1:] if (span := ctx.run(current_span_context)) is not None]
+            tracing = tracing_active()  # else no request has a span to link to, and none need be looked for
+            others = [c for _, _, ctx in group[1:] if tracing and (c := ctx.run(current_span_context)) is not None]
             try:
                 if self.process is not None:
                     trace: dict[str, str] = {}
-                    if others or tracing_active():  # the first request's trace is the commit's parent
+                    if tracing:  # the first request's trace is the commit's parent
                         group[0][2].run(propagate.inject, trace)
                     links = [(c.trace_id, c.span_id, int(c.trace_flags)) for c in others]
                     results = await self.process.post(flat, trace, links)
