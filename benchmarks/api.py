@@ -103,6 +103,14 @@ class BatchCase:
     seconds: float
     events_per_s: float
     appended: int
+    worker_cpu_us: float = 0.0
+    """CPU per event of the server's worker processes (HTTP, JSON, the hand-over to their committers)."""
+    committer_cpu_us: float = 0.0
+    """CPU per event of the workers' committer processes (validate, decide, append: ADR 0041)."""
+    db_cpu_us: float = 0.0
+    """CPU per event of PostgreSQL's processes (0 on SQLite)."""
+    loadgen_cpu_us: float = 0.0
+    """CPU per event of the clients (this process)."""
 
 
 @contextlib.contextmanager
@@ -289,12 +297,31 @@ def latency_case(backend: str, pg_base: str, workers: int, rate: int, seconds: f
     )  # fmt: skip
 
 
+def _server_processes(pid: int) -> tuple[list[int], list[int]]:
+    """``quipu serve``'s processes: (the server and its workers, their committers). With one worker the server is
+    the worker; each worker's committer is a ``spawn``ed child with no children of its own (ADR 0041)."""
+    tree, todo = [], [pid]
+    while todo:
+        tree.append(todo.pop())
+        todo.extend(children(tree[-1]))
+    committers = [p for p in tree if p != pid and not children(p) and b"spawn_main" in _cmdline(p)]
+    return [p for p in tree if p not in committers], committers
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
 def batch_case(backend: str, pg_base: str, workers: int, clients: int, events: int) -> BatchCase:
     lines = demo_lines(SEED, events)
     # Each client posts its own slice of whole batches; slices follow log order so dependent events
     # mostly land after what they depend on (what they don't is refused and counted, not hidden).
     batches = [lines[i : i + BATCH_SIZE] for i in range(0, len(lines), BATCH_SIZE)]
-    with _ledger_url(backend, pg_base) as url, _server(url, workers) as (base, token, _):
+    with _ledger_url(backend, pg_base) as url, _server(url, workers) as (base, token, pid):
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
         async def client(mine: list[list[bytes]]) -> int:
@@ -310,12 +337,24 @@ def batch_case(backend: str, pg_base: str, workers: int, clients: int, events: i
             shares = [batches[c::clients] for c in range(clients)]
             return sum(await asyncio.gather(*(client(s) for s in shares)))
 
+        # Which process the work lands in: a worker answers HTTP, its committer validates and appends (ADR 0041).
+        workers_pids, committers = _server_processes(pid)
+        database = pids_named("postgres") if backend == "postgresql" else []
+        before = {p: cpu_seconds([p]) for p in [*workers_pids, *committers, *database]}
+        load_before = time.process_time()
         t0 = time.perf_counter()
         appended = asyncio.run(all_clients())
         elapsed = time.perf_counter() - t0
+        load = time.process_time() - load_before
+        spent = {p: cpu_seconds([p]) - before[p] for p in before}
+    per_event = 1e6 / len(lines)
     return BatchCase(
         backend=backend, workers=workers, clients=clients, batch=BATCH_SIZE, events=len(lines),
         seconds=round(elapsed, 2), events_per_s=round(len(lines) / elapsed, 1), appended=appended,
+        worker_cpu_us=round(per_event * sum(spent[p] for p in workers_pids), 1),
+        committer_cpu_us=round(per_event * sum(spent[p] for p in committers), 1),
+        db_cpu_us=round(per_event * sum(spent[p] for p in database), 1),
+        loadgen_cpu_us=round(per_event * load, 1),
     )  # fmt: skip
 
 
@@ -367,8 +406,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     if batch:
         print(f"\nBatch endpoint ({BATCH_SIZE} events per request)")
         print_table(
-            ["backend", "workers", "clients", "events", "seconds", "events/s"],
-            [[b.backend, b.workers, b.clients, b.events, b.seconds, b.events_per_s] for b in batch],
+            [
+                "backend",
+                "workers",
+                "clients",
+                "events",
+                "seconds",
+                "events/s",
+                "CPU µs/event: workers",
+                "committers",
+                "database",
+                "clients",
+            ],
+            [
+                [
+                    b.backend,
+                    b.workers,
+                    b.clients,
+                    b.events,
+                    b.seconds,
+                    b.events_per_s,
+                    b.worker_cpu_us,
+                    b.committer_cpu_us,
+                    b.db_cpu_us,
+                    b.loadgen_cpu_us,
+                ]
+                for b in batch
+            ],
         )
     used = machine(args.pg_url if "postgresql" in chosen else None)
     doc = {"machine": used, "latency": [asdict(c) for c in latency], "batch": [asdict(b) for b in batch]}
