@@ -78,6 +78,50 @@ class _Parsed:
     sid: UUID
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A batch after the part of posting that needs no state: parsed, validated, in canonical bytes, hashed and
+    filed under its streams. :meth:`LedgerService.post_prepared` decides and appends it.
+
+    Preparing needs no ledger, so it can run ahead of, or beside, the deciding of the batch before (the HTTP
+    committer prepares the next group while the last one is being appended: ADR 0042).
+    """
+
+    size: int
+    """How many events were posted (the results' length)."""
+    refused: dict[int, PostResult]
+    """The results already known: events refused by their parse or by ``stream_check``."""
+    parsed: list[_Parsed]
+    """The rest, in input order."""
+
+
+def prepare(raws: Sequence[bytes | str | dict[str, Any]], stream_check: StreamCheck | None = None) -> Prepared:
+    """The stateless part of :meth:`LedgerService.post`: parse and validate each event, its canonical bytes,
+    their hash, its stream. :class:`BatchTooLarge` beyond :data:`MAX_BATCH` events."""
+    if len(raws) > MAX_BATCH:
+        raise BatchTooLarge(f"batch of {len(raws)} events exceeds the limit of {MAX_BATCH}")
+    refused: dict[int, PostResult] = {}
+    parsed: list[_Parsed] = []
+    for i, raw in enumerate(raws):
+        try:
+            posted = parse_event(raw)
+            event = to_current(posted)
+            # The log keeps the event as posted (an older version stays that version); the
+            # rules decide on its current shape.
+            body = canonical_bytes(posted)
+            if b"\\u0000" in body:  # escaped in the canonical JSON; rare, so only then walk it
+                refuse_nul(posted)
+        except InvalidEvent as exc:
+            refused[i] = PostResult(i, Outcome.REJECTED, _raw_id(raw), reason=str(exc), problems=tuple(exc.problems))
+            continue
+        name = stream_name(event)
+        if stream_check is not None and (why := stream_check(i, name)) is not None:
+            refused[i] = PostResult(i, Outcome.REJECTED, str(event.event_id), reason=why, problems=(why,))
+            continue
+        parsed.append(_Parsed(i, event, posted, body, body_hash(body), name, stream_id(name)))
+    return Prepared(len(raws), refused, parsed)
+
+
 class LedgerService:
     """Decides and appends events against an :class:`EventStore`.
 
@@ -104,34 +148,16 @@ class LedgerService:
         message key) refuse an event filed under the wrong one, from the parse the append
         uses anyway: a reason makes that event rejected with it, ``None`` lets it through.
         """
-        if len(raws) > MAX_BATCH:
-            raise BatchTooLarge(f"batch of {len(raws)} events exceeds the limit of {MAX_BATCH}")
-        results: dict[int, PostResult] = {}
-        parsed: list[_Parsed] = []
-        for i, raw in enumerate(raws):
-            try:
-                posted = parse_event(raw)
-                event = to_current(posted)
-                # The log keeps the event as posted (an older version stays that version); the
-                # rules decide on its current shape.
-                body = canonical_bytes(posted)
-                if b"\\u0000" in body:  # escaped in the canonical JSON; rare, so only then walk it
-                    refuse_nul(posted)
-            except InvalidEvent as exc:
-                results[i] = PostResult(
-                    i, Outcome.REJECTED, _raw_id(raw), reason=str(exc), problems=tuple(exc.problems)
-                )
-                continue
-            name = stream_name(event)
-            if stream_check is not None and (why := stream_check(i, name)) is not None:
-                results[i] = PostResult(i, Outcome.REJECTED, str(event.event_id), reason=why, problems=(why,))
-                continue
-            parsed.append(_Parsed(i, event, posted, body, body_hash(body), name, stream_id(name)))
+        return self.post_prepared(prepare(raws, stream_check))
+
+    def post_prepared(self, batch: Prepared) -> list[PostResult]:
+        """Decide and append a batch :func:`prepare` made ready; one result per input, in input order."""
+        results = dict(batch.refused)
         for attempt in range(MAX_ATTEMPTS):
             try:
                 first = attempt == 0
                 results.update(
-                    self._decide_and_append(parsed, trust_cache=first and not self.shared, presume_new=first)
+                    self._decide_and_append(batch.parsed, trust_cache=first and not self.shared, presume_new=first)
                 )
                 break
             except WriteConflict:
@@ -142,7 +168,7 @@ class LedgerService:
                     # collide again at once: back off a little, randomly, longer each time. The
                     # first retry goes at once: catching up is cheap and the window is short.
                     time.sleep(random.uniform(0, 0.005 * 2 ** (attempt - 1)))
-        return [results[i] for i in range(len(raws))]
+        return [results[i] for i in range(batch.size)]
 
     def _decide_and_append(self, parsed: list[_Parsed], trust_cache: bool, presume_new: bool) -> dict[int, PostResult]:
         results: dict[int, PostResult] = {}

@@ -7,9 +7,9 @@ time for 4 ms of CPU, and a request waited for about two groups. In its own proc
 interpreter: the worker's loop only frames the group, and its own reads and writes never wait on the commit.
 
 The worker starts its committer when it starts (a ``spawn``ed process that opens the same ledger) and talks to it
-over a socket pair through its event loop: no thread on the worker's side, so no lock to hand over. One group is
-in flight at a time (:class:`~adapters.http.group_commit.GroupCommit` sends the next when the last is answered),
-so a frame's answer is always the answer to the last frame sent.
+over a socket pair through its event loop: no thread on the worker's side, so no lock to hand over. Up to
+:data:`DEPTH` groups are in flight (:class:`~adapters.http.group_commit.GroupCommit` keeps to it): the committer
+prepares the next group while it appends the last (ADR 0042), and answers them in the order they were sent.
 
 Frames are a 4-byte length and a pickle. Pickle is safe here: both ends are this program, over a socket pair no
 other process holds. Worker → committer: the events, the trace context of the group's first request (W3C headers;
@@ -28,18 +28,24 @@ import contextlib
 import logging
 import multiprocessing
 import pickle
+import queue
 import socket
 import struct
+import threading
+from collections import deque
 from collections.abc import Sequence
 from typing import Any, Final
 
-from domain.service import PostResult
+from domain.service import PostResult, Prepared
 from ledger.errors import QuipuError
 
 #: ``(trace id, span id, trace flags)`` of a request whose events a group commits (a link of its append span).
 Link = tuple[int, int, int]
 
 _LENGTH: Final = struct.Struct("!I")
+#: Groups a worker may have in flight to its committer: while one is being decided and appended, the next is
+#: prepared (ADR 0042). More would only queue in the committer and make groups smaller.
+DEPTH: Final = 2
 #: How long a new committer may take to import, open the ledger and say it is ready.
 START_TIMEOUT: Final = 120.0
 #: How long a committer asked to stop may take to close its ledger before it is killed.
@@ -52,13 +58,30 @@ class CommitterLost(QuipuError):
 
 
 class CommitterProcess:
-    """The worker's end: starts the committer, sends it groups, restarts it after it was lost."""
+    """The worker's end: starts the committer, sends it groups, restarts it after it was lost.
+
+    Up to :data:`DEPTH` groups may be in flight (the caller keeps to it): the committer answers them in the order
+    they were sent, so each answer resolves the oldest group still waiting.
+    """
 
     def __init__(self, database_url: str) -> None:
         self.database_url = database_url
         self.process: multiprocessing.process.BaseProcess | None = None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        self._answers: asyncio.Task[None] | None = None
+        self._pending: deque[asyncio.Future[list[PostResult]]] = deque()
+
+    @property
+    def running(self) -> bool:
+        """Whether a committer is up and its socket open (else the next :meth:`ensure_started` starts one)."""
+        return (
+            self._writer is not None
+            and self._answers is not None
+            and not self._answers.done()
+            and self.process is not None
+            and self.process.is_alive()
+        )
 
     async def start(self) -> None:
         """Start a committer and wait until it has opened the ledger; :class:`CommitterLost` if it could not."""
@@ -74,40 +97,73 @@ class CommitterProcess:
         self.process = process
         self._reader, self._writer = await asyncio.open_unix_connection(sock=ours)
         try:
-            answer = await asyncio.wait_for(self._receive(), START_TIMEOUT)
+            answer = await asyncio.wait_for(_receive(self._reader), START_TIMEOUT)
         except (OSError, EOFError, asyncio.IncompleteReadError, TimeoutError) as exc:
             await self.close()
             raise CommitterLost(f"the committer process did not start: {exc!r}") from None
         if answer[0] != "ready":
             await self.close()
             raise CommitterLost(f"the committer process could not open the ledger: {answer[-1]}")
+        self._answers = asyncio.get_running_loop().create_task(self._deliver(self._reader))
+
+    async def ensure_started(self) -> None:
+        """Start a committer if there is none, or the last one is gone (its socket closed, or it exited)."""
+        if not self.running:
+            await self.start()
+
+    def send(
+        self, raws: Sequence[bytes], trace: dict[str, str], links: Sequence[Link]
+    ) -> asyncio.Future[list[PostResult]]:
+        """Send a group to the running committer (:meth:`ensure_started` first); its results, when answered.
+
+        The future fails with :class:`CommitterLost` if the committer goes away before answering. Cancelling it
+        does not take the group back: the committer still decides it, and its answer is read and dropped.
+        """
+        assert self._writer is not None, "ensure_started() first"
+        answer: asyncio.Future[list[PostResult]] = asyncio.get_running_loop().create_future()
+        self._writer.write(_frame((list(raws), trace, list(links))))
+        self._pending.append(answer)
+        return answer
 
     async def post(self, raws: Sequence[bytes], trace: dict[str, str], links: Sequence[Link]) -> list[PostResult]:
         """The results of ``raws``, decided and appended by the committer (started first if there is none)."""
-        if self._reader is None or self._reader.at_eof() or self.process is None or not self.process.is_alive():
-            await self.start()  # none yet, or the last one is gone (its end of the socket closed, or it exited)
-        assert self._writer is not None
-        try:  # between the check and this write it may die too: then the group fails as below
-            self._writer.write(_frame((list(raws), trace, list(links))))
-            answer = await self._receive()
-        except BaseException as exc:
-            # Lost, or cancelled half-way: the next frame would be read as this one's answer. Start afresh.
-            await self.close()
-            if isinstance(exc, OSError | EOFError | asyncio.IncompleteReadError):
-                raise CommitterLost(f"the committer process went away: {exc!r}") from None
-            raise
-        if answer[0] == "ok":
-            results: list[PostResult] = answer[1]
-            return results
-        if answer[0] == "lost":
-            raise CommitterLost(answer[1])
-        raise RuntimeError(f"the committer process failed: {answer[1]}")
+        await self.ensure_started()
+        return await self.send(raws, trace, links)
+
+    async def _deliver(self, reader: asyncio.StreamReader) -> None:
+        """Read answers for as long as the committer runs, each for the oldest group waiting."""
+        try:
+            while True:
+                answer = await _receive(reader)
+                waiting = self._pending.popleft()
+                if waiting.done():  # cancelled by its caller: the answer is dropped
+                    continue
+                if answer[0] == "ok":
+                    waiting.set_result(answer[1])
+                elif answer[0] == "lost":
+                    waiting.set_exception(CommitterLost(answer[1]))
+                else:
+                    waiting.set_exception(RuntimeError(f"the committer process failed: {answer[1]}"))
+        except (OSError, EOFError, asyncio.IncompleteReadError) as exc:
+            self._fail_pending(CommitterLost(f"the committer process went away: {exc!r}"))
+
+    def _fail_pending(self, exc: Exception) -> None:
+        while self._pending:
+            waiting = self._pending.popleft()
+            if not waiting.done():
+                waiting.set_exception(exc)
 
     async def close(self) -> None:
-        """Stop the committer: it sees the socket close, closes its ledger and exits (killed if it does not)."""
-        writer, process = self._writer, self.process
+        """Stop the committer: it sees the socket close, closes its ledger and exits (killed if it does not).
+
+        Groups still waiting for an answer fail with :class:`CommitterLost`."""
+        writer, process, answers = self._writer, self.process, self._answers
         self._reader = self._writer = None
         self.process = None
+        self._answers = None
+        if answers is not None:
+            answers.cancel()
+        self._fail_pending(CommitterLost("the committer process was stopped"))
         if writer is not None:
             writer.close()
             with contextlib.suppress(OSError):
@@ -118,10 +174,10 @@ class CommitterProcess:
                 process.kill()
                 await asyncio.to_thread(process.join)
 
-    async def _receive(self) -> Any:
-        assert self._reader is not None
-        (length,) = _LENGTH.unpack(await self._reader.readexactly(_LENGTH.size))
-        return pickle.loads(await self._reader.readexactly(length))
+
+async def _receive(reader: asyncio.StreamReader) -> Any:
+    (length,) = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))
+    return pickle.loads(await reader.readexactly(length))
 
 
 def _frame(value: object) -> bytes:
@@ -132,17 +188,17 @@ def _frame(value: object) -> bytes:
 def serve(sock: socket.socket, database_url: str) -> None:
     """The committer process: open the ledger, then decide and append each group it is sent until the socket closes.
 
-    It sets up logging and tracing from the environment as the worker did, so its append spans join the
+    Two threads (ADR 0042). This one reads each group and prepares it (parse, validate, canonical bytes, hashes:
+    :func:`~domain.service.prepare`, which needs no state); the committing thread decides and appends the groups
+    in the order they came and writes each answer. So the next group is prepared while the last one waits on the
+    database. It sets up logging and tracing from the environment as the worker did, so its append spans join the
     requests' traces and its log lines look like the worker's.
     """
-    from opentelemetry import context, propagate
-    from opentelemetry.trace import SpanContext, TraceFlags
-
     from adapters.bootstrap import open_ledger
-    from adapters.http.contract import DATABASE_LOST
     from adapters.observability.logs import configure_logging
-    from adapters.observability.tracing import configure_tracing, grouped_with, instrument, shutdown_tracing
+    from adapters.observability.tracing import configure_tracing, instrument, shutdown_tracing
     from adapters.runtime import tune_gc
+    from domain.service import prepare
 
     configure_logging()
     configure_tracing("quipu-api")
@@ -157,30 +213,69 @@ def serve(sock: socket.socket, database_url: str) -> None:
     # before deciding (ADR 0034).
     ledger.service.shared = True
     tune_gc()
+    groups: queue.Queue[_Group | None] = queue.Queue(maxsize=DEPTH)
+    committing = threading.Thread(target=_commit_groups, args=(ledger, groups, stream, sock), name="quipu-commit")
     try:
         stream.write(_frame(("ready",)))
         stream.flush()
+        committing.start()
         while head := stream.read(_LENGTH.size):
             (length,) = _LENGTH.unpack(head)
             raws, trace, links = pickle.loads(stream.read(length))
-            token = context.attach(propagate.extract(trace)) if trace else None
-            answer: tuple[Any, ...]
+            work: Prepared | tuple[str, str]
             try:
-                others = [SpanContext(t, s, is_remote=True, trace_flags=TraceFlags(f)) for t, s, f in links]
-                with grouped_with(others):
-                    answer = ("ok", ledger.service.post(raws))
-            except DATABASE_LOST as exc:
-                answer = ("lost", f"the ledger's database did not answer: {exc}")
-            except Exception as exc:
-                log.exception("the committer could not post a group of %d events", len(raws))
-                answer = ("error", f"{type(exc).__name__}: {exc}")
-            finally:
-                if token is not None:
-                    context.detach(token)
-            stream.write(_frame(answer))
-            stream.flush()
-    except (OSError, EOFError):
-        pass  # the worker went away: nothing left to answer
+                work = prepare(raws)
+            except Exception as exc:  # answered in its turn, like any group's failure
+                log.exception("the committer could not prepare a group of %d events", len(raws))
+                work = ("error", f"{type(exc).__name__}: {exc}")
+            groups.put((work, trace, links))
+    except (OSError, EOFError, ValueError):
+        pass  # the worker went away (or the committing thread closed the socket): nothing left to answer
     finally:
+        if committing.is_alive():
+            groups.put(None)
+            committing.join()
         ledger.close()
         shutdown_tracing()
+
+
+#: A prepared group (or the answer its preparing already gave), the trace context of its first request, its links.
+_Group = tuple["Prepared | tuple[str, str]", dict[str, str], list[Link]]
+
+
+def _commit_groups(ledger: Any, groups: queue.Queue[_Group | None], stream: Any, sock: socket.socket) -> None:
+    """The committing thread: decide and append each prepared group in turn, and answer it."""
+    from opentelemetry import context, propagate
+    from opentelemetry.trace import SpanContext, TraceFlags
+
+    from adapters.http.contract import DATABASE_LOST
+    from adapters.observability.tracing import grouped_with
+
+    try:
+        while (group := groups.get()) is not None:
+            work, trace, links = group
+            answer: tuple[Any, ...]
+            if isinstance(work, tuple):
+                answer = work
+            else:
+                token = context.attach(propagate.extract(trace)) if trace else None
+                try:
+                    others = [SpanContext(t, s, is_remote=True, trace_flags=TraceFlags(f)) for t, s, f in links]
+                    with grouped_with(others):
+                        answer = ("ok", ledger.service.post_prepared(work))
+                except DATABASE_LOST as exc:
+                    answer = ("lost", f"the ledger's database did not answer: {exc}")
+                except Exception as exc:
+                    log.exception("the committer could not post a group of %d events", work.size)
+                    answer = ("error", f"{type(exc).__name__}: {exc}")
+                finally:
+                    if token is not None:
+                        context.detach(token)
+            stream.write(_frame(answer))
+            stream.flush()
+    except OSError:
+        # The worker went away: stop the reading thread too (its read ends), so nothing waits on a full queue.
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        while groups.get() is not None:
+            pass

@@ -29,7 +29,7 @@ from typing import Final
 from opentelemetry import propagate
 from opentelemetry.trace import SpanContext
 
-from adapters.http.committer import CommitterProcess
+from adapters.http.committer import DEPTH, CommitterProcess
 from adapters.observability.tracing import current_span_context, grouped_with, tracing_active
 from domain.service import MAX_BATCH, PostResult
 
@@ -50,6 +50,7 @@ class GroupCommit:
         """Where groups go when set (ADR 0041); else to ``post``, in a thread of this process."""
         self._waiting: deque[_Waiting] = deque()
         self._drainer: asyncio.Task[None] | None = None
+        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
         self.groups = 0
         """How many transactions the posts so far took (a figure for tests and metrics)."""
 
@@ -64,41 +65,85 @@ class GroupCommit:
         return await asyncio.shield(done)
 
     async def _drain(self) -> None:
+        slots = self._slots_of(asyncio.get_running_loop())
         while self._waiting:
-            group = [self._waiting.popleft()]
-            size = len(group[0][0])
-            while self._waiting and size + len(self._waiting[0][0]) <= self._max:
-                group.append(self._waiting.popleft())
-                size += len(group[-1][0])
-            flat = [raw for raws, _, _ in group for raw in raws]
+            if self.process is not None:
+                # Up to DEPTH groups in flight to the committer, which prepares one while it appends the other
+                # (ADR 0042). A slot first, then the group: what arrives while waiting for it joins the group.
+                await slots.acquire()
+                if not self._waiting:
+                    slots.release()
+                    break
+            group = self._take()
             tracing = tracing_active()  # else no request has a span to link to, and none need be looked for
             others = [c for _, _, ctx in group[1:] if tracing and (c := ctx.run(current_span_context)) is not None]
-            try:
-                if self.process is not None:
-                    trace: dict[str, str] = {}
-                    if tracing:  # the first request's trace is the commit's parent
-                        group[0][2].run(propagate.inject, trace)
-                    links = [(c.trace_id, c.span_id, int(c.trace_flags)) for c in others]
-                    results = await self.process.post(flat, trace, links)
-                else:
-                    # In a thread, so the loop keeps taking requests (the next group) during the commit; in the
-                    # context of the group's first request, so its trace is the commit's parent.
-                    run = functools.partial(group[0][2].run, self._post_linked, flat, others)
-                    results = await asyncio.get_running_loop().run_in_executor(None, run)
-            except Exception as exc:  # every request of the group learns the same failure
-                for _, done, _ in group:
-                    if not done.done():
-                        done.set_exception(exc)
+            if self.process is not None:
+                trace: dict[str, str] = {}
+                if tracing:  # the first request's trace is the commit's parent
+                    group[0][2].run(propagate.inject, trace)
+                links = [(c.trace_id, c.span_id, int(c.trace_flags)) for c in others]
+                try:
+                    await self.process.ensure_started()
+                    answer = self.process.send([raw for raws, _, _ in group for raw in raws], trace, links)
+                except Exception as exc:
+                    slots.release()
+                    self._fail(group, exc)
+                    continue
+                answer.add_done_callback(lambda _: slots.release())
+                asyncio.get_running_loop().create_task(self._deliver(group, answer))
                 continue
-            self.groups += 1
-            start = 0
-            for raws, done, _ in group:
-                mine = results[start : start + len(raws)]
-                if start:  # indexed within the group: re-index within this request (the first needs none)
-                    mine = [dataclasses.replace(r, index=r.index - start) for r in mine]
-                start += len(raws)
-                if not done.done():
-                    done.set_result(mine)
+            flat = [raw for raws, _, _ in group for raw in raws]
+            try:
+                # In a thread, so the loop keeps taking requests (the next group) during the commit; in the
+                # context of the group's first request, so its trace is the commit's parent.
+                run = functools.partial(group[0][2].run, self._post_linked, flat, others)
+                results = await asyncio.get_running_loop().run_in_executor(None, run)
+            except Exception as exc:  # every request of the group learns the same failure
+                self._fail(group, exc)
+                continue
+            self._answer(group, results)
+
+    def _slots_of(self, loop: asyncio.AbstractEventLoop) -> asyncio.Semaphore:
+        """The loop's in-flight slots: one semaphore across drains (a drain ends while its groups may still be in
+        flight), new for a new loop (tests run an app on several)."""
+        if self._slots is None or self._slots[0] is not loop:
+            self._slots = (loop, asyncio.Semaphore(DEPTH))
+        return self._slots[1]
+
+    def _take(self) -> list[_Waiting]:
+        """The oldest waiting requests, as many as fit in one group."""
+        group = [self._waiting.popleft()]
+        size = len(group[0][0])
+        while self._waiting and size + len(self._waiting[0][0]) <= self._max:
+            group.append(self._waiting.popleft())
+            size += len(group[-1][0])
+        return group
+
+    async def _deliver(self, group: list[_Waiting], answer: asyncio.Future[list[PostResult]]) -> None:
+        try:
+            results = await answer
+        except Exception as exc:
+            self._fail(group, exc)
+            return
+        self._answer(group, results)
+
+    @staticmethod
+    def _fail(group: list[_Waiting], exc: Exception) -> None:
+        """Every request of the group learns the same failure."""
+        for _, done, _ in group:
+            if not done.done():
+                done.set_exception(exc)
+
+    def _answer(self, group: list[_Waiting], results: list[PostResult]) -> None:
+        self.groups += 1
+        start = 0
+        for raws, done, _ in group:
+            mine = results[start : start + len(raws)]
+            if start:  # indexed within the group: re-index within this request (the first needs none)
+                mine = [dataclasses.replace(r, index=r.index - start) for r in mine]
+            start += len(raws)
+            if not done.done():
+                done.set_result(mine)
 
     def _post_linked(self, raws: Sequence[bytes], others: Sequence[SpanContext]) -> list[PostResult]:
         with grouped_with(others):

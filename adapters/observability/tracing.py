@@ -36,7 +36,7 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.trace import Link, Span, SpanKind
 
 from adapters.bootstrap import Ledger
-from domain.service import LedgerService, Outcome, PostResult, StreamCheck
+from domain.service import LedgerService, Outcome, PostResult, Prepared
 from ledger.errors import QuipuError
 
 EXPORTERS: Final = ("none", "otlp", "console")
@@ -133,15 +133,15 @@ def grouped_with(contexts: Sequence[trace.SpanContext]) -> Iterator[None]:
 class TracedLedgerService(LedgerService):
     """The application service with a ``quipu.append`` span around each post."""
 
-    def post(
-        self, raws: Sequence[bytes | str | dict[str, Any]], stream_check: StreamCheck | None = None
-    ) -> list[PostResult]:
+    def post_prepared(self, batch: Prepared) -> list[PostResult]:
+        # Around deciding and appending (every way in goes through here, the HTTP committer's pipeline too);
+        # preparing may run ahead of it, on another group's time (ADR 0042).
         if not tracing_active():
-            return super().post(raws, stream_check)
+            return super().post_prepared(batch)
         links = [Link(c) for c in _GROUPED.get()]
         with tracer().start_as_current_span(APPEND_SPAN, kind=SpanKind.INTERNAL, links=links) as span:
-            span.set_attribute("quipu.events.count", len(raws))
-            results = super().post(raws, stream_check)
+            span.set_attribute("quipu.events.count", batch.size)
+            results = super().post_prepared(batch)
             if span.is_recording():
                 outcomes = Counter(r.outcome for r in results)
                 for outcome in Outcome:
