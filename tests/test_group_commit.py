@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 import orjson
 from opentelemetry.sdk.trace import TracerProvider
@@ -12,6 +13,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from adapters.bootstrap import Ledger
+from adapters.http.committer import DEPTH, CommitterProcess, Link
 from adapters.http.group_commit import GroupCommit
 from adapters.observability.tracing import instrument, tracer, use_tracer_provider
 from domain.service import PostResult
@@ -171,3 +173,51 @@ def test_a_grouped_commit_is_traced_under_its_first_request_and_links_the_others
     grouped = by_parent[spans["r1"].context.span_id]
     assert [link.context.span_id for link in grouped.links] == [spans["r2"].context.span_id]
     assert grouped.attributes is not None and grouped.attributes["quipu.events.count"] == 2
+
+
+def test_with_a_committer_process_two_groups_are_in_flight_and_each_request_gets_its_own_results(
+    tmp_path: Path,
+) -> None:
+    # ADR 0042: while the committer appends one group it prepares the next; never more than DEPTH are sent.
+    committer = CommitterProcess(f"sqlite:///{tmp_path}/ledger.db")
+    grouped = GroupCommit(lambda raws: [])  # never called: the groups go to the process
+    grouped.process = committer
+    in_flight, most = 0, 0
+    send = committer.send
+
+    def counting_send(
+        raws: Sequence[bytes], trace: dict[str, str], links: Sequence[Link]
+    ) -> asyncio.Future[list[PostResult]]:
+        nonlocal in_flight, most
+        answer = send(raws, trace, links)
+        in_flight += 1
+        most = max(most, in_flight)
+
+        def done(_: object) -> None:
+            nonlocal in_flight
+            in_flight -= 1
+
+        answer.add_done_callback(done)
+        return answer
+
+    committer.send = counting_send  # type: ignore[method-assign]
+    requests = [[_raw(authorized(f"g{i}", "10.00")), _raw(captured(f"g{i}", "10.00"))] for i in range(300)]
+
+    async def scenario() -> list[list[PostResult]]:
+        try:
+            pending = []
+            for raws in requests:
+                pending.append(asyncio.ensure_future(grouped.post(raws)))
+                await asyncio.sleep(0)  # they arrive one by one, while groups are being committed
+            return await asyncio.gather(*pending)
+        finally:
+            await committer.close()
+
+    answers = asyncio.run(scenario())
+    assert most == DEPTH  # pipelined, and never deeper
+    assert 1 < grouped.groups < len(requests)
+    for raws, answer in zip(requests, answers, strict=True):
+        assert [r.event_id for r in answer] == [orjson.loads(r)["event_id"] for r in raws]
+        assert [r.outcome.value for r in answer] == ["appended", "appended"] and [r.index for r in answer] == [0, 1]
+    positions = [r.position for a in answers for r in a]
+    assert positions == list(range(1, 2 * len(requests) + 1))  # arrival order is log order

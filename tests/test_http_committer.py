@@ -65,6 +65,68 @@ def test_each_group_gets_its_own_results_as_posting_in_the_worker_would(ledger_u
         assert ledger.store.head() == len(events) and verify_chain(ledger.store).broken is None
 
 
+def test_groups_in_flight_together_are_answered_in_order_each_with_its_own_results(
+    ledger_url: str, tmp_path: Path
+) -> None:
+    # ADR 0042: the committer prepares a group while it appends the one before. Each later group depends on the
+    # earlier ones (duplicates, captures of earlier authorizations), so any reordering or mix-up shows.
+    events = _events(40, "p")
+    groups = [events[:30], [events[0], *events[30:50]], [b"{not json", events[1]], events[50:], events[60:70]]
+
+    async def all_at_once() -> list[list[tuple[str, str | None, int | None, str | None]]]:
+        committer = CommitterProcess(ledger_url)
+        await committer.ensure_started()
+        try:
+            sent = [committer.send(g, {}, []) for g in groups]
+            return [[(r.outcome.value, r.event_id, r.position, r.reason) for r in await s] for s in sent]
+        finally:
+            await committer.close()
+
+    answered = asyncio.run(all_at_once())
+    with open_ledger(f"sqlite:///{tmp_path}/in-the-worker.db") as ledger:
+        expected = [[(r.outcome.value, r.event_id, r.position, r.reason) for r in ledger.service.post(g)]
+                    for g in groups]  # fmt: skip
+    assert answered == expected
+    assert [len(a) for a in answered] == [len(g) for g in groups]
+    assert answered[1][0][0] == "duplicate" and {o for o, *_ in answered[4]} == {"duplicate"}
+
+
+def test_a_group_the_committer_cannot_prepare_fails_alone_and_in_its_turn(tmp_path: Path) -> None:
+    async def scenario() -> tuple[str, list[str]]:
+        committer = CommitterProcess(f"sqlite:///{tmp_path}/ledger.db")
+        await committer.ensure_started()
+        try:
+            too_many = committer.send([b"{}"] * 10_001, {}, [])  # beyond domain.service.MAX_BATCH
+            fine = committer.send(_events(2, "f"), {}, [])
+            with pytest.raises(RuntimeError) as failed:
+                await too_many
+            return str(failed.value), [r.outcome.value for r in await fine]
+        finally:
+            await committer.close()
+
+    reason, outcomes = asyncio.run(scenario())
+    assert "BatchTooLarge" in reason and "10001 events exceeds the limit of 10000" in reason
+    assert outcomes == ["appended"] * 4
+
+
+def test_a_cancelled_group_is_still_committed_and_its_answer_goes_to_no_one_else(tmp_path: Path) -> None:
+    later = _events(1, "y")
+
+    async def scenario() -> list[str]:
+        committer = CommitterProcess(f"sqlite:///{tmp_path}/ledger.db")
+        await committer.ensure_started()
+        try:
+            committer.send(_events(3, "x"), {}, []).cancel()  # its caller went away
+            return [r.event_id or "" for r in await committer.send(later, {}, [])]
+        finally:
+            await committer.close()
+
+    ids = asyncio.run(scenario())
+    assert ids == [orjson.loads(e)["event_id"] for e in later]
+    with open_ledger(f"sqlite:///{tmp_path}/ledger.db") as ledger:
+        assert ledger.store.head() == 8  # the cancelled group was not taken back
+
+
 def test_a_killed_committer_is_replaced_and_a_stopped_one_leaves_no_process(tmp_path: Path) -> None:
     async def scenario() -> tuple[int, int, list[str]]:
         committer = CommitterProcess(f"sqlite:///{tmp_path}/ledger.db")
@@ -108,6 +170,31 @@ def test_a_committer_killed_while_it_commits_fails_its_group_with_a_retryable_er
     assert set(retried) <= {"appended", "duplicate"} and len(retried) == 5000
     with open_ledger(f"sqlite:///{tmp_path}/ledger.db") as ledger:
         assert ledger.store.head() == 5000 and verify_chain(ledger.store).broken is None
+
+
+def test_a_committer_killed_with_two_groups_in_flight_fails_both_and_the_next_post_starts_another(
+    tmp_path: Path,
+) -> None:
+    first, second = _events(2500, "m"), _events(10, "n")
+
+    async def scenario() -> list[str]:
+        committer = CommitterProcess(f"sqlite:///{tmp_path}/ledger.db")
+        await committer.ensure_started()
+        assert committer.process is not None and committer.process.pid is not None
+        sent = [committer.send(first, {}, []), committer.send(second, {}, [])]
+        await asyncio.sleep(0.05)
+        os.kill(committer.process.pid, signal.SIGKILL)
+        for answer in sent:
+            with pytest.raises(CommitterLost, match="went away"):
+                await answer
+        retried = [r.outcome.value for r in await committer.post(first + second, {}, [])]
+        await committer.close()
+        return retried
+
+    retried = asyncio.run(scenario())
+    assert set(retried) <= {"appended", "duplicate"} and len(retried) == 5020
+    with open_ledger(f"sqlite:///{tmp_path}/ledger.db") as ledger:
+        assert ledger.store.head() == 5020 and verify_chain(ledger.store).broken is None
 
 
 def test_a_committer_that_cannot_open_its_ledger_says_why() -> None:
