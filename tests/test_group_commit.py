@@ -178,7 +178,7 @@ def test_a_grouped_commit_is_traced_under_its_first_request_and_links_the_others
 def test_with_a_committer_process_two_groups_are_in_flight_and_each_request_gets_its_own_results(
     tmp_path: Path,
 ) -> None:
-    # ADR 0042: while the committer appends one group it prepares the next; never more than DEPTH are sent.
+    # ADR 0042: big groups are sent while another is in flight (it waits in the socket), never more than DEPTH.
     committer = CommitterProcess(f"sqlite:///{tmp_path}/ledger.db")
     grouped = GroupCommit(lambda raws: [])  # never called: the groups go to the process
     grouped.process = committer

@@ -68,7 +68,7 @@ def test_each_group_gets_its_own_results_as_posting_in_the_worker_would(ledger_u
 def test_groups_in_flight_together_are_answered_in_order_each_with_its_own_results(
     ledger_url: str, tmp_path: Path
 ) -> None:
-    # ADR 0042: the committer prepares a group while it appends the one before. Each later group depends on the
+    # ADR 0042: the worker sends a group while the one before is being decided. Each later group depends on the
     # earlier ones (duplicates, captures of earlier authorizations), so any reordering or mix-up shows.
     events = _events(40, "p")
     groups = [events[:30], [events[0], *events[30:50]], [b"{not json", events[1]], events[50:], events[60:70]]
@@ -91,7 +91,7 @@ def test_groups_in_flight_together_are_answered_in_order_each_with_its_own_resul
     assert answered[1][0][0] == "duplicate" and {o for o, *_ in answered[4]} == {"duplicate"}
 
 
-def test_a_group_the_committer_cannot_prepare_fails_alone_and_in_its_turn(tmp_path: Path) -> None:
+def test_a_group_the_committer_cannot_post_fails_alone_and_in_its_turn(tmp_path: Path) -> None:
     async def scenario() -> tuple[str, list[str]]:
         committer = CommitterProcess(f"sqlite:///{tmp_path}/ledger.db")
         await committer.ensure_started()

@@ -8,8 +8,8 @@ interpreter: the worker's loop only frames the group, and its own reads and writ
 
 The worker starts its committer when it starts (a ``spawn``ed process that opens the same ledger) and talks to it
 over a socket pair through its event loop: no thread on the worker's side, so no lock to hand over. Up to
-:data:`DEPTH` groups are in flight (:class:`~adapters.http.group_commit.GroupCommit` keeps to it): the committer
-prepares the next group while it appends the last (ADR 0042), and answers them in the order they were sent.
+:data:`DEPTH` groups are in flight (:class:`~adapters.http.group_commit.GroupCommit` keeps to it): the next
+group is then already with the committer when it answers the last (ADR 0042), and answers come in sending order.
 
 Frames are a 4-byte length and a pickle. Pickle is safe here: both ends are this program, over a socket pair no
 other process holds. Worker → committer: the events, the trace context of the group's first request (W3C headers;
@@ -28,24 +28,26 @@ import contextlib
 import logging
 import multiprocessing
 import pickle
-import queue
 import socket
 import struct
-import threading
 from collections import deque
 from collections.abc import Sequence
 from typing import Any, Final
 
-from domain.service import PostResult, Prepared
+from domain.service import PostResult
 from ledger.errors import QuipuError
 
 #: ``(trace id, span id, trace flags)`` of a request whose events a group commits (a link of its append span).
 Link = tuple[int, int, int]
 
 _LENGTH: Final = struct.Struct("!I")
-#: Groups a worker may have in flight to its committer: while one is being decided and appended, the next is
-#: prepared (ADR 0042). More would only queue in the committer and make groups smaller.
+#: Groups a worker may have in flight to its committer: the next waits in the socket while one is decided, so the
+#: committer never idles for a round trip through the worker between two (ADR 0042). More would only make groups
+#: smaller.
 DEPTH: Final = 2
+#: The fewest events waiting for which a second group is sent while one is in flight; fewer wait for it to land
+#: (and the group grows meanwhile).
+PREPARE_AHEAD_EVENTS: Final = 100
 #: How long a new committer may take to import, open the ledger and say it is ready.
 START_TIMEOUT: Final = 120.0
 #: How long a committer asked to stop may take to close its ledger before it is killed.
@@ -188,17 +190,19 @@ def _frame(value: object) -> bytes:
 def serve(sock: socket.socket, database_url: str) -> None:
     """The committer process: open the ledger, then decide and append each group it is sent until the socket closes.
 
-    Two threads (ADR 0042). This one reads each group and prepares it (parse, validate, canonical bytes, hashes:
-    :func:`~domain.service.prepare`, which needs no state); the committing thread decides and appends the groups
-    in the order they came and writes each answer. So the next group is prepared while the last one waits on the
-    database. It sets up logging and tracing from the environment as the worker did, so its append spans join the
-    requests' traces and its log lines look like the worker's.
+    Groups are read as they come: the worker may send the next one while this one is being decided (up to
+    :data:`DEPTH`), so it is already here when this one is answered (ADR 0042). It sets up logging and tracing from
+    the environment as the worker did, so its append spans join the requests' traces and its log lines look like
+    the worker's.
     """
+    from opentelemetry import context, propagate
+    from opentelemetry.trace import SpanContext, TraceFlags
+
     from adapters.bootstrap import open_ledger
+    from adapters.http.contract import DATABASE_LOST
     from adapters.observability.logs import configure_logging
-    from adapters.observability.tracing import configure_tracing, instrument, shutdown_tracing
+    from adapters.observability.tracing import configure_tracing, grouped_with, instrument, shutdown_tracing
     from adapters.runtime import tune_gc
-    from domain.service import prepare
 
     configure_logging()
     configure_tracing("quipu-api")
@@ -213,69 +217,30 @@ def serve(sock: socket.socket, database_url: str) -> None:
     # before deciding (ADR 0034).
     ledger.service.shared = True
     tune_gc()
-    groups: queue.Queue[_Group | None] = queue.Queue(maxsize=DEPTH)
-    committing = threading.Thread(target=_commit_groups, args=(ledger, groups, stream, sock), name="quipu-commit")
     try:
         stream.write(_frame(("ready",)))
         stream.flush()
-        committing.start()
         while head := stream.read(_LENGTH.size):
             (length,) = _LENGTH.unpack(head)
             raws, trace, links = pickle.loads(stream.read(length))
-            work: Prepared | tuple[str, str]
-            try:
-                work = prepare(raws)
-            except Exception as exc:  # answered in its turn, like any group's failure
-                log.exception("the committer could not prepare a group of %d events", len(raws))
-                work = ("error", f"{type(exc).__name__}: {exc}")
-            groups.put((work, trace, links))
-    except (OSError, EOFError, ValueError):
-        pass  # the worker went away (or the committing thread closed the socket): nothing left to answer
-    finally:
-        if committing.is_alive():
-            groups.put(None)
-            committing.join()
-        ledger.close()
-        shutdown_tracing()
-
-
-#: A prepared group (or the answer its preparing already gave), the trace context of its first request, its links.
-_Group = tuple["Prepared | tuple[str, str]", dict[str, str], list[Link]]
-
-
-def _commit_groups(ledger: Any, groups: queue.Queue[_Group | None], stream: Any, sock: socket.socket) -> None:
-    """The committing thread: decide and append each prepared group in turn, and answer it."""
-    from opentelemetry import context, propagate
-    from opentelemetry.trace import SpanContext, TraceFlags
-
-    from adapters.http.contract import DATABASE_LOST
-    from adapters.observability.tracing import grouped_with
-
-    try:
-        while (group := groups.get()) is not None:
-            work, trace, links = group
+            token = context.attach(propagate.extract(trace)) if trace else None
             answer: tuple[Any, ...]
-            if isinstance(work, tuple):
-                answer = work
-            else:
-                token = context.attach(propagate.extract(trace)) if trace else None
-                try:
-                    others = [SpanContext(t, s, is_remote=True, trace_flags=TraceFlags(f)) for t, s, f in links]
-                    with grouped_with(others):
-                        answer = ("ok", ledger.service.post_prepared(work))
-                except DATABASE_LOST as exc:
-                    answer = ("lost", f"the ledger's database did not answer: {exc}")
-                except Exception as exc:
-                    log.exception("the committer could not post a group of %d events", work.size)
-                    answer = ("error", f"{type(exc).__name__}: {exc}")
-                finally:
-                    if token is not None:
-                        context.detach(token)
+            try:
+                others = [SpanContext(t, s, is_remote=True, trace_flags=TraceFlags(f)) for t, s, f in links]
+                with grouped_with(others):
+                    answer = ("ok", ledger.service.post(raws))
+            except DATABASE_LOST as exc:
+                answer = ("lost", f"the ledger's database did not answer: {exc}")
+            except Exception as exc:
+                log.exception("the committer could not post a group of %d events", len(raws))
+                answer = ("error", f"{type(exc).__name__}: {exc}")
+            finally:
+                if token is not None:
+                    context.detach(token)
             stream.write(_frame(answer))
             stream.flush()
-    except OSError:
-        # The worker went away: stop the reading thread too (its read ends), so nothing waits on a full queue.
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-        while groups.get() is not None:
-            pass
+    except (OSError, EOFError):
+        pass  # the worker went away: nothing left to answer
+    finally:
+        ledger.close()
+        shutdown_tracing()
