@@ -16,7 +16,7 @@ from adapters.bootstrap import Ledger
 from adapters.http.committer import DEPTH, CommitterProcess, Link
 from adapters.http.group_commit import GroupCommit
 from adapters.observability.tracing import instrument, tracer, use_tracer_provider
-from domain.service import PostResult
+from domain.service import PostResult, Prepared
 from tests.factories import authorized, captured
 
 
@@ -186,10 +186,10 @@ def test_with_a_committer_process_two_groups_are_in_flight_and_each_request_gets
     send = committer.send
 
     def counting_send(
-        raws: Sequence[bytes], trace: dict[str, str], links: Sequence[Link]
+        batch: Prepared, trace: dict[str, str], links: Sequence[Link]
     ) -> asyncio.Future[list[PostResult]]:
         nonlocal in_flight, most
-        answer = send(raws, trace, links)
+        answer = send(batch, trace, links)
         in_flight += 1
         most = max(most, in_flight)
 

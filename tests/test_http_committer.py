@@ -8,6 +8,7 @@ across the process boundary; starting, failing to start, being killed, and stopp
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -27,6 +28,7 @@ from adapters.http.app import committer_choice, create_app
 from adapters.http.committer import CommitterLost, CommitterProcess
 from benchmarks.common import children
 from domain.integrity import verify_chain
+from domain.service import prepare
 from ledger.errors import QuipuError
 from tests.factories import authorized, captured
 from tests.servers import free_port, wait_until_serving
@@ -77,7 +79,7 @@ def test_groups_in_flight_together_are_answered_in_order_each_with_its_own_resul
         committer = CommitterProcess(ledger_url)
         await committer.ensure_started()
         try:
-            sent = [committer.send(g, {}, []) for g in groups]
+            sent = [committer.send(prepare(g), {}, []) for g in groups]
             return [[(r.outcome.value, r.event_id, r.position, r.reason) for r in await s] for s in sent]
         finally:
             await committer.close()
@@ -92,21 +94,29 @@ def test_groups_in_flight_together_are_answered_in_order_each_with_its_own_resul
 
 
 def test_a_group_the_committer_cannot_post_fails_alone_and_in_its_turn(tmp_path: Path) -> None:
+    # The committer trusts the worker's preparing, but the store still checks each event's bytes against the hash
+    # its chain link will cover: a group whose hash does not match is refused whole, and nothing of it is written.
+    tampered = prepare(_events(2, "t"))
+    first = tampered.parsed[0]
+    tampered.parsed[0] = dataclasses.replace(first, digest=bytes(32))
+
     async def scenario() -> tuple[str, list[str]]:
         committer = CommitterProcess(f"sqlite:///{tmp_path}/ledger.db")
         await committer.ensure_started()
         try:
-            too_many = committer.send([b"{}"] * 10_001, {}, [])  # beyond domain.service.MAX_BATCH
-            fine = committer.send(_events(2, "f"), {}, [])
+            bad = committer.send(tampered, {}, [])
+            fine = committer.send(prepare(_events(2, "f")), {}, [])
             with pytest.raises(RuntimeError) as failed:
-                await too_many
+                await bad
             return str(failed.value), [r.outcome.value for r in await fine]
         finally:
             await committer.close()
 
     reason, outcomes = asyncio.run(scenario())
-    assert "BatchTooLarge" in reason and "10001 events exceeds the limit of 10000" in reason
+    assert "StateMismatch" in reason and first.event.event_id.hex in reason.replace("-", "")
     assert outcomes == ["appended"] * 4
+    with open_ledger(f"sqlite:///{tmp_path}/ledger.db") as ledger:
+        assert ledger.store.head() == 4 and verify_chain(ledger.store).broken is None
 
 
 def test_a_cancelled_group_is_still_committed_and_its_answer_goes_to_no_one_else(tmp_path: Path) -> None:
@@ -116,8 +126,8 @@ def test_a_cancelled_group_is_still_committed_and_its_answer_goes_to_no_one_else
         committer = CommitterProcess(f"sqlite:///{tmp_path}/ledger.db")
         await committer.ensure_started()
         try:
-            committer.send(_events(3, "x"), {}, []).cancel()  # its caller went away
-            return [r.event_id or "" for r in await committer.send(later, {}, [])]
+            committer.send(prepare(_events(3, "x")), {}, []).cancel()  # its caller went away
+            return [r.event_id or "" for r in await committer.send(prepare(later), {}, [])]
         finally:
             await committer.close()
 
@@ -181,7 +191,7 @@ def test_a_committer_killed_with_two_groups_in_flight_fails_both_and_the_next_po
         committer = CommitterProcess(f"sqlite:///{tmp_path}/ledger.db")
         await committer.ensure_started()
         assert committer.process is not None and committer.process.pid is not None
-        sent = [committer.send(first, {}, []), committer.send(second, {}, [])]
+        sent = [committer.send(prepare(first), {}, []), committer.send(prepare(second), {}, [])]
         await asyncio.sleep(0.05)
         os.kill(committer.process.pid, signal.SIGKILL)
         for answer in sent:

@@ -34,7 +34,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any, Final
 
-from domain.service import PostResult
+from domain.service import PostResult, Prepared, prepare
 from ledger.errors import QuipuError
 
 #: ``(trace id, span id, trace flags)`` of a request whose events a group commits (a link of its append span).
@@ -45,9 +45,10 @@ _LENGTH: Final = struct.Struct("!I")
 #: committer never idles for a round trip through the worker between two (ADR 0042). More would only make groups
 #: smaller.
 DEPTH: Final = 2
-#: The fewest events waiting for which a second group is sent while one is in flight; fewer wait for it to land
-#: (and the group grows meanwhile).
-PREPARE_AHEAD_EVENTS: Final = 100
+#: A group of at least this many events is big: the worker prepares it (the committer only decides and appends it),
+#: and sends it while another is in flight. A smaller one waits for the one in flight to land, growing meanwhile,
+#: and the committer prepares it (ADR 0042).
+BIG_GROUP_EVENTS: Final = 100
 #: How long a new committer may take to import, open the ledger and say it is ready.
 START_TIMEOUT: Final = 120.0
 #: How long a committer asked to stop may take to close its ledger before it is killed.
@@ -114,16 +115,19 @@ class CommitterProcess:
             await self.start()
 
     def send(
-        self, raws: Sequence[bytes], trace: dict[str, str], links: Sequence[Link]
+        self, batch: Prepared | Sequence[bytes], trace: dict[str, str], links: Sequence[Link]
     ) -> asyncio.Future[list[PostResult]]:
         """Send a group to the running committer (:meth:`ensure_started` first); its results, when answered.
 
-        The future fails with :class:`CommitterLost` if the committer goes away before answering. Cancelling it
-        does not take the group back: the committer still decides it, and its answer is read and dropped.
+        A group the worker has prepared goes in :meth:`~domain.service.Prepared.compact` form: the committer then
+        only decides and appends it (ADR 0042); raw events it prepares itself. The future fails with
+        :class:`CommitterLost` if the committer goes away before answering. Cancelling it does not take the group
+        back: the committer still decides it, and its answer is read and dropped.
         """
         assert self._writer is not None, "ensure_started() first"
         answer: asyncio.Future[list[PostResult]] = asyncio.get_running_loop().create_future()
-        self._writer.write(_frame((list(raws), trace, list(links))))
+        events = ("prepared", batch.compact()) if isinstance(batch, Prepared) else ("raw", list(batch))
+        self._writer.write(_frame((events, trace, list(links))))
         self._pending.append(answer)
         return answer
 
@@ -222,17 +226,19 @@ def serve(sock: socket.socket, database_url: str) -> None:
         stream.flush()
         while head := stream.read(_LENGTH.size):
             (length,) = _LENGTH.unpack(head)
-            raws, trace, links = pickle.loads(stream.read(length))
+            (form, events), trace, links = pickle.loads(stream.read(length))
             token = context.attach(propagate.extract(trace)) if trace else None
             answer: tuple[Any, ...]
             try:
                 others = [SpanContext(t, s, is_remote=True, trace_flags=TraceFlags(f)) for t, s, f in links]
+                batch = Prepared.expand(events) if form == "prepared" else prepare(events)
                 with grouped_with(others):
-                    answer = ("ok", ledger.service.post(raws))
+                    answer = ("ok", ledger.service.post_prepared(batch))
             except DATABASE_LOST as exc:
                 answer = ("lost", f"the ledger's database did not answer: {exc}")
             except Exception as exc:
-                log.exception("the committer could not post a group of %d events", len(raws))
+                size = events[0] if form == "prepared" else len(events)
+                log.exception("the committer could not post a group of %d events", size)
                 answer = ("error", f"{type(exc).__name__}: {exc}")
             finally:
                 if token is not None:
