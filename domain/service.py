@@ -152,8 +152,9 @@ class LedgerService:
     Stream states are cached (LRU) between batches. A cached state is either trusted as it is
     (one writer: nothing else moves the streams) or caught up first on the events other writers
     appended since (``shared``: several processes post to the same streams, as the HTTP server's
-    workers do). Either way a write conflict catches the batch's streams up and decides again,
-    so the cache can never make a stale decision stick.
+    workers do). A shared service whose last two appends were back to back in the log trusts its
+    cache too: nobody else is writing (ADR 0043). Either way a write conflict catches the batch's
+    streams up and decides again, so the cache can never make a stale decision stick.
     """
 
     def __init__(self, store: EventStore, cache_streams: int = 200_000, shared: bool = False) -> None:
@@ -162,6 +163,10 @@ class LedgerService:
         self._cache: OrderedDict[str, tuple[int, State]] = OrderedDict()
         self._cache_max = cache_streams
         self.shared = shared
+        self._last_position = -1
+        """The log position of the last event this service appended (-1: none yet; a first append proves nothing)."""
+        self._alone = False
+        """Whether this service's last two appends were back to back in the log: nobody else appended between."""
 
     def post(
         self, raws: Sequence[bytes | str | dict[str, Any]], stream_check: StreamCheck | None = None
@@ -181,10 +186,15 @@ class LedgerService:
             try:
                 first = attempt == 0
                 results.update(
-                    self._decide_and_append(batch.parsed, trust_cache=first and not self.shared, presume_new=first)
+                    # A shared service that has been appending alone trusts its cache like a sole writer: a
+                    # write from elsewhere since still shows, as a write conflict, and is caught up (ADR 0043).
+                    self._decide_and_append(
+                        batch.parsed, trust_cache=first and (not self.shared or self._alone), presume_new=first
+                    )
                 )
                 break
             except WriteConflict:
+                self._alone = False
                 if attempt == MAX_ATTEMPTS - 1:
                     raise
                 if attempt:
@@ -218,10 +228,16 @@ class LedgerService:
                 new_state = evolve(state, p.event)
                 entry_for_body(p.body)
             except (RuleViolation, UnbalancedEntryError) as exc:
-                if isinstance(exc, RuleViolation) and p.stream in cached:
-                    # Another process may have moved this stream on since we cached it:
-                    # never refuse on a stale state. Decide the batch again from the store.
-                    raise WriteConflict(f"stream {p.stream} may be stale") from None
+                # Another process may have moved this stream on since we cached it: never refuse on a stale
+                # state. If the log holds newer events of it, decide the batch again from the store; if not,
+                # the state was current and the refusal stands (one small read, not a second decision of the
+                # whole batch: ADR 0043).
+                if (
+                    isinstance(exc, RuleViolation)
+                    and p.stream in cached
+                    and self.store.stream_events([p.sid], [cached.pop(p.stream)]).get(p.sid)
+                ):
+                    raise WriteConflict(f"stream {p.stream} was stale") from None
                 if known is None:
                     # The state may hold this very event's effect, recorded by an earlier post: look first.
                     known = self._known(parsed)
@@ -237,6 +253,9 @@ class LedgerService:
             record = NewRecord(p.sid, version + 1, p.event.type, p.body, eid, p.digest, p.posted)
             accepted.append((p, record))
         positions = self.store.append([r for _, r in accepted]) if accepted else []
+        if positions:
+            self._alone = positions[0] == self._last_position + 1
+            self._last_position = positions[-1]
         for (p, _), position in zip(accepted, positions, strict=True):
             results[p.index] = PostResult(p.index, Outcome.APPENDED, str(p.event.event_id), position)
         # Duplicates of events accepted in this same batch learn their position now.
@@ -251,11 +270,11 @@ class LedgerService:
         """The batch's ids already recorded, as integers (hashed in C, not by ``UUID.__hash__``)."""
         return {k.int: v for k, v in self.store.known_events([p.event.event_id for p in parsed]).items()}
 
-    def _load(self, parsed: list[_Parsed], trust_cache: bool) -> tuple[dict[str, tuple[int, State]], set[str]]:
-        """States by stream name (those absent are new streams), and the names served from the
+    def _load(self, parsed: list[_Parsed], trust_cache: bool) -> tuple[dict[str, tuple[int, State]], dict[str, int]]:
+        """States by stream name (those absent are new streams), and the versions of those served from the
         cache unchecked (``trust_cache``; otherwise a cached state catches up on newer events)."""
         states: dict[str, tuple[int, State]] = {}
-        cached: set[str] = set()
+        cached: dict[str, int] = {}
         to_read: dict[UUID, tuple[str, tuple[int, State] | None]] = {}
         for p in parsed:
             if p.stream in states or p.sid in to_read:
@@ -263,7 +282,7 @@ class LedgerService:
             hit = self._cache.get(p.stream)
             if hit is not None and trust_cache:
                 states[p.stream] = hit
-                cached.add(p.stream)
+                cached[p.stream] = hit[0]
             else:
                 to_read[p.sid] = (p.stream, hit)
         if to_read:

@@ -186,6 +186,8 @@ class _Counting:
     def __init__(self, ledger: Ledger) -> None:
         self.store = ledger.store
         self.lookups, self.appends, self.conflicts = 0, 0, 0
+        self.reads: list[int] = []
+        """How many streams each stream read asked for."""
 
     def __getattr__(self, name: str) -> object:
         return getattr(self.store, name)
@@ -193,6 +195,10 @@ class _Counting:
     def known_events(self, event_ids: object) -> object:
         self.lookups += 1
         return self.store.known_events(event_ids)  # type: ignore[arg-type]
+
+    def stream_events(self, stream_ids: list[object], after: object = None) -> object:
+        self.reads.append(len(stream_ids))
+        return self.store.stream_events(stream_ids, after)  # type: ignore[arg-type]
 
     def append(self, records: object) -> list[int]:
         from domain.ports import WriteConflict
@@ -255,3 +261,37 @@ def test_a_refusal_after_an_accepted_repost_decides_the_batch_again(ledger: Ledg
     assert [r.outcome.value for r in results] == ["duplicate", "rejected"]
     assert (store.lookups, store.appends, store.conflicts) == (2, 1, 0)
     assert ledger.store.head() == 2
+
+
+def test_a_shared_service_appending_alone_trusts_its_cache_until_someone_else_writes(ledger: Ledger) -> None:
+    # ADR 0043: a shared service (the HTTP committer) whose last two appends were back to back in the log is the
+    # only writer: it skips the catch-up read. A write from elsewhere shows as a write conflict, caught up.
+    store = _Counting(ledger)
+    b = LedgerService(store, shared=True)  # type: ignore[arg-type]
+    b.post([authorized("p1", "100.00")])
+    b.post([authorized("p2", "100.00")])  # back to back with its first: b is alone
+    assert store.reads == [1, 1]  # each batch caught its one stream up (new streams: read whole)
+    b.post([captured("p1", "30.00"), captured("p2", "30.00")])
+    assert store.reads == [1, 1]  # alone: decided on the cache, no read
+    LedgerService(ledger.store).post([captured("p1", "70.00")])  # someone else moves p1 on
+    assert b.post([refunded("p1", "r1", "100.00")])[0].outcome is Outcome.APPENDED  # against all 100 captured
+    # On the cache the refund exceeded the 30 captured: that refusal was checked (one read: p1 had moved on), and
+    # the batch decided again after catching p1 up (one more), with no write conflict.
+    assert store.conflicts == 0 and store.reads == [1, 1, 1, 1]
+    b.post([captured("p2", "10.00")])
+    assert len(store.reads) == 5  # not alone any more (another writer's event lay between its appends): caught up
+    # Back to back again (positions 6 and 7): alone. A refusal on the cache is checked with one read and stands.
+    assert b.post([captured("p2", "60.01")])[0].outcome is Outcome.REJECTED  # 100 authorized, 40 captured
+    assert store.reads == [1] * 6 and store.conflicts == 0
+    assert ledger.store.head() == 7
+
+
+def test_a_refusal_on_a_current_cached_stream_stands_without_deciding_the_batch_again(ledger: Ledger) -> None:
+    store, service = _counted(ledger)
+    service.post([authorized("p1", "100.00"), captured("p1", "60.00")])
+    results = service.post([refunded("p1", "r1", "100.00"), authorized("p2", "5.00")])  # more than captured
+    assert [r.outcome.value for r in results] == ["rejected", "appended"]
+    assert "refund" in (results[0].reason or "")
+    # Each batch read its new stream (p1, then p2); one more read of p1 alone proved its cached state current.
+    # The batch was decided once and appended once.
+    assert store.reads == [1, 1, 1] and (store.appends, store.conflicts) == (2, 0)

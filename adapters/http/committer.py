@@ -12,9 +12,10 @@ over a socket pair through its event loop: no thread on the worker's side, so no
 group is then already with the committer when it answers the last (ADR 0042), and answers come in sending order.
 
 Frames are a 4-byte length and a pickle. Pickle is safe here: both ends are this program, over a socket pair no
-other process holds. Worker → committer: the events, the trace context of the group's first request (W3C headers;
-empty when tracing is off) and the span contexts of the other requests. Committer → worker: ``("ok", results)``,
-``("lost", reason)`` when the database went away, ``("error", reason)`` for anything else.
+other process holds. Worker → committer: the events (raw, or prepared in compact form), the trace context of the
+group's first request (W3C headers; empty when tracing is off) and the span contexts of the other requests.
+Committer → worker: ``("ok", results)`` (as tuples), ``("lost", reason)`` when the database went away,
+``("error", reason)`` for anything else.
 
 If the committer dies or its database goes away, the group's requests get :class:`CommitterLost` (503 with
 ``Retry-After``: retrying with the same event ids is safe, an event already recorded answers duplicate) and the
@@ -34,7 +35,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any, Final
 
-from domain.service import PostResult, Prepared, prepare
+from domain.service import Outcome, PostResult, Prepared, prepare
 from ledger.errors import QuipuError
 
 #: ``(trace id, span id, trace flags)`` of a request whose events a group commits (a link of its append span).
@@ -145,7 +146,7 @@ class CommitterProcess:
                 if waiting.done():  # cancelled by its caller: the answer is dropped
                     continue
                 if answer[0] == "ok":
-                    waiting.set_result(answer[1])
+                    waiting.set_result(_results(answer[1]))
                 elif answer[0] == "lost":
                     waiting.set_exception(CommitterLost(answer[1]))
                 else:
@@ -184,6 +185,20 @@ class CommitterProcess:
 async def _receive(reader: asyncio.StreamReader) -> Any:
     (length,) = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))
     return pickle.loads(await reader.readexactly(length))
+
+
+#: A result as it crosses the socket: ``(index, outcome, event_id, position, reason, problems)``.
+_Row = tuple[int, str, str | None, int | None, str | None, tuple[str, ...]]
+_OUTCOMES: Final = {o.value: o for o in Outcome}
+
+
+def _rows(results: list[PostResult]) -> list[_Row]:
+    """Results as plain tuples: pickling the dataclasses cost the committer 3.6 µs a result, tuples 0.45 (ADR 0042)."""
+    return [(r.index, r.outcome.value, r.event_id, r.position, r.reason, r.problems) for r in results]
+
+
+def _results(rows: list[_Row]) -> list[PostResult]:
+    return [PostResult(i, _OUTCOMES[o], e, p, r, pr) for i, o, e, p, r, pr in rows]
 
 
 def _frame(value: object) -> bytes:
@@ -233,7 +248,7 @@ def serve(sock: socket.socket, database_url: str) -> None:
                 others = [SpanContext(t, s, is_remote=True, trace_flags=TraceFlags(f)) for t, s, f in links]
                 batch = Prepared.expand(events) if form == "prepared" else prepare(events)
                 with grouped_with(others):
-                    answer = ("ok", ledger.service.post_prepared(batch))
+                    answer = ("ok", _rows(ledger.service.post_prepared(batch)))
             except DATABASE_LOST as exc:
                 answer = ("lost", f"the ledger's database did not answer: {exc}")
             except Exception as exc:
