@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -28,7 +29,7 @@ from adapters.http.app import committer_choice, create_app
 from adapters.http.committer import CommitterLost, CommitterProcess
 from benchmarks.common import children
 from domain.integrity import verify_chain
-from domain.service import prepare
+from domain.service import PostResult, prepare
 from ledger.errors import QuipuError
 from tests.factories import authorized, captured
 from tests.servers import free_port, wait_until_serving
@@ -43,25 +44,35 @@ def _events(n: int, prefix: str) -> list[bytes]:
     return out
 
 
+#: A result as the tests compare them: outcome, event id, position, reason.
+_Summary = list[tuple[str, str | None, int | None, str | None]]
+
+
+def _summary(results: Sequence[PostResult]) -> _Summary:
+    return [(r.outcome.value, r.event_id, r.position, r.reason) for r in results]
+
+
+def _posted_in_the_worker(tmp_path: Path, groups: Sequence[Sequence[bytes]]) -> list[_Summary]:
+    """What posting the same groups in order into a fresh ledger in this process answers."""
+    with open_ledger(f"sqlite:///{tmp_path}/in-the-worker.db") as ledger:
+        return [_summary(ledger.service.post(g)) for g in groups]
+
+
 def test_each_group_gets_its_own_results_as_posting_in_the_worker_would(ledger_url: str, tmp_path: Path) -> None:
     events = _events(30, "c")
     refused = orjson.dumps(captured("nowhere", "1.00"))  # no authorization: a rule refuses it
     groups = [events[:7], [events[0], refused, *events[7:20]], [b"{not json"], events[20:]]
 
-    async def through_the_committer() -> list[list[tuple[str, str | None, int | None, str | None]]]:
+    async def through_the_committer() -> list[_Summary]:
         committer = CommitterProcess(ledger_url)
         await committer.start()
         try:
-            return [[(r.outcome.value, r.event_id, r.position, r.reason) for r in await committer.post(g, {}, [])]
-                    for g in groups]  # fmt: skip
+            return [_summary(await committer.post(g, {}, [])) for g in groups]
         finally:
             await committer.close()
 
     answered = asyncio.run(through_the_committer())
-    with open_ledger(f"sqlite:///{tmp_path}/in-the-worker.db") as ledger:
-        expected = [[(r.outcome.value, r.event_id, r.position, r.reason) for r in ledger.service.post(g)]
-                    for g in groups]  # fmt: skip
-    assert answered == expected
+    assert answered == _posted_in_the_worker(tmp_path, groups)
     assert [o for o, *_ in answered[1][:2]] == ["duplicate", "rejected"] and answered[2][0][0] == "rejected"
     with open_ledger(ledger_url) as ledger:
         assert ledger.store.head() == len(events) and verify_chain(ledger.store).broken is None
@@ -75,20 +86,18 @@ def test_groups_in_flight_together_are_answered_in_order_each_with_its_own_resul
     events = _events(40, "p")
     groups = [events[:30], [events[0], *events[30:50]], [b"{not json", events[1]], events[50:], events[60:70]]
 
-    async def all_at_once() -> list[list[tuple[str, str | None, int | None, str | None]]]:
+    async def all_at_once() -> list[_Summary]:
         committer = CommitterProcess(ledger_url)
         await committer.ensure_started()
         try:
-            sent = [committer.send(prepare(g), {}, []) for g in groups]
-            return [[(r.outcome.value, r.event_id, r.position, r.reason) for r in await s] for s in sent]
+            # Both forms in flight together: prepared by the worker (big groups) and raw (small ones).
+            sent = [committer.send(prepare(g) if i % 2 == 0 else g, {}, []) for i, g in enumerate(groups)]
+            return [_summary(await s) for s in sent]
         finally:
             await committer.close()
 
     answered = asyncio.run(all_at_once())
-    with open_ledger(f"sqlite:///{tmp_path}/in-the-worker.db") as ledger:
-        expected = [[(r.outcome.value, r.event_id, r.position, r.reason) for r in ledger.service.post(g)]
-                    for g in groups]  # fmt: skip
-    assert answered == expected
+    assert answered == _posted_in_the_worker(tmp_path, groups)
     assert [len(a) for a in answered] == [len(g) for g in groups]
     assert answered[1][0][0] == "duplicate" and {o for o, *_ in answered[4]} == {"duplicate"}
 
@@ -159,52 +168,34 @@ def test_a_killed_committer_is_replaced_and_a_stopped_one_leaves_no_process(tmp_
     assert first != second and outcomes == ["appended"] * 4
 
 
-def test_a_committer_killed_while_it_commits_fails_its_group_with_a_retryable_error(tmp_path: Path) -> None:
-    events = _events(2500, "k")
-
-    async def scenario() -> list[str]:
-        committer = CommitterProcess(f"sqlite:///{tmp_path}/ledger.db")
-        await committer.start()
-        assert committer.process is not None and committer.process.pid is not None
-        posting = asyncio.ensure_future(committer.post(events, {}, []))
-        await asyncio.sleep(0.05)  # 5,000 events take far longer than this to decide and append (~0.5 s)
-        os.kill(committer.process.pid, signal.SIGKILL)
-        with pytest.raises(CommitterLost, match="went away"):
-            await posting
-        # The retry, with the same event ids, records each event once whatever the killed one had done.
-        retried = [r.outcome.value for r in await committer.post(events, {}, [])]
-        await committer.close()
-        return retried
-
-    retried = asyncio.run(scenario())
-    assert set(retried) <= {"appended", "duplicate"} and len(retried) == 5000
-    with open_ledger(f"sqlite:///{tmp_path}/ledger.db") as ledger:
-        assert ledger.store.head() == 5000 and verify_chain(ledger.store).broken is None
-
-
-def test_a_committer_killed_with_two_groups_in_flight_fails_both_and_the_next_post_starts_another(
-    tmp_path: Path,
+@pytest.mark.parametrize("sizes", [(2500,), (2500, 10)], ids=["one group", "two groups in flight"])
+def test_a_committer_killed_while_it_commits_fails_what_it_holds_with_a_retryable_error(
+    tmp_path: Path, sizes: tuple[int, ...]
 ) -> None:
-    first, second = _events(2500, "m"), _events(10, "n")
+    groups = [_events(n, f"k{i}-") for i, n in enumerate(sizes)]
+    everything = [e for g in groups for e in g]
 
     async def scenario() -> list[str]:
         committer = CommitterProcess(f"sqlite:///{tmp_path}/ledger.db")
         await committer.ensure_started()
         assert committer.process is not None and committer.process.pid is not None
-        sent = [committer.send(prepare(first), {}, []), committer.send(prepare(second), {}, [])]
-        await asyncio.sleep(0.05)
+        # The first raw (the committer prepares it), the second prepared here (ADR 0042): both forms are lost.
+        sent = [committer.send(g if i == 0 else prepare(g), {}, []) for i, g in enumerate(groups)]
+        await asyncio.sleep(0.05)  # 5,000 events take far longer than this to decide and append (~0.5 s)
         os.kill(committer.process.pid, signal.SIGKILL)
         for answer in sent:
             with pytest.raises(CommitterLost, match="went away"):
                 await answer
-        retried = [r.outcome.value for r in await committer.post(first + second, {}, [])]
+        # The retry, with the same event ids, records each event once whatever the killed one had done; the
+        # next post started another committer.
+        retried = [r.outcome.value for r in await committer.post(everything, {}, [])]
         await committer.close()
         return retried
 
     retried = asyncio.run(scenario())
-    assert set(retried) <= {"appended", "duplicate"} and len(retried) == 5020
+    assert set(retried) <= {"appended", "duplicate"} and len(retried) == len(everything)
     with open_ledger(f"sqlite:///{tmp_path}/ledger.db") as ledger:
-        assert ledger.store.head() == 5020 and verify_chain(ledger.store).broken is None
+        assert ledger.store.head() == len(everything) and verify_chain(ledger.store).broken is None
 
 
 def test_a_committer_that_cannot_open_its_ledger_says_why() -> None:
