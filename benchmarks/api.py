@@ -53,6 +53,7 @@ from benchmarks.common import (
     pg_schema_url,
     pids_named,
     print_table,
+    probe_note,
     write_json,
 )
 from tests.servers import free_port
@@ -435,6 +436,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ],
         )
     used = machine(args.pg_url if "postgresql" in chosen else None)
+    print(probe_note(used))
     doc = {"machine": used, "latency": [asdict(c) for c in latency], "batch": [asdict(b) for b in batch]}
     write_json(args.results_dir / "api.json", doc)
     return 0 if all(c.errors == 0 for c in latency) else 1

@@ -9,6 +9,7 @@ import os
 import platform
 import sqlite3
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -172,9 +173,36 @@ def _cell(value: object) -> str:
     return str(value)
 
 
+#: Iterations of the CPU probe's loop: ~0.13-0.15 s on this project's machines when they are quiet.
+PROBE_ITERATIONS: Final = 3_000_000
+
+
+def cpu_probe() -> float:
+    """CPU seconds a fixed pure-Python loop takes now: how fast the (shared, drifting) cores are at the moment.
+
+    On this project's 2 shared cores a loop like it (at module level, so about twice as slow) took 0.26-0.57 s
+    within one evening, and every benchmark's figures moved with it. A figure is only comparable with another
+    measured at a similar probe.
+    """
+    started = time.process_time()
+    total = 0
+    for i in range(PROBE_ITERATIONS):
+        total += i * i
+    return round(time.process_time() - started, 3)
+
+
+def probe_note(info: dict[str, Any]) -> str:
+    """The line a benchmark prints about the machine's speed while it ran."""
+    return (
+        f"CPU probe: {info.get('cpu_probe_s')} s (a fixed pure-Python loop, taken after the runs; ~0.13-0.15 s on a "
+        "quiet machine of this project, higher when the shared cores are slow: compare figures at similar probes)"
+    )
+
+
 def machine(pg_url: str | None) -> dict[str, Any]:
-    """What the numbers were measured on."""
+    """What the numbers were measured on, and how fast its cores were (:func:`cpu_probe`)."""
     info: dict[str, Any] = {
+        "cpu_probe_s": cpu_probe(),
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),

@@ -48,6 +48,7 @@ from benchmarks.common import (
     pg_schema_url,
     pg_wal_bytes,
     print_table,
+    probe_note,
     write_json,
     written_bytes,
 )
@@ -335,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "results": [asdict(r) for r in results],
     }
     write_json(out, doc)
-    print(f"\nwrote {out}")
+    print(f"\n{probe_note(doc['machine'])}\nwrote {out}")
     return 0 if all(r.verified for r in results) else 1
 
 

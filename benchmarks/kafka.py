@@ -53,6 +53,7 @@ from benchmarks.common import (
     new_schema_name,
     pg_schema_url,
     print_table,
+    probe_note,
     write_json,
 )
 from domain.catalog import parse_event, to_current
@@ -370,12 +371,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "benchmark": "kafka",
         "mode": "quick" if args.quick else "full",
         "params": {"events": events, "batch": args.batch, "partitions": PARTITIONS, "workers": args.workers},
-        "machine": machine(args.pg_url if "postgresql" in names else None),
+        "machine": (used := machine(args.pg_url if "postgresql" in names else None)),
         "results": [asdict(c) for c in cases],
         "consume_only_per_s": found["consume_only_per_s"],
         "faust_only_per_s": found["faust_only_per_s"],
     })  # fmt: skip
-    print(f"\nwrote {out}")
+    print(f"\n{probe_note(used)}\nwrote {out}")
     return 0 if all(c.verified for c in cases) else 1
 
 
