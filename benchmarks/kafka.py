@@ -215,7 +215,7 @@ def run_worker(url: str, bootstrap: str, topic: str, events: int, batch: int, lo
             problems.append(f"head {reader.store.head()} != {events}")
         if (broken := verify_chain(reader.store).broken) is not None:
             problems.append(f"chain broken at {broken}")
-        rate = commit_rate(reader.store, events)
+        rate = commit_rate(reader.store)
     seconds = max(last - first, 1e-9)
     if rate is None:  # one commit held everything: only the sampled clock is left
         rate = events / seconds
@@ -224,7 +224,7 @@ def run_worker(url: str, bootstrap: str, topic: str, events: int, batch: int, lo
     return KafkaCase("", events, batch, workers, rate, seconds, first - launched, 0.0, not problems, lag, problems)
 
 
-def commit_rate(store: Any, events: int) -> float | None:
+def commit_rate(store: Any) -> float | None:
     """Events/s between the log's first and last commit, from the times the chain recorded for them.
 
     The sampler looks at the log every half second, so its first and last sightings were each up to 0.5 s

@@ -87,8 +87,8 @@ class Prepared:
     """A batch after the part of posting that needs no state: parsed, validated, in canonical bytes, hashed and
     filed under its streams. :meth:`LedgerService.post_prepared` decides and appends it.
 
-    Preparing needs no ledger, so it can run ahead of, or beside, the deciding of the batch before (the HTTP
-    committer prepares the next group while the last one is being appended: ADR 0042).
+    Preparing needs no ledger, so it can run in another process than the deciding: an HTTP worker prepares its big
+    groups itself and its committer process only decides and appends them (ADR 0042).
     """
 
     size: int

@@ -134,8 +134,8 @@ class TracedLedgerService(LedgerService):
     """The application service with a ``quipu.append`` span around each post."""
 
     def post_prepared(self, batch: Prepared) -> list[PostResult]:
-        # Around deciding and appending (every way in goes through here, the HTTP committer's pipeline too);
-        # preparing may run ahead of it, on another group's time (ADR 0042).
+        # Around deciding and appending: every way in goes through here. Preparing comes before it, and for a big
+        # HTTP group runs in the worker rather than the committer (ADR 0042).
         if not tracing_active():
             return super().post_prepared(batch)
         links = [Link(c) for c in _GROUPED.get()]
