@@ -7,17 +7,19 @@ stream UUIDs, versions and canonical bytes; it knows nothing of event types.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 from uuid import UUID
 
 from domain.envelope import Envelope
 from ledger.errors import QuipuError
 
 
-@dataclass(frozen=True, slots=True)
-class NewRecord:
-    """An event ready to append: its stream slot, its canonical bytes and their hash."""
+class NewRecord(NamedTuple):
+    """An event ready to append: its stream slot, its canonical bytes and their hash.
+
+    A named tuple rather than a frozen dataclass: every appended event makes one, and a tuple is built in a third
+    of the time (0.27 against 0.85 µs).
+    """
 
     stream_id: UUID
     version: int

@@ -140,3 +140,20 @@ def _seq_scans(schema: str) -> int:
         ).fetchone()
         assert row is not None
         return int(row[0])
+
+
+def test_bytes_that_differ_from_their_hash_are_refused_before_anything_is_written(ledger: Ledger) -> None:
+    from adapters.store.mapper import StateMismatch
+
+    good = _record(authorized("p1", "10.00"))
+    bent = _record(authorized("p2", "10.00"))._replace(body=_record(authorized("p2", "11.00")).body)
+    with pytest.raises(StateMismatch, match=str(bent.event_id)):
+        ledger.store.append([good, bent])
+    assert ledger.store.head() == 0
+
+
+def test_the_librarys_own_insert_cannot_bypass_the_chain(ledger: Ledger) -> None:
+    # eventsourcing's insert_events would write events without their chain links; only append_records may write.
+    with pytest.raises(NotImplementedError, match="append_records"):
+        ledger.store.recorder.insert_events([])
+    assert ledger.store.head() == 0

@@ -1,4 +1,4 @@
-"""Appending through an eventsourcing recorder: the part both stores share."""
+"""Appending through a Quipu recorder: the part both stores share."""
 
 from __future__ import annotations
 
@@ -7,20 +7,19 @@ from typing import Any, Final
 
 from eventsourcing.persistence import IntegrityError
 
-from adapters.store.mapper import PydanticMapper
+from adapters.store.mapper import check_bodies
 from domain.ports import NewRecord, WriteConflict
 
 #: An upper bound for "no upper bound" on positions in range queries.
 NO_LIMIT: Final = 2**62
 
 
-def append_via(recorder: Any, mapper: PydanticMapper, records: Sequence[NewRecord]) -> list[int]:
-    """Insert ``records`` with the recorder's transaction (our subclass adds the chain rows and
-    reports their positions); a taken stream version or event id becomes :class:`WriteConflict`."""
-    stored = [mapper.to_stored_event(r) for r in records]
-    positions: list[int] = []
+def append_via(recorder: Any, records: Sequence[NewRecord]) -> list[int]:
+    """Insert ``records`` and their chain links with the recorder's ``append_records``; their positions. A taken
+    stream version or event id becomes :class:`WriteConflict`."""
+    check_bodies(records)
     try:
-        recorder.insert_events(stored, records=records, positions=positions)
+        positions: list[int] = recorder.append_records(records)
     except IntegrityError as exc:
         raise WriteConflict(str(exc)) from exc
     return positions

@@ -8,6 +8,7 @@ one back validates it against its schema version and upcasts it to the current s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -37,6 +38,18 @@ class StateMismatch(RuntimeError):
     """The bytes about to be stored are not the ones the chain will hash: a bug, never input."""
 
 
+def check_bodies(records: Sequence[NewRecord]) -> None:
+    """:class:`StateMismatch` unless each record's bytes are the ones its chain link will cover.
+
+    The service made ``body`` with canonical_bytes once; storing exactly those bytes (not a second serialisation
+    of the event) and checking them against their hash keeps ADR 0004's "the stored bytes are the hashed bytes"
+    for a sixth of the cost. It also guards the bytes an HTTP worker shipped to its committer (ADR 0042).
+    """
+    for record in records:
+        if body_hash(record.body) != record.body_sha256:
+            raise StateMismatch(f"event {record.event_id}: stored bytes differ from the bytes the chain hashes")
+
+
 class PydanticMapper(Mapper[UUID]):
     """Between typed events (as posted) and eventsourcing's stored events."""
 
@@ -45,11 +58,7 @@ class PydanticMapper(Mapper[UUID]):
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         record: NewRecord = domain_event
-        # The service made ``body`` with canonical_bytes once; storing exactly those bytes (not a
-        # second serialisation of the event) and checking they are the ones the chain link will
-        # cover keeps ADR 0004's "the stored bytes are the hashed bytes" for a sixth of the cost.
-        if body_hash(record.body) != record.body_sha256:
-            raise StateMismatch(f"event {record.event_id}: stored bytes differ from the bytes the chain hashes")
+        check_bodies((record,))
         return StoredEvent(record.stream_id, record.version, record.topic, record.body)
 
     # Quipu's events are envelopes, not the library's aggregate events: a narrower return type.

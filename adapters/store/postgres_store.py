@@ -114,20 +114,21 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             schema=schema, append=Identifier(APPEND_FUNCTION)
         )  # fmt: skip
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
-        """Append ``stored_events`` and their chain links in one transaction of one statement.
+        raise NotImplementedError("Quipu appends with append_records: each event's chain link needs its NewRecord")
 
-        ``records`` (keyword) are the events' :class:`NewRecord` in the same order; their positions are
-        appended to ``positions`` (keyword). A taken stream version or event id raises the library's
-        ``IntegrityError``; nothing of the batch is written then.
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def append_records(self, records: Sequence[NewRecord]) -> list[int]:
+        """Append ``records`` and their chain links in one transaction of one statement; their positions.
+
+        A taken stream version or event id raises the library's ``IntegrityError``; nothing of the batch is
+        written then. The columns come from the records themselves, with no library ``StoredEvent`` in between.
         """
-        records: Sequence[NewRecord] = kwargs["records"]
         params = (
-            [e.originator_id for e in stored_events],
-            [e.originator_version for e in stored_events],
-            [e.topic for e in stored_events],
-            [e.state for e in stored_events],
+            [r.stream_id for r in records],
+            [r.version for r in records],
+            [r.topic for r in records],
+            [r.body for r in records],
             [r.event_id for r in records],
             [r.body_sha256 for r in records],
             time.time_ns() // 1000,
@@ -138,8 +139,7 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         if row is None:  # pragma: no cover - the function always returns its row
             raise RuntimeError("the append function returned no row")
         head = int(row["head_position"])
-        kwargs["positions"].extend(range(head + 1, head + 1 + len(records)))
-        return None
+        return list(range(head + 1, head + 1 + len(records)))
 
 
 @contextmanager
@@ -231,7 +231,7 @@ class PostgresEventStore:
         return out
 
     def append(self, records: Sequence[NewRecord]) -> list[int]:
-        return append_via(self.recorder, self.mapper, records)
+        return append_via(self.recorder, records)
 
     def read(self, after: int, limit: int, to_position: int | None = None) -> list[Recorded]:
         upper = to_position if to_position is not None else NO_LIMIT

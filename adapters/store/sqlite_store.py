@@ -75,31 +75,37 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
             "chain_sha256 BLOB NOT NULL)",
         ]
 
-    def _insert_events(
-        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        # One executemany instead of the library's row-by-row inserts: the chain links each
-        # event by its stream and version (the table's key), not by rowid, which VACUUM may
-        # renumber, so no per-row lastrowid is needed.
-        c.executemany(self.insert_events_statement, [_row(s) for s in stored_events])
-        # The inserts above took SQLite's write lock, so the head read here is the head
-        # this batch extends: no other writer can commit in between.
-        c.execute(f"SELECT position, chain_sha256, recorded_at_us FROM {CHAIN} ORDER BY position DESC LIMIT 1")
-        row = c.fetchone()
-        head: tuple[int, bytes, int] = (int(row[0]), bytes(row[1]), int(row[2])) if row else (0, GENESIS, 0)
-        records: Sequence[NewRecord] = kwargs["records"]
-        new = [(r.event_id, r.body_sha256) for r in records]
-        links = extend(head[0], head[1], head[2], new, time.time_ns() // 1000)
-        c.executemany(
-            f"INSERT INTO {CHAIN} VALUES (?,?,?,?,?,?,?)",
-            [
-                (ln.position, r.stream_id.hex, r.version, ln.event_id.bytes, ln.recorded_at_us, ln.body_sha256,
-                 ln.chain_sha256)
-                for ln, r in zip(links, records, strict=True)
-            ],
-        )  # fmt: skip
-        kwargs["positions"].extend(ln.position for ln in links)
-        return None
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        raise NotImplementedError("Quipu appends with append_records: each event's chain link needs its NewRecord")
+
+    def append_records(self, records: Sequence[NewRecord]) -> list[int]:
+        """Insert ``records`` and their chain links in one transaction; their positions.
+
+        Rows are built from the records themselves: the library's ``StoredEvent`` (a frozen dataclass, ~1 µs to
+        make) would only carry the same four values one step further.
+        """
+        with self.datastore.transaction(commit=True) as c:
+            # One executemany instead of the library's row-by-row inserts: the chain links each
+            # event by its stream and version (the table's key), not by rowid, which VACUUM may
+            # renumber, so no per-row lastrowid is needed.
+            rows = [(r.stream_id.hex, r.version, r.topic, r.body) for r in records]
+            c.executemany(self.insert_events_statement, rows)
+            # The inserts above took SQLite's write lock, so the head read here is the head
+            # this batch extends: no other writer can commit in between.
+            c.execute(f"SELECT position, chain_sha256, recorded_at_us FROM {CHAIN} ORDER BY position DESC LIMIT 1")
+            row = c.fetchone()
+            head: tuple[int, bytes, int] = (int(row[0]), bytes(row[1]), int(row[2])) if row else (0, GENESIS, 0)
+            links = extend(head[0], head[1], head[2], [(r.event_id, r.body_sha256) for r in records],
+                           time.time_ns() // 1000)  # fmt: skip
+            c.executemany(
+                f"INSERT INTO {CHAIN} VALUES (?,?,?,?,?,?,?)",
+                [
+                    (ln.position, r.stream_id.hex, r.version, ln.event_id.bytes, ln.recorded_at_us, ln.body_sha256,
+                     ln.chain_sha256)
+                    for ln, r in zip(links, records, strict=True)
+                ],
+            )  # fmt: skip
+            return [ln.position for ln in links]
 
 
 class SQLiteEventStore:
@@ -159,7 +165,7 @@ class SQLiteEventStore:
         return out
 
     def append(self, records: Sequence[NewRecord]) -> list[int]:
-        return append_via(self.recorder, self.mapper, records)
+        return append_via(self.recorder, records)
 
     def read(self, after: int, limit: int, to_position: int | None = None) -> list[Recorded]:
         upper = to_position if to_position is not None else NO_LIMIT
@@ -208,11 +214,6 @@ class SQLiteEventStore:
             c.execute(f"SELECT MAX(position) FROM {CHAIN}")
             row = c.fetchone()
             return int(row[0] or 0)
-
-
-def _row(s: StoredEvent) -> tuple[str, int, str, bytes]:
-    oid = s.originator_id.hex if isinstance(s.originator_id, UUID) else str(s.originator_id)
-    return oid, s.originator_version, s.topic, s.state
 
 
 def _blob(value: object) -> bytes:
