@@ -43,9 +43,13 @@ class Outcome(str, Enum):
     REJECTED = "rejected"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PostResult:
-    """The fate of the event at ``index`` in the posted batch."""
+    """The fate of the event at ``index`` in the posted batch. Treat it as immutable.
+
+    Not frozen: every posted event gets one, and a frozen dataclass's ``__init__`` (``object.__setattr__`` per
+    field) takes four times as long (0.75 against 0.17 µs). Nothing changes a result once it is made.
+    """
 
     index: int
     outcome: Outcome
@@ -60,8 +64,8 @@ class PostResult:
 
 
 #: A prepared batch as :meth:`Prepared.compact` ships it: its size, the refused results, and for each other event
-#: ``(index, type, schema_version, canonical bytes, their SHA-256, stream name)``.
-CompactBatch = tuple[int, list["PostResult"], list[tuple[int, str, int, bytes, bytes, str]]]
+#: ``(index, type, schema_version, canonical bytes, their SHA-256, stream name, why it cannot be booked or None)``.
+CompactBatch = tuple[int, list["PostResult"], list[tuple[int, str, int, bytes, bytes, str, str | None]]]
 
 #: ``(index in the batch, the event's stream name) -> reason to refuse it, or None``.
 StreamCheck = Callable[[int, str], str | None]
@@ -80,12 +84,15 @@ class _Parsed:
     digest: bytes
     stream: str
     sid: UUID
+    unbooked: str | None
+    """Why the event's journal entry cannot be booked (it would not balance), or None. Booking needs no state, so
+    :func:`prepare` works it out: on the HTTP batch path that is the worker, beside the serial committer."""
 
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A batch after the part of posting that needs no state: parsed, validated, in canonical bytes, hashed and
-    filed under its streams. :meth:`LedgerService.post_prepared` decides and appends it.
+    """A batch after the part of posting that needs no state: parsed, validated, in canonical bytes, hashed, filed
+    under its streams, and its journal entries tried. :meth:`LedgerService.post_prepared` decides and appends it.
 
     Preparing needs no ledger, so it can run in another process than the deciding: an HTTP worker prepares its big
     groups itself and its committer process only decides and appends them (ADR 0042).
@@ -104,24 +111,28 @@ class Prepared:
         bytes back with their schema version's model, which is much cheaper than preparing afresh (no second
         parse of the posted text, no canonical serialisation, no card-number scan, no hashing) and cheaper than
         pickling the models."""
-        events = [(p.index, p.posted.type, p.posted.schema_version, p.body, p.digest, p.stream) for p in self.parsed]
+        events = [
+            (p.index, p.posted.type, p.posted.schema_version, p.body, p.digest, p.stream, p.unbooked)
+            for p in self.parsed
+        ]
         return self.size, list(self.refused.values()), events
 
     @staticmethod
     def expand(batch: CompactBatch) -> Prepared:
-        """The batch :meth:`compact` gave. The bytes are trusted to be the canonical bytes of a valid event (the
-        store still checks each one against its hash before writing it)."""
+        """The batch :meth:`compact` gave. The bytes are trusted to be the canonical bytes of a valid event, and the
+        booking verdict to be theirs (the store still checks each event's bytes against its hash before writing
+        it)."""
         size, refused, events = batch
         parsed = []
-        for index, kind, version, body, digest, stream in events:
+        for index, kind, version, body, digest, stream, unbooked in events:
             posted = VERSIONS[(kind, version)].model_validate_json(body)
-            parsed.append(_Parsed(index, to_current(posted), posted, body, digest, stream, stream_id(stream)))
+            parsed.append(_Parsed(index, to_current(posted), posted, body, digest, stream, stream_id(stream), unbooked))
         return Prepared(size, {r.index: r for r in refused}, parsed)
 
 
 def prepare(raws: Sequence[bytes | str | dict[str, Any]], stream_check: StreamCheck | None = None) -> Prepared:
     """The stateless part of :meth:`LedgerService.post`: parse and validate each event, its canonical bytes,
-    their hash, its stream. :class:`BatchTooLarge` beyond :data:`MAX_BATCH` events."""
+    their hash, its stream, and whether its journal entry balances. :class:`BatchTooLarge` beyond :data:`MAX_BATCH` events."""
     if len(raws) > MAX_BATCH:
         raise BatchTooLarge(f"batch of {len(raws)} events exceeds the limit of {MAX_BATCH}")
     refused: dict[int, PostResult] = {}
@@ -142,7 +153,7 @@ def prepare(raws: Sequence[bytes | str | dict[str, Any]], stream_check: StreamCh
         if stream_check is not None and (why := stream_check(i, name)) is not None:
             refused[i] = PostResult(i, Outcome.REJECTED, str(event.event_id), reason=why, problems=(why,))
             continue
-        parsed.append(_Parsed(i, event, posted, body, body_hash(body), name, stream_id(name)))
+        parsed.append(_Parsed(i, event, posted, body, body_hash(body), name, stream_id(name), _unbooked(body)))
     return Prepared(len(raws), refused, parsed)
 
 
@@ -226,7 +237,8 @@ class LedgerService:
             version, state = known_state if known_state is not None else (0, initial_state(p.stream))
             try:
                 new_state = evolve(state, p.event)
-                entry_for_body(p.body)
+                if p.unbooked is not None:
+                    raise UnbalancedEntryError(p.unbooked)
             except (RuleViolation, UnbalancedEntryError) as exc:
                 # Another process may have moved this stream on since we cached it: never refuse on a stale
                 # state. If the log holds newer events of it, decide the batch again from the store; if not,
@@ -275,22 +287,25 @@ class LedgerService:
         cache unchecked (``trust_cache``; otherwise a cached state catches up on newer events)."""
         states: dict[str, tuple[int, State]] = {}
         cached: dict[str, int] = {}
-        to_read: dict[UUID, tuple[str, tuple[int, State] | None]] = {}
+        # Keyed by stream name, never by UUID: a str caches its hash, UUID.__hash__ runs in Python every time.
+        to_read: dict[str, tuple[UUID, tuple[int, State] | None]] = {}
+        cache = self._cache
         for p in parsed:
-            if p.stream in states or p.sid in to_read:
+            name = p.stream
+            if name in states or name in to_read:
                 continue
-            hit = self._cache.get(p.stream)
+            hit = cache.get(name)
             if hit is not None and trust_cache:
-                states[p.stream] = hit
-                cached[p.stream] = hit[0]
+                states[name] = hit
+                cached[name] = hit[0]
             else:
-                to_read[p.sid] = (p.stream, hit)
+                to_read[name] = (p.sid, hit)
         if to_read:
-            sids = list(to_read)
-            after = [hit[0] if hit is not None else 0 for _, hit in to_read.values()]
+            pending = list(to_read.items())
+            sids = [sid for _, (sid, _) in pending]
+            after = [hit[0] if hit is not None else 0 for _, (_, hit) in pending]
             rows_by_sid = self.store.stream_events(sids, after)
-            for sid in sids:
-                name, hit = to_read[sid]
+            for name, (sid, hit) in pending:
                 version, state = hit if hit is not None else (0, None)
                 if rows := rows_by_sid.get(sid):
                     for _, event in rows:
@@ -309,6 +324,16 @@ class LedgerService:
     def forget(self) -> None:
         """Drop every cached stream state (after a restore, say)."""
         self._cache.clear()
+
+
+def _unbooked(body: bytes) -> str | None:
+    """Why an event's entry cannot be booked, or None. Its rule is tried here, once, and the entry dropped: the
+    journal projection books it again from the stored bytes."""
+    try:
+        entry_for_body(body)
+    except UnbalancedEntryError as exc:
+        return str(exc)
+    return None
 
 
 def _seen(p: _Parsed, seen: tuple[int, bytes]) -> PostResult:

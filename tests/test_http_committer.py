@@ -31,7 +31,7 @@ from benchmarks.common import children
 from domain.integrity import verify_chain
 from domain.service import PostResult, prepare
 from ledger.errors import QuipuError
-from tests.factories import authorized, captured
+from tests.factories import adjustment, authorized, captured
 from tests.servers import free_port, wait_until_serving
 
 SECRET = "committer-test-secret-0123456789-abcdefghijkl"
@@ -84,7 +84,13 @@ def test_groups_in_flight_together_are_answered_in_order_each_with_its_own_resul
     # ADR 0042: the worker sends a group while the one before is being decided. Each later group depends on the
     # earlier ones (duplicates, captures of earlier authorizations), so any reordering or mix-up shows.
     events = _events(40, "p")
-    groups = [events[:30], [events[0], *events[30:50]], [b"{not json", events[1]], events[50:], events[60:70]]
+    # An entry that would not balance is found out by prepare, so in the worker for a prepared group (ADR 0042):
+    # its verdict must cross to the committer with the event.
+    lines = [("seller:S1:available:BRL", "debit", "10.00", "BRL"),
+             ("platform:main:adjustments:MXN", "credit", "10.00", "MXN")]  # fmt: skip
+    unbalanced = orjson.dumps(adjustment("a1", lines))
+    groups = [events[:30], [events[0], *events[30:50]], [b"{not json", events[1], unbalanced], events[50:],
+              events[60:70]]  # fmt: skip
 
     async def all_at_once() -> list[_Summary]:
         committer = CommitterProcess(ledger_url)
@@ -100,6 +106,7 @@ def test_groups_in_flight_together_are_answered_in_order_each_with_its_own_resul
     assert answered == _posted_in_the_worker(tmp_path, groups)
     assert [len(a) for a in answered] == [len(g) for g in groups]
     assert answered[1][0][0] == "duplicate" and {o for o, *_ in answered[4]} == {"duplicate"}
+    assert answered[2][2][0] == "rejected" and "entry does not balance" in (answered[2][2][3] or "")
 
 
 def test_a_group_the_committer_cannot_post_fails_alone_and_in_its_turn(tmp_path: Path) -> None:
