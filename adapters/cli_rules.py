@@ -294,7 +294,7 @@ def serve(
     import uvicorn
 
     from adapters.bootstrap import database_url
-    from adapters.http.app import committer_choice
+    from adapters.committer import committer_choice
     from adapters.http.auth import ExternalIssuerSettings
     from adapters.observability.logs import resolve_format, uvicorn_log_config
     from adapters.observability.tracing import exporter_choice

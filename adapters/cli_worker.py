@@ -69,6 +69,14 @@ def worker_cmd(
         typer.Option("--stop-grace", min=0.1, help="seconds SIGTERM may take before the worker exits uncommitted"),
     ] = 30.0,
     log_format: LogFormatOpt = None,
+    committer: Annotated[
+        Optional[str],
+        typer.Option(
+            "--committer",
+            help="where batches are appended: process (a committer process, while the next batch is staged here) "
+            "or thread; default QUIPU_COMMITTER, else process",
+        ),
+    ] = None,
 ) -> None:
     """Append the events of the inbound topic, batch by batch, committing offsets only after each append.
 
@@ -80,6 +88,7 @@ def worker_cmd(
     """
     import logging
 
+    from adapters.committer import committer_choice
     from adapters.kafka.worker import IngestWorker, WorkerMetrics, WorkerSettings
     from adapters.observability.logs import configure_logging
     from adapters.observability.tracing import configure_tracing, shutdown_tracing
@@ -87,10 +96,11 @@ def worker_cmd(
     try:
         configure_logging(log_format)
         configure_tracing("quipu-worker")
+        where = committer_choice(committer)
     except QuipuError as exc:
         raise fail(exc) from None
     log = logging.getLogger("quipu.worker")
-    settings = WorkerSettings(database, brokers, topic, group, dlq_topic, batch)
+    settings = WorkerSettings(database, brokers, topic, group, dlq_topic, batch, committer=where)
     metrics = None
     if metrics_port is not None:
         from prometheus_client import start_http_server

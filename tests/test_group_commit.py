@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from adapters.bootstrap import Ledger
-from adapters.http.committer import DEPTH, CommitterProcess, Link
+from adapters.committer import DEPTH, CommitterProcess, Link
 from adapters.http.group_commit import GroupCommit
 from adapters.observability.tracing import instrument, tracer, use_tracer_provider
 from domain.service import PostResult, Prepared

@@ -25,8 +25,8 @@ import orjson
 import pytest
 
 from adapters.bootstrap import open_ledger
-from adapters.http.app import committer_choice, create_app
-from adapters.http.committer import CommitterLost, CommitterProcess
+from adapters.committer import CommitterLost, CommitterProcess, committer_choice
+from adapters.http.app import create_app
 from benchmarks.common import children
 from domain.integrity import verify_chain
 from domain.service import PostResult, prepare

@@ -11,6 +11,7 @@ Waits have generous deadlines and name what they waited for; nothing asserts on 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sqlite3
@@ -39,7 +40,7 @@ from adapters.kafka import dead_letters
 from adapters.kafka.broker import ensure_topics
 from adapters.kafka.ingest import Incoming, ingest_batch, key_problem
 from adapters.kafka.outbox import OutboxSettings, publish, stored_position
-from benchmarks.common import demo_lines
+from benchmarks.common import children, demo_lines
 from domain.catalog import parse_event, to_current
 from domain.integrity import verify_chain
 from domain.posting_rules import entry_for_body
@@ -139,12 +140,22 @@ def committed(bootstrap: str, topic: str, group: str) -> tuple[dict[int, int], d
 
 
 def start_worker(
-    url: str, kafka: LocalBroker, names: dict[str, str], log: Path, batch: int = 500
+    url: str,
+    kafka: LocalBroker,
+    names: dict[str, str],
+    log: Path,
+    batch: int = 500,
+    committer: str = "process",
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     args = [sys.executable, "-m", "adapters.cli", "worker", "--database", url, "--brokers", kafka.bootstrap]
     args += ["--topic", names["in"], "--group", names["group"], "--dlq-topic", names["dlq"], "--batch", str(batch)]
+    args += ["--committer", committer]
     with log.open("ab") as out:
-        return subprocess.Popen(args, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        return subprocess.Popen(
+            args, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+        )  # fmt: skip
 
 
 def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:
@@ -189,15 +200,16 @@ def assert_recorded_once(url: str, lines: Sequence[bytes]) -> None:
         assert report.broken is None
 
 
+@pytest.mark.parametrize("committer", ["process", "thread"])
 def test_the_worker_appends_every_event_once_and_commits_every_offset(
-    kafka: LocalBroker, names: dict[str, str], tmp_path: Path, request: pytest.FixtureRequest
+    kafka: LocalBroker, names: dict[str, str], tmp_path: Path, request: pytest.FixtureRequest, committer: str
 ) -> None:
     url = f"sqlite:///{tmp_path}/ledger.db"
     lines = demo_lines(71, 5000)
     produce(kafka.bootstrap, names["in"], keyed(lines))
     head = head_of(url, request)
     log = tmp_path / "worker.log"
-    worker = start_worker(url, kafka, names, log, batch=1000)
+    worker = start_worker(url, kafka, names, log, batch=1000, committer=committer)
     try:
         wait_for("all 5,000 events appended", lambda: head() >= len(lines), worker, log)
         # The offsets move after the append: wait for the commit of the last batch before stopping.
@@ -245,6 +257,69 @@ def test_a_worker_killed_mid_stream_and_restarted_loses_and_duplicates_nothing(
     assert_recorded_once(url, lines)
     assert consume_all(kafka.bootstrap, names["dlq"]) == []
     print(f"killed at head {killed_at} of {len(lines)}")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_committer_killed_mid_stream_is_replaced_and_its_batches_are_sent_again_in_order(
+    kafka: LocalBroker, names: dict[str, str], tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    # ADR 0045: two batches may be with the committer. Killed, it fails both; the worker starts another and sends
+    # them again, oldest first. Out of order, a capture would arrive before its authorization and be dead-lettered.
+    url = _url(backend, tmp_path, request)
+    with open_ledger(url):
+        pass
+    lines = demo_lines(73, 4000)
+    produce(kafka.bootstrap, names["in"], keyed(lines))
+    head = head_of(url, request)
+    log = tmp_path / "worker.log"
+    worker = start_worker(url, kafka, names, log, batch=200)
+    try:
+        wait_for("the first batches appended", lambda: head() >= len(lines) // 3, worker, log)
+        (committer,) = _spawned(worker.pid)
+        os.kill(committer, signal.SIGKILL)
+        wait_for("every event appended after the committer died", lambda: head() >= len(lines), worker, log)
+        wait_for("every offset committed", lambda: _all_committed(kafka, names), worker, log)
+        assert _spawned(worker.pid) not in ([], [committer])  # a new committer took over
+    finally:
+        assert stop(worker) == 0, log.read_text()
+    assert_recorded_once(url, lines)
+    assert consume_all(kafka.bootstrap, names["dlq"]) == []
+    assert "the committer process went away" in log.read_text()
+
+
+def test_the_committer_process_appends_each_batch_inside_the_batch_span(
+    kafka: LocalBroker, names: dict[str, str], tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    lines = demo_lines(74, 300)
+    produce(kafka.bootstrap, names["in"], keyed(lines))
+    head = head_of(url, request)
+    log = tmp_path / "worker.log"
+    # The console exporter: both processes write their spans, one JSON object per line, to the same log.
+    worker = start_worker(url, kafka, names, log, batch=100, env={"QUIPU_OTEL_EXPORTER": "console"})
+    try:
+        wait_for("every event appended", lambda: head() >= len(lines), worker, log)
+        wait_for("every offset committed", lambda: _all_committed(kafka, names), worker, log)
+    finally:
+        assert stop(worker) == 0, log.read_text()
+    spans = [json.loads(line) for line in log.read_text().splitlines() if line.startswith('{"name"')]
+    batches = {s["context"]["span_id"]: s for s in spans if s["name"] == "quipu.kafka.batch"}
+    appends = [s for s in spans if s["name"] == "quipu.append"]
+    assert batches and appends
+    for append in appends:  # made in the committer process, under the batch span of the worker
+        parent = batches[append["parent_id"]]
+        assert append["context"]["trace_id"] == parent["context"]["trace_id"]
+        assert append["resource"]["attributes"]["service.name"] == "quipu-worker"
+
+
+def _spawned(pid: int) -> list[int]:
+    """The committer processes of the worker ``pid`` (its spawned children; not the resource tracker)."""
+    found = []
+    for child in children(pid):
+        with open(f"/proc/{child}/cmdline", "rb") as cmd:
+            if b"spawn_main" in cmd.read():
+                found.append(child)
+    return found
 
 
 def _url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
@@ -400,7 +475,9 @@ def test_a_failing_database_is_retried_without_committing_and_nothing_is_dead_le
 
     monkeypatch.setattr(worker_module, "ingest_batch", flaky)
     monkeypatch.setattr(worker_module, "RETRY_FIRST_S", 0.05)
-    settings = worker_module.WorkerSettings(url, kafka.bootstrap, names["in"], names["group"], names["dlq"], 1000)
+    settings = worker_module.WorkerSettings(
+        url, kafka.bootstrap, names["in"], names["group"], names["dlq"], 1000, committer="thread"
+    )
     metrics = worker_module.WorkerMetrics()
     worker = worker_module.IngestWorker(settings, metrics=metrics)
 

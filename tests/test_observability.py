@@ -406,7 +406,10 @@ def test_the_worker_links_each_batch_to_its_messages_traces_and_logs_their_offse
             await producer.stop()
 
     asyncio.run(produce())
-    settings = worker_module.WorkerSettings(f"sqlite:///{tmp_path}/ledger.db", kafka.bootstrap, topic, group, dlq)
+    # On the database thread, so the append spans end in this process's exporter (a committer process's spans:
+    # tests/test_kafka.py).
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    settings = worker_module.WorkerSettings(url, kafka.bootstrap, topic, group, dlq, committer="thread")
     worker = worker_module.IngestWorker(settings)
 
     async def run() -> None:

@@ -22,10 +22,10 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from adapters.bootstrap import open_ledger
+from adapters.committer import CommitterProcess, committer_choice
 from adapters.console import mount as mount_console
 from adapters.http import audit_routes, contract, fx_routes, ledger_routes
 from adapters.http.auth import AuthError, ExternalIssuer, ExternalIssuerSettings, api_secret, authenticate, issue_token
-from adapters.http.committer import CommitterProcess
 from adapters.http.group_commit import GroupCommit
 from adapters.http.metrics import ApiMetrics
 from adapters.http.settlement_routes import add_routes
@@ -36,10 +36,7 @@ from adapters.observability.tracing import configure_tracing, instrument, shutdo
 from adapters.reports import ReportError, balance_rows, trial_balance_rows
 from domain.catalog import MAX_EVENT_BYTES
 from domain.service import Outcome, PostResult
-from ledger.errors import QuipuError
 
-#: Where a server's posts are decided and appended (``create_app(committer=…)``, ``QUIPU_COMMITTER``).
-COMMITTERS: Final = ("process", "thread")
 #: The most events one batch request may carry (larger bodies get 413).
 MAX_BATCH_EVENTS: Final = 1000
 PROBLEM: Final = "application/problem+json"
@@ -81,14 +78,6 @@ class TokenBucket:
             return (1 - tokens) / self.rate
         self.tokens[client] = (tokens - 1, now)
         return 0.0
-
-
-def committer_choice(value: str | None = None) -> str:
-    """``value`` (else ``QUIPU_COMMITTER``, else ``process``) when it is one of :data:`COMMITTERS`."""
-    choice = (value or os.environ.get("QUIPU_COMMITTER") or "process").strip().lower()
-    if choice not in COMMITTERS:
-        raise QuipuError(f"committer (QUIPU_COMMITTER): {choice!r} is not one of {', '.join(COMMITTERS)}")
-    return choice
 
 
 def create_app(

@@ -35,8 +35,8 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from adapters.committer import CommitterLost
 from adapters.http.auth import SCOPES
-from adapters.http.committer import CommitterLost
 from domain.envelope import AMOUNT_PATTERN
 from ledger.pan import masked
 

@@ -29,7 +29,7 @@ from typing import Final
 from opentelemetry import propagate
 from opentelemetry.trace import SpanContext
 
-from adapters.http.committer import BIG_GROUP_EVENTS, DEPTH, CommitterProcess
+from adapters.committer import BIG_GROUP_EVENTS, DEPTH, CommitterProcess
 from adapters.observability.tracing import current_span_context, grouped_with, tracing_active
 from domain.service import MAX_BATCH, PostResult, prepare
 

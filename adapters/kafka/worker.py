@@ -21,7 +21,7 @@ import contextlib
 import contextvars
 import sqlite3
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,15 +31,19 @@ import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped]
 from aiokafka.errors import CommitFailedError  # type: ignore[import-untyped]
 from eventsourcing.persistence import InterfaceError, OperationalError
+from opentelemetry import trace
+from opentelemetry.trace import Span
 
-from adapters.bootstrap import DatabaseUnavailable, Ledger, first_line, open_ledger
+from adapters.bootstrap import DatabaseUnavailable, Ledger, database_url, first_line, open_ledger
+from adapters.committer import DEPTH, CommitterLost, CommitterProcess
 from adapters.http.metrics import ApiMetrics
 from adapters.kafka.broker import DEFAULT_PARTITIONS, ensure_topics
 from adapters.kafka.dead_letters import DeadLetter
-from adapters.kafka.ingest import BatchOutcome, Incoming, ingest_batch
+from adapters.kafka.ingest import BatchOutcome, Incoming, Staged, ingest_batch, outcome_of, stage
 from adapters.observability.kafka import log_batch
-from adapters.observability.tracing import batch_span, instrument
+from adapters.observability.tracing import batch_span, instrument, span_carrier, start_batch_span
 from domain.ports import WriteConflict
+from domain.service import PostResult
 
 #: Failures of the database, not of the message: retried, never dead-lettered. A WriteConflict here
 #: means the service's own retries ran out (writers fighting over one stream); later it will pass.
@@ -77,6 +81,9 @@ class WorkerSettings:
     """The longest wait between two attempts at a batch the database refused."""
     partitions: int = DEFAULT_PARTITIONS
     """Partitions of the inbound and dead-letter topics when the worker has to create them."""
+    committer: str = "process"
+    """Where batches are decided and appended: ``process`` (a committer process, ADR 0045) or ``thread`` (the
+    worker's database thread)."""
 
 
 @dataclass(slots=True)
@@ -141,7 +148,11 @@ class IngestWorker:
         """Consume until ``stop`` is set; the batch in hand is finished and committed first."""
         s = self.settings
         await ensure_topics(s.brokers, [s.topic, s.dlq_topic], s.partitions)
+        # Opened here in either mode: it creates the ledger and brings its views up to date before anything is
+        # consumed (a committer process opens it without migrating, as a thread after a failure does).
         self._ledger = await self._on_db(_open_traced, s.database, True)
+        if s.committer == "process":
+            await self._on_db(self._close_ledger)
         consumer = AIOKafkaConsumer(
             s.topic,
             bootstrap_servers=s.brokers,
@@ -157,7 +168,10 @@ class IngestWorker:
         try:
             await consumer.start()
             try:
-                await self._loop(consumer, producer, stop)
+                if s.committer == "process":
+                    await self._loop_committed(consumer, producer, stop)
+                else:
+                    await self._loop(consumer, producer, stop)
             finally:
                 # Leaves the group at once, so the partitions move to the other workers now.
                 await consumer.stop()
@@ -202,6 +216,107 @@ class IngestWorker:
             if time.monotonic() - last_report >= 5.0:
                 self.report(self.stats.line())
                 last_report = time.monotonic()
+
+    async def _loop_committed(self, consumer: Any, producer: Any, stop: asyncio.Event) -> None:
+        """The loop with a committer process (ADR 0045): while it decides and appends a batch, the next is fetched
+        and staged here and sent behind it (at most :data:`~adapters.committer.DEPTH` in flight). Each batch's
+        dead letters and offsets are handled when its answer comes, in consuming order, as in :meth:`_loop`."""
+        committer = CommitterProcess(database_url(self.settings.database), stop_after_failure=True,
+                                     service="quipu-worker")  # fmt: skip
+        in_flight: deque[_InFlight] = deque()
+        fetching: asyncio.Task[dict[Any, list[Any]]] | None = None
+        last_report = time.monotonic()
+        try:
+            if not await self._restart(committer, in_flight, None, stop):
+                return
+            while True:
+                if fetching is None and len(in_flight) < DEPTH and not stop.is_set():
+                    consumer.resume(*consumer.assignment())
+                    fetching = asyncio.ensure_future(
+                        consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=self.settings.batch)
+                    )
+                waits: set[asyncio.Future[Any]] = {fetching} if fetching is not None else set()
+                if in_flight:
+                    waits.add(in_flight[0].answer)
+                if not waits:
+                    return  # stopped, and every batch in flight answered and committed
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                if fetching is not None and fetching.done():
+                    polled, fetching = fetching.result(), None
+                    if polled:
+                        # No fetching while batches are in flight: every fetch response wakes the event loop, and
+                        # the development broker answers an idle fetch at once, so a running fetcher spins.
+                        consumer.pause(*consumer.assignment())
+                        in_flight.append(self._send(committer, polled))
+                    else:
+                        await self._measure_lag(consumer)
+                while in_flight and in_flight[0].answer.done():
+                    try:
+                        results = in_flight[0].answer.result()
+                    except CommitterLost as exc:
+                        if not await self._restart(committer, in_flight, exc, stop):
+                            return  # stopped while the database was away: nothing more committed, all redelivered
+                        continue
+                    await self._finish(consumer, producer, in_flight.popleft(), results)
+                if time.monotonic() - last_report >= 5.0:
+                    self.report(self.stats.line())
+                    last_report = time.monotonic()
+        finally:
+            if fetching is not None:
+                fetching.cancel()
+            for left in in_flight:
+                left.span.end()
+            await committer.close()
+
+    def _send(self, committer: CommitterProcess, polled: dict[Any, list[Any]]) -> _InFlight:
+        """Stage a fetched batch here and send it to the committer, behind any batch already in flight."""
+        messages = [
+            Incoming(tp.topic, tp.partition, r.offset, r.key, r.value, tuple(r.headers or ()))
+            for tp, records in polled.items()
+            for r in records
+        ]
+        # One span per batch, linked to each message's traceparent; the committer's append is its child.
+        span = start_batch_span(self.settings.topic, self.settings.group,
+                                [(m.partition, m.offset, m.headers) for m in messages])  # fmt: skip
+        staged = stage(messages)
+        carrier = span_carrier(span)
+        return _InFlight(polled, staged, span, carrier, committer.send(staged.prepared, carrier, []))
+
+    async def _finish(self, consumer: Any, producer: Any, done: _InFlight, results: list[PostResult]) -> None:
+        """An answered batch: its dead letters acknowledged, then its offsets committed."""
+        with trace.use_span(done.span, end_on_exit=True):
+            outcome = outcome_of(done.staged, results)
+            await self._send_dead_letters(producer, outcome.dead)
+            await self._commit(consumer, {tp: records[-1].offset + 1 for tp, records in done.polled.items()})
+            self._count(done.staged.messages, outcome)
+            log_batch(done.staged.messages, outcome)
+        await self._measure_lag(consumer)
+
+    async def _restart(
+        self, committer: CommitterProcess, in_flight: deque[_InFlight], failure: Exception | None, stop: asyncio.Event
+    ) -> bool:
+        """Start a committer (after ``failure``: a fresh one, with back-off) and send it every batch in flight
+        again, in order; ``False`` when stopped first. The committer that failed exited after its failed batch
+        (``stop_after_failure``), so no batch behind it was appended ahead of it; a batch appended before the
+        failure answers duplicates the second time."""
+        delay = RETRY_FIRST_S
+        while True:
+            if failure is not None:
+                self.stats.retries += 1
+                self.report(f"the committer could not append ({first_line(failure)}); retrying in {delay:.1f} s")
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=delay)
+                if stop.is_set():
+                    return False
+                delay = min(delay * 2, self.settings.retry_max_s)
+            try:
+                await committer.start()
+            except CommitterLost as exc:
+                failure = exc
+                continue
+            for item in in_flight:
+                item.answer = committer.send(item.staged.prepared, item.trace, [])
+            return True
 
     async def _post_until_done(self, messages: Sequence[Incoming], stop: asyncio.Event) -> BatchOutcome | None:
         """Post the batch, retrying database failures with back-off; ``None`` when stopped before it passed."""
@@ -276,6 +391,19 @@ class IngestWorker:
         # In a copy of this task's context, so the batch's span is the parent of the append's.
         context = contextvars.copy_context()
         return await asyncio.get_running_loop().run_in_executor(self._db, lambda: context.run(fn, *args))
+
+
+@dataclass(slots=True)
+class _InFlight:
+    """A batch sent to the committer process and not yet answered."""
+
+    polled: dict[Any, list[Any]]
+    staged: Staged
+    span: Span
+    """The batch's span: open until its dead letters are sent and its offsets committed."""
+    trace: dict[str, str]
+    """Its trace context, sent with it so the committer's append span is its child."""
+    answer: asyncio.Future[list[PostResult]]
 
 
 def _open_traced(url: str | None, migrate: bool) -> Ledger:

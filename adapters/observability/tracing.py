@@ -182,12 +182,10 @@ def message_context(headers: Sequence[tuple[str, bytes]]) -> trace.SpanContext |
     return context if context.is_valid else None
 
 
-@contextmanager
-def batch_span(
-    topic: str, group: str, messages: Sequence[tuple[int, int, Sequence[tuple[str, bytes]]]]
-) -> Iterator[Span]:
+def start_batch_span(topic: str, group: str, messages: Sequence[tuple[int, int, Sequence[tuple[str, bytes]]]]) -> Span:
     """One ``CONSUMER`` span for a consumed batch of ``(partition, offset, headers)``, linked to each
-    message's producer span; the batch's appends, dead letters and commit are its children."""
+    message's producer span, started but not made current: a batch in flight to the committer process keeps its
+    span open while the next batch is fetched (ADR 0045). End it, or make it current with ``trace.use_span``."""
     links = []
     for partition, offset, headers in messages:
         if (context := message_context(headers)) is not None:
@@ -201,8 +199,24 @@ def batch_span(
         "quipu.kafka.linked_messages": len(links),
     }
     # A fresh root: a batch mixes messages of many traces, each reachable through its link.
-    with tracer().start_as_current_span(
+    return tracer().start_span(
         BATCH_SPAN, context=trace.set_span_in_context(trace.INVALID_SPAN), kind=SpanKind.CONSUMER,
         attributes=attributes, links=links,
-    ) as span:  # fmt: skip
+    )  # fmt: skip
+
+
+def span_carrier(span: Span) -> dict[str, str]:
+    """W3C trace-context headers naming ``span`` as the parent (empty when tracing is off)."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=trace.set_span_in_context(span))
+    return carrier
+
+
+@contextmanager
+def batch_span(
+    topic: str, group: str, messages: Sequence[tuple[int, int, Sequence[tuple[str, bytes]]]]
+) -> Iterator[Span]:
+    """:func:`start_batch_span`, current for the ``with`` block: the batch's appends, dead letters and commit are
+    its children."""
+    with trace.use_span(start_batch_span(topic, group, messages), end_on_exit=True) as span:
         yield span

@@ -1,4 +1,7 @@
-"""An HTTP worker's committer process: the grouped posts are decided and appended outside the worker (ADR 0041).
+"""A committer process: posts are decided and appended outside the process that receives them (ADRs 0041, 0045).
+
+Each HTTP worker of ``quipu serve`` has one for its grouped posts (ADR 0041), and ``quipu worker`` has one for its
+consumed batches (ADR 0045). What follows was measured on the HTTP side first.
 
 A worker's event loop and its committing thread shared one interpreter lock. Each time the committing thread
 waited on the database it gave the lock away, and got it back only when the loop next let go of it, up to the
@@ -17,9 +20,11 @@ group's first request (W3C headers; empty when tracing is off) and the span cont
 Committer → worker: ``("ok", results)`` (as tuples), ``("lost", reason)`` when the database went away,
 ``("error", reason)`` for anything else.
 
-If the committer dies or its database goes away, the group's requests get :class:`CommitterLost` (503 with
-``Retry-After``: retrying with the same event ids is safe, an event already recorded answers duplicate) and the
-next post starts a new committer.
+If the committer dies or its database goes away (or write conflicts outlast the service's retries), the group's
+requests get :class:`CommitterLost` (503 with ``Retry-After``: retrying with the same event ids is safe, an event
+already recorded answers duplicate) and the next post starts a new committer. A committer started with
+``stop_after_failure`` (the Kafka worker's) exits after such an answer, so the groups queued behind the failed one
+are not appended before it: they fail too, and the worker sends them again, in order, to a new committer.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import os
 import pickle
 import socket
 import struct
@@ -57,6 +63,19 @@ STOP_TIMEOUT: Final = 10.0
 log = logging.getLogger("quipu.http")
 
 
+#: Where posts are decided and appended: a committer process, or a thread of the receiving process
+#: (``quipu serve`` and ``quipu worker``: ``--committer``, else ``QUIPU_COMMITTER``).
+COMMITTERS: Final = ("process", "thread")
+
+
+def committer_choice(value: str | None = None) -> str:
+    """``value`` (else ``QUIPU_COMMITTER``, else ``process``) when it is one of :data:`COMMITTERS`."""
+    choice = (value or os.environ.get("QUIPU_COMMITTER") or "process").strip().lower()
+    if choice not in COMMITTERS:
+        raise QuipuError(f"committer (QUIPU_COMMITTER): {choice!r} is not one of {', '.join(COMMITTERS)}")
+    return choice
+
+
 class CommitterLost(QuipuError):
     """The committer process, or its database, went away: the group was not answered (retry, same event ids)."""
 
@@ -68,8 +87,12 @@ class CommitterProcess:
     they were sent, so each answer resolves the oldest group still waiting.
     """
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, stop_after_failure: bool = False, service: str = "quipu-api") -> None:
         self.database_url = database_url
+        self.stop_after_failure = stop_after_failure
+        """Whether the committer exits after a group it could not post, failing the groups queued behind it."""
+        self.service = service
+        """The service name of the committer's traces: the process it commits for."""
         self.process: multiprocessing.process.BaseProcess | None = None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -92,7 +115,10 @@ class CommitterProcess:
         await self.close()
         ours, theirs = socket.socketpair()
         process = multiprocessing.get_context("spawn").Process(
-            target=serve, args=(theirs, self.database_url), name="quipu-committer", daemon=True
+            target=serve,
+            args=(theirs, self.database_url, self.stop_after_failure, self.service),
+            name="quipu-committer",
+            daemon=True,
         )
         try:
             process.start()
@@ -206,25 +232,29 @@ def _frame(value: object) -> bytes:
     return _LENGTH.pack(len(data)) + data
 
 
-def serve(sock: socket.socket, database_url: str) -> None:
-    """The committer process: open the ledger, then decide and append each group it is sent until the socket closes.
+def serve(sock: socket.socket, database_url: str, stop_after_failure: bool = False, service: str = "quipu-api") -> None:
+    """The committer process: open the ledger, then decide and append each group it is sent until the socket closes
+    (or, with ``stop_after_failure``, until a group fails).
 
     Groups are read as they come: the worker may send the next one while this one is being decided (up to
     :data:`DEPTH`), so it is already here when this one is answered (ADR 0042). It sets up logging and tracing from
     the environment as the worker did, so its append spans join the requests' traces and its log lines look like
     the worker's.
     """
+    from eventsourcing.persistence import InterfaceError, OperationalError
     from opentelemetry import context, propagate
     from opentelemetry.trace import SpanContext, TraceFlags
+    from psycopg import InterfaceError as PgInterfaceError
+    from psycopg import OperationalError as PgOperationalError
 
     from adapters.bootstrap import open_ledger
-    from adapters.http.contract import DATABASE_LOST
     from adapters.observability.logs import configure_logging
     from adapters.observability.tracing import configure_tracing, grouped_with, instrument, shutdown_tracing
     from adapters.runtime import tune_gc
+    from domain.ports import WriteConflict
 
     configure_logging()
-    configure_tracing("quipu-api")
+    configure_tracing(service)
     stream = sock.makefile("rwb")
     try:
         ledger = instrument(open_ledger(database_url))
@@ -249,8 +279,10 @@ def serve(sock: socket.socket, database_url: str) -> None:
                 batch = Prepared.expand(events) if form == "prepared" else prepare(events)
                 with grouped_with(others):
                     answer = ("ok", _rows(ledger.service.post_prepared(batch)))
-            except DATABASE_LOST as exc:
+            except (OperationalError, InterfaceError, PgOperationalError, PgInterfaceError) as exc:
                 answer = ("lost", f"the ledger's database did not answer: {exc}")
+            except WriteConflict as exc:
+                answer = ("lost", f"other writers kept taking the same streams: {exc}")
             except Exception as exc:
                 size = events[0] if form == "prepared" else len(events)
                 log.exception("the committer could not post a group of %d events", size)
@@ -260,6 +292,8 @@ def serve(sock: socket.socket, database_url: str) -> None:
                     context.detach(token)
             stream.write(_frame(answer))
             stream.flush()
+            if stop_after_failure and answer[0] != "ok":
+                break
     except (OSError, EOFError):
         pass  # the worker went away: nothing left to answer
     finally:
