@@ -3,10 +3,13 @@
 The loop is plain aiokafka with manual commits (ADR 0022 says why not a faust agent):
 
 1. ``getmany`` up to ``batch`` messages (each partition's messages in offset order);
-2. check keys and post them in one :meth:`LedgerService.post` call, on the worker's database thread so
-   the event loop keeps the group's heartbeats going while the database works;
+2. stage them (parse, validate, check keys: :func:`~adapters.kafka.ingest.stage`) and have them decided and
+   appended: by the worker's committer process (the default; ADR 0045), which is sent the next batch while it
+   appends this one, or with ``--committer thread`` on the worker's database thread, so the event loop keeps
+   the group's heartbeats going while the database works;
 3. produce the refusals to the dead-letter topic and wait for the broker's acknowledgements;
-4. only then commit the offsets after the batch.
+4. only then commit the offsets after the batch. Batches are answered, and steps 3 and 4 taken, in the order
+   they were consumed.
 
 A crash anywhere before step 4 redelivers the batch, and the ledger reports the events already recorded
 as duplicates: at-least-once delivery plus an idempotent append records each event exactly once. A
