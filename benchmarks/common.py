@@ -56,6 +56,20 @@ def drop_schema(base_url: str, schema: str) -> None:
         conn.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(schema)))
 
 
+@contextlib.contextmanager
+def scratch_ledger_url(backend: str, directory: Path, name: str, pg_url: str) -> Iterator[str]:
+    """A fresh ledger's URL: an SQLite file ``name.db`` in ``directory``, or a new PostgreSQL schema (prefix
+    ``bench_name``) on ``pg_url``, dropped afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite:///{directory.resolve()}/{name}.db"
+        return
+    schema = new_schema_name(f"bench_{name}".replace("-", "_"))
+    try:
+        yield pg_schema_url(pg_url, schema)
+    finally:
+        drop_schema(pg_url, schema)
+
+
 def written_bytes() -> int:
     """Bytes this process has sent to storage so far (``write_bytes`` of ``/proc/self/io``; 0 where unreadable)."""
     return proc_self("io", "write_bytes") or 0

@@ -42,13 +42,11 @@ from benchmarks.common import (
     check_pg,
     default_pg_url,
     demo_lines,
-    drop_schema,
     machine,
-    new_schema_name,
-    pg_schema_url,
     pg_wal_bytes,
     print_table,
     probe_note,
+    scratch_ledger_url,
     write_json,
     written_bytes,
 )
@@ -272,17 +270,8 @@ def run(
             for batch in batch_sizes:
                 for writers in writer_counts:
                     total = events_batch1 if batch == 1 else events
-                    schema = None
-                    if backend == "sqlite":
-                        url = f"sqlite:///{Path(tmp).resolve()}/ingest-{batch}-{writers}.db"
-                    else:
-                        schema = new_schema_name("bench_ingest")
-                        url = pg_schema_url(pg_url, schema)
-                    try:
-                        r = run_case(url, backend, batch, writers, total, pg_url if schema else None)
-                    finally:
-                        if schema is not None:
-                            drop_schema(pg_url, schema)
+                    with scratch_ledger_url(backend, Path(tmp), f"ingest-{batch}-{writers}", pg_url) as url:
+                        r = run_case(url, backend, batch, writers, total, pg_url if backend == "postgresql" else None)
                     status = "ok" if r.verified else "FAILED: " + "; ".join(r.problems)
                     print(
                         f"  {backend:10} batch={batch:<5} writers={writers}  {r.events:>7,} events "

@@ -22,6 +22,7 @@ Each child takes 15-40 s under valgrind. Needs valgrind (``apt-get install valgr
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import re
 import shutil
@@ -51,28 +52,25 @@ def child(backend: str, events: int, stop_after: str, pg_url: str) -> None:
     ``stop_after``."""
     from adapters.bootstrap import open_ledger
     from adapters.runtime import tune_gc
-    from benchmarks.common import batches, demo_lines, drop_schema, new_schema_name, pg_schema_url
     from domain.service import prepare
 
-    lines = demo_lines(1000, events)
-    schema = None
-    with tempfile.TemporaryDirectory(prefix="quipu-bench-ir-") as tmp:
-        if backend == "sqlite":
-            url = f"sqlite:///{tmp}/ledger.db"
-        else:
-            schema = new_schema_name("bench_ir")
-            url = pg_schema_url(pg_url, schema)
-        try:
-            with open_ledger(url) as ledger:
-                tune_gc()  # as every quipu process does (ADR 0031)
-                if stop_after != "startup":
-                    prepared = [prepare(chunk) for chunk in batches(lines, 1000)]
-                    if stop_after == "post":
-                        for batch in prepared:
-                            ledger.service.post_prepared(batch)
-        finally:
-            if schema is not None:
-                drop_schema(pg_url, schema)
+    # The benchmark helpers of this checkout, not of the one measured, which may predate some of them.
+    spec = importlib.util.spec_from_file_location("_quipu_bench_common", Path(__file__).with_name("common.py"))
+    assert spec is not None and spec.loader is not None
+    helpers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(helpers)
+    lines = helpers.demo_lines(1000, events)
+    with (
+        tempfile.TemporaryDirectory(prefix="quipu-bench-ir-") as tmp,
+        helpers.scratch_ledger_url(backend, Path(tmp), "ir", pg_url) as url,
+        open_ledger(url) as ledger,
+    ):
+        tune_gc()  # as every quipu process does (ADR 0031)
+        if stop_after != "startup":
+            prepared = [prepare(chunk) for chunk in helpers.batches(lines, 1000)]
+            if stop_after == "post":
+                for batch in prepared:
+                    ledger.service.post_prepared(batch)
 
 
 def count(source: Path, backend: str, events: int, stop_after: str, pg_url: str) -> int:

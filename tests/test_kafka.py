@@ -230,13 +230,9 @@ def _all_committed(kafka: LocalBroker, names: dict[str, str]) -> bool:
 def test_a_worker_killed_mid_stream_and_restarted_loses_and_duplicates_nothing(
     kafka: LocalBroker, names: dict[str, str], tmp_path: Path, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    url = _url(backend, tmp_path, request)
-    with open_ledger(url):  # create the schema before the worker and this test both open it
-        pass
     # 4,000 in the suite; the issue's full run is QUIPU_KAFKA_KILL_EVENTS=100000 (docs/reliability.md).
-    lines = demo_lines(72, int(os.environ.get("QUIPU_KAFKA_KILL_EVENTS", "4000")))
-    produce(kafka.bootstrap, names["in"], keyed(lines))
-    head = head_of(url, request)
+    url, lines, head = _backlog(backend, 72, int(os.environ.get("QUIPU_KAFKA_KILL_EVENTS", "4000")), kafka, names,
+                                tmp_path, request)  # fmt: skip
     log = tmp_path / "worker.log"
     first = start_worker(url, kafka, names, log, batch=200)
     try:
@@ -265,12 +261,7 @@ def test_a_committer_killed_mid_stream_is_replaced_and_its_batches_are_sent_agai
 ) -> None:
     # ADR 0045: two batches may be with the committer. Killed, it fails both; the worker starts another and sends
     # them again, oldest first. Out of order, a capture would arrive before its authorization and be dead-lettered.
-    url = _url(backend, tmp_path, request)
-    with open_ledger(url):
-        pass
-    lines = demo_lines(73, 4000)
-    produce(kafka.bootstrap, names["in"], keyed(lines))
-    head = head_of(url, request)
+    url, lines, head = _backlog(backend, 73, 4000, kafka, names, tmp_path, request)
     log = tmp_path / "worker.log"
     worker = start_worker(url, kafka, names, log, batch=200)
     try:
@@ -290,10 +281,7 @@ def test_a_committer_killed_mid_stream_is_replaced_and_its_batches_are_sent_agai
 def test_the_committer_process_appends_each_batch_inside_the_batch_span(
     kafka: LocalBroker, names: dict[str, str], tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    url = f"sqlite:///{tmp_path}/ledger.db"
-    lines = demo_lines(74, 300)
-    produce(kafka.bootstrap, names["in"], keyed(lines))
-    head = head_of(url, request)
+    url, lines, head = _backlog("sqlite", 74, 300, kafka, names, tmp_path, request)
     log = tmp_path / "worker.log"
     # The console exporter: both processes write their spans, one JSON object per line, to the same log.
     worker = start_worker(url, kafka, names, log, batch=100, env={"QUIPU_OTEL_EXPORTER": "console"})
@@ -320,6 +308,25 @@ def _spawned(pid: int) -> list[int]:
             if b"spawn_main" in cmd.read():
                 found.append(child)
     return found
+
+
+def _backlog(
+    backend: str,
+    seed: int,
+    events: int,
+    kafka: LocalBroker,
+    names: dict[str, str],
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> tuple[str, list[bytes], Callable[[], int]]:
+    """A fresh ledger (created before the worker and the test open it), ``events`` demo events waiting in the
+    inbound topic, and a reader of the ledger's head."""
+    url = _url(backend, tmp_path, request)
+    with open_ledger(url):
+        pass
+    lines = demo_lines(seed, events)
+    produce(kafka.bootstrap, names["in"], keyed(lines))
+    return url, lines, head_of(url, request)
 
 
 def _url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
