@@ -116,7 +116,7 @@ class CommitterProcess:
         ours, theirs = socket.socketpair()
         process = multiprocessing.get_context("spawn").Process(
             target=serve,
-            args=(theirs, self.database_url, self.stop_after_failure, self.service),
+            args=(theirs, self.database_url, self.stop_after_failure, self.service, os.getpid()),
             name="quipu-committer",
             daemon=True,
         )
@@ -232,14 +232,21 @@ def _frame(value: object) -> bytes:
     return _LENGTH.pack(len(data)) + data
 
 
-def serve(sock: socket.socket, database_url: str, stop_after_failure: bool = False, service: str = "quipu-api") -> None:
+def serve(
+    sock: socket.socket,
+    database_url: str,
+    stop_after_failure: bool = False,
+    service: str = "quipu-api",
+    parent: int | None = None,
+) -> None:
     """The committer process: open the ledger, then decide and append each group it is sent until the socket closes
     (or, with ``stop_after_failure``, until a group fails).
 
     Groups are read as they come: the worker may send the next one while this one is being decided (up to
     :data:`DEPTH`), so it is already here when this one is answered (ADR 0042). It sets up logging and tracing from
     the environment as the worker did, so its append spans join the requests' traces and its log lines look like
-    the worker's.
+    the worker's. It dies with its ``parent`` process: a group in hand then rolls back, and nothing is appended
+    for a worker that can no longer answer or commit offsets.
     """
     from eventsourcing.persistence import InterfaceError, OperationalError
     from opentelemetry import context, propagate
@@ -250,9 +257,11 @@ def serve(sock: socket.socket, database_url: str, stop_after_failure: bool = Fal
     from adapters.bootstrap import open_ledger
     from adapters.observability.logs import configure_logging
     from adapters.observability.tracing import configure_tracing, grouped_with, instrument, shutdown_tracing
-    from adapters.runtime import tune_gc
+    from adapters.runtime import die_with_parent, tune_gc
     from domain.ports import WriteConflict
 
+    if parent is not None:
+        die_with_parent(parent)
     configure_logging()
     configure_tracing(service)
     stream = sock.makefile("rwb")

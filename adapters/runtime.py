@@ -11,6 +11,8 @@ has started (modules, configuration) is moved out of the collector's sight.
 from __future__ import annotations
 
 import gc
+import os
+import sys
 from typing import Final
 
 #: Allocations between young collections, then young collections per middle one, middle per old one.
@@ -53,3 +55,21 @@ def reset_peak() -> bool:
     except OSError:
         return False
     return status_mib("VmHWM") is not None
+
+
+def die_with_parent(parent: int) -> None:
+    """Have the kernel SIGKILL this process when its parent ``parent`` dies (Linux ``PR_SET_PDEATHSIG``).
+
+    For a helper process (a committer) whose work only matters while its parent can take the answer: killed with
+    its parent, it leaves no half-finished group running against the ledger. The transaction in hand rolls back,
+    as any crash's does. Elsewhere than Linux this does nothing. If the parent is already gone, the process exits.
+    """
+    if sys.platform != "linux":
+        return
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before the request took effect
+        os._exit(0)

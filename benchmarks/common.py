@@ -102,6 +102,15 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (``/proc/PID/stat``; a zombie waiting to be reaped counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
 def pids_named(comm: str) -> list[int]:
     """Every process whose command name (``/proc/PID/comm``) is ``comm``: PostgreSQL's backends, say."""
     found = []

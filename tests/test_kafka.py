@@ -40,7 +40,7 @@ from adapters.kafka import dead_letters
 from adapters.kafka.broker import ensure_topics
 from adapters.kafka.ingest import Incoming, ingest_batch, key_problem
 from adapters.kafka.outbox import OutboxSettings, publish, stored_position
-from benchmarks.common import children, demo_lines
+from benchmarks.common import alive, children, demo_lines
 from domain.catalog import parse_event, to_current
 from domain.integrity import verify_chain
 from domain.posting_rules import entry_for_body
@@ -238,9 +238,12 @@ def test_a_worker_killed_mid_stream_and_restarted_loses_and_duplicates_nothing(
     try:
         # Killed in the middle: once about a third of the events are in.
         wait_for("the first batches appended", lambda: head() >= len(lines) // 3, first, log)
+        committers = _spawned(first.pid)
     finally:
         stop(first, signal.SIGKILL)
     killed_at = head()
+    # Its committer dies with it (PR_SET_PDEATHSIG): nothing is appended for a worker that cannot commit offsets.
+    wait_for("the committer gone with its worker", lambda: not any(alive(pid) for pid in committers))
     # The broker never evicts a member killed without leaving; a restart clears its group state and
     # keeps the committed offsets (shared/KAFKA.md). Kafka itself would evict it after its session timeout.
     kafka.restart()

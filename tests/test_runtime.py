@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from adapters.runtime import GC_THRESHOLDS, proc_self, status_mib
+from benchmarks.common import alive
 
 
 def test_the_console_script_and_the_api_workers_tune_the_collector() -> None:
@@ -46,3 +49,28 @@ def test_proc_figures_are_read_by_field_and_absent_ones_are_none() -> None:
     assert proc_self("no-such-file", "VmRSS") is None
     # A prefix of a field is not that field ("Vm" would otherwise match every Vm* line).
     assert proc_self("status", "Vm") is None
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_helper_process_dies_with_its_parent(tmp_path: Path) -> None:
+    # As a committer process does (ADR 0045): killed with its worker, it appends nothing the worker cannot answer.
+    pidfile = tmp_path / "helper.pid"
+    helper = ("import os, sys, time\nfrom adapters.runtime import die_with_parent\ndie_with_parent(os.getppid())\n"
+              "open(sys.argv[1], 'w').write(str(os.getpid()))\ntime.sleep(120)\n")  # fmt: skip
+    spawn = f"subprocess.Popen([sys.executable, '-c', {helper!r}, {str(pidfile)!r}])"
+    parent_code = f"import subprocess, sys, time\n{spawn}\ntime.sleep(120)\n"
+    parent = subprocess.Popen([sys.executable, "-c", parent_code])
+    try:
+        deadline = time.monotonic() + 60
+        while not (pidfile.exists() and pidfile.read_text()):
+            assert time.monotonic() < deadline, "the helper never started"
+            time.sleep(0.05)
+        child = int(pidfile.read_text())
+        assert alive(child)
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 30
+    while alive(child):
+        assert time.monotonic() < deadline, "the helper outlived its parent"
+        time.sleep(0.05)
