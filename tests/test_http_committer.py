@@ -281,3 +281,39 @@ def _children(pid: int, marker: str) -> list[int]:
             if marker.encode() in cmd.read():
                 found.append(child)
     return found
+
+
+def test_write_conflicts_that_outlast_the_retries_are_retryable_and_stop_a_committer_told_to(tmp_path: Path) -> None:
+    # serve() runs in a thread of a child process, with the service's post_prepared made to give up as it does after
+    # MAX_ATTEMPTS conflicts: the answer is "lost" (retryable: 503, or a Kafka retry), never "error" (500, or a
+    # worker crash), and with stop_after_failure the committer stops reading (ADR 0045).
+    script = f"""
+import pickle, socket, struct, threading
+from adapters.committer import _frame, serve
+from domain.ports import WriteConflict
+from domain.service import LedgerService
+
+def give_up(self, batch):
+    raise WriteConflict("stream payment:p1 moved 12 times")
+
+LedgerService.post_prepared = give_up
+ours, theirs = socket.socketpair()
+thread = threading.Thread(target=serve, args=(theirs, "sqlite:///{tmp_path}/ledger.db", True))
+thread.start()
+stream = ours.makefile("rwb")
+def receive():
+    (length,) = struct.unpack("!I", stream.read(4))
+    return pickle.loads(stream.read(length))
+assert receive() == ("ready",)
+stream.write(_frame((("raw", [b"{{}}"]), {{}}, [])))
+stream.write(_frame((("raw", [b"{{}}"]), {{}}, [])))  # queued behind the failed group: never answered
+stream.flush()
+print(receive())
+thread.join(30)
+print("stopped" if not thread.is_alive() else "still serving")
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr
+    answer, state = run.stdout.strip().splitlines()
+    assert answer.startswith("('lost', 'other writers kept taking the same streams: stream payment:p1 moved")
+    assert state == "stopped"
