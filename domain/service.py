@@ -24,7 +24,7 @@ from uuid import UUID
 from domain.catalog import VERSIONS, InvalidEvent, canonical_bytes, parse_event, refuse_nul, to_current
 from domain.envelope import Envelope
 from domain.ports import EventStore, NewRecord, WriteConflict
-from domain.posting_rules import entry_for_body
+from domain.posting_rules import RULES, entry_for_body
 from domain.rules import RuleViolation, State, evolve, initial_state, stream_id, stream_name
 from ledger.chain import body_hash
 from ledger.errors import QuipuError, UnbalancedEntryError
@@ -132,7 +132,8 @@ class Prepared:
 
 def prepare(raws: Sequence[bytes | str | dict[str, Any]], stream_check: StreamCheck | None = None) -> Prepared:
     """The stateless part of :meth:`LedgerService.post`: parse and validate each event, its canonical bytes,
-    their hash, its stream, and whether its journal entry balances. :class:`BatchTooLarge` beyond :data:`MAX_BATCH` events."""
+    their hash, its stream, and whether its journal entry balances. :class:`BatchTooLarge` beyond
+    :data:`MAX_BATCH` events."""
     if len(raws) > MAX_BATCH:
         raise BatchTooLarge(f"batch of {len(raws)} events exceeds the limit of {MAX_BATCH}")
     refused: dict[int, PostResult] = {}
@@ -153,7 +154,7 @@ def prepare(raws: Sequence[bytes | str | dict[str, Any]], stream_check: StreamCh
         if stream_check is not None and (why := stream_check(i, name)) is not None:
             refused[i] = PostResult(i, Outcome.REJECTED, str(event.event_id), reason=why, problems=(why,))
             continue
-        parsed.append(_Parsed(i, event, posted, body, body_hash(body), name, stream_id(name), _unbooked(body)))
+        parsed.append(_Parsed(i, event, posted, body, body_hash(body), name, stream_id(name), _unbooked(posted, body)))
     return Prepared(len(raws), refused, parsed)
 
 
@@ -326,9 +327,12 @@ class LedgerService:
         self._cache.clear()
 
 
-def _unbooked(body: bytes) -> str | None:
+def _unbooked(posted: Envelope, body: bytes) -> str | None:
     """Why an event's entry cannot be booked, or None. Its rule is tried here, once, and the entry dropped: the
-    journal projection books it again from the stored bytes."""
+    journal projection books it again from the stored bytes. Types that book nothing (orders, authorisations …)
+    are not parsed again for it."""
+    if (posted.type, posted.schema_version) not in RULES:
+        return None
     try:
         entry_for_body(body)
     except UnbalancedEntryError as exc:
