@@ -356,6 +356,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--batch", type=int, default=1000, help="worker --batch and the ledger-only batch size")
     ap.add_argument("--brokers", help="a running broker (default: start one for this run)")
     ap.add_argument("--workers", type=int, nargs="+", default=[1], help="worker counts to compare, e.g. 1 2 4")
+    ap.add_argument("--committer", choices=("process", "thread"), default="process",
+                    help="the workers' --committer (ADR 0045; default process)")  # fmt: skip
     ap.add_argument("--faust", action="store_true", help=f"also time a faust agent (≤{FAUST_EVENTS_MAX:,} events)")
     ap.add_argument("--pg-url", default=default_pg_url())
     ap.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS_DIR, help="where kafka.json goes")
@@ -373,7 +375,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "postgresql" in names and (problem := check_pg(args.pg_url)) is not None:
         print(f"PostgreSQL unreachable at {args.pg_url}: {problem}", file=sys.stderr)
         return 2
-    print(f"kafka: backends={','.join(names)} events={events:,} batch={args.batch} partitions={PARTITIONS}")
+    os.environ["QUIPU_COMMITTER"] = args.committer  # the worker processes inherit it
+    print(f"kafka: backends={','.join(names)} events={events:,} batch={args.batch} partitions={PARTITIONS} "
+          f"committer={args.committer}")  # fmt: skip
     with broker(args.brokers) as bootstrap:
         found = run(names, events, args.batch, bootstrap, args.pg_url, args.faust, args.workers)
     cases: list[KafkaCase] = found["cases"]
@@ -393,7 +397,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_json(out, {
         "benchmark": "kafka",
         "mode": "quick" if args.quick else "full",
-        "params": {"events": events, "batch": args.batch, "partitions": PARTITIONS, "workers": args.workers},
+        "params": {"events": events, "batch": args.batch, "partitions": PARTITIONS, "workers": args.workers,
+                   "committer": args.committer},
         "machine": (used := machine(args.pg_url if "postgresql" in names else None)),
         "results": [asdict(c) for c in cases],
         "consume_only_per_s": found["consume_only_per_s"],
