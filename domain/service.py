@@ -226,18 +226,23 @@ class LedgerService:
         # (a write conflict: the batch is then decided again with the ids looked up first).
         known = None if presume_new else self._known(parsed)
         batch_ids: dict[int, tuple[int, bytes]] = {}
-        accepted: list[tuple[_Parsed, NewRecord]] = []
+        accepted: list[_Parsed] = []
+        records: list[NewRecord] = []
+        in_batch_duplicates = False
         for p in parsed:
-            eid = p.event.event_id
+            event = p.event
+            eid = event.event_id
             key = eid.int
             seen = batch_ids.get(key) if known is None else known.get(key) or batch_ids.get(key)
             if seen is not None:
                 results[p.index] = _seen(p, seen)
+                in_batch_duplicates |= seen[0] < 0
                 continue
-            known_state = states.get(p.stream)
-            version, state = known_state if known_state is not None else (0, initial_state(p.stream))
+            name = p.stream
+            known_state = states.get(name)
+            version, state = known_state if known_state is not None else (0, initial_state(name))
             try:
-                new_state = evolve(state, p.event)
+                new_state = evolve(state, event)
                 if p.unbooked is not None:
                     raise UnbalancedEntryError(p.unbooked)
             except (RuleViolation, UnbalancedEntryError) as exc:
@@ -254,29 +259,30 @@ class LedgerService:
                 if known is None:
                     # The state may hold this very event's effect, recorded by an earlier post: look first.
                     known = self._known(parsed)
-                    if any(r.event_id.int in known for _, r in accepted):
+                    if any(r.event_id.int in known for r in records):
                         raise WriteConflict("an event presumed new is already recorded") from None
                     if (seen := known.get(key)) is not None:
                         results[p.index] = _seen(p, seen)
                         continue
                 results[p.index] = PostResult(p.index, Outcome.REJECTED, str(eid), reason=_reason(exc))
                 continue
-            states[p.stream] = (version + 1, new_state)
-            batch_ids[key] = (-1 - len(accepted), p.digest)
-            record = NewRecord(p.sid, version + 1, p.event.type, p.body, eid, p.digest, p.posted)
-            accepted.append((p, record))
-        positions = self.store.append([r for _, r in accepted]) if accepted else []
+            states[name] = (version + 1, new_state)
+            batch_ids[key] = (-1 - len(records), p.digest)
+            records.append(NewRecord(p.sid, version + 1, event.type, p.body, eid, p.digest, p.posted))
+            accepted.append(p)
+        positions = self.store.append(records) if records else []
         if positions:
             self._alone = positions[0] == self._last_position + 1
             self._last_position = positions[-1]
-        for (p, _), position in zip(accepted, positions, strict=True):
-            results[p.index] = PostResult(p.index, Outcome.APPENDED, str(p.event.event_id), position)
-        # Duplicates of events accepted in this same batch learn their position now.
-        for i, r in list(results.items()):
-            if r.outcome is Outcome.DUPLICATE and r.position is not None and r.position < 0:
-                results[i] = PostResult(i, r.outcome, r.event_id, positions[-1 - r.position])
-        for name, vs in states.items():
-            self._remember(name, vs)
+        appended = Outcome.APPENDED
+        for p, position in zip(accepted, positions, strict=True):
+            results[p.index] = PostResult(p.index, appended, str(p.event.event_id), position)
+        if in_batch_duplicates:
+            # Duplicates of events accepted in this same batch learn their position now.
+            for i, r in list(results.items()):
+                if r.outcome is Outcome.DUPLICATE and r.position is not None and r.position < 0:
+                    results[i] = PostResult(i, r.outcome, r.event_id, positions[-1 - r.position])
+        self._remember(states)
         return results
 
     def _known(self, parsed: list[_Parsed]) -> dict[int, tuple[int, bytes]]:
@@ -316,11 +322,16 @@ class LedgerService:
                     states[name] = (version, state)
         return states, cached
 
-    def _remember(self, name: str, vs: tuple[int, State]) -> None:
-        self._cache[name] = vs
-        self._cache.move_to_end(name)
-        while len(self._cache) > self._cache_max:
-            self._cache.popitem(last=False)
+    def _remember(self, states: dict[str, tuple[int, State]]) -> None:
+        """Cache these streams' states as the most recently used, and evict the least recently used beyond the
+        limit."""
+        cache = self._cache
+        move_to_end = cache.move_to_end
+        for name, vs in states.items():
+            cache[name] = vs
+            move_to_end(name)
+        while len(cache) > self._cache_max:
+            cache.popitem(last=False)
 
     def forget(self) -> None:
         """Drop every cached stream state (after a restore, say)."""
