@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Final
 
 import psycopg
-from eventsourcing.persistence import PersistenceError
+from eventsourcing.persistence import InterfaceError, OperationalError, PersistenceError
 
 from adapters.store.pg_url import DatabaseUrlError, parse_pg_url
 from adapters.store.postgres_store import EVENTS as PG_EVENTS
@@ -86,6 +86,11 @@ class Ledger:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+#: What a database restart or a cut connection raises, through eventsourcing's recorders (which wrap SQLite's and
+#: psycopg's) or psycopg directly (the views): a failure of the database, never of the input; worth a retry.
+DATABASE_LOST: Final = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
 
 
 class DatabaseUnavailable(QuipuError):

@@ -60,7 +60,7 @@ BIG_GROUP_EVENTS: Final = 100
 START_TIMEOUT: Final = 120.0
 #: How long a committer asked to stop may take to close its ledger before it is killed.
 STOP_TIMEOUT: Final = 10.0
-log = logging.getLogger("quipu.http")
+log = logging.getLogger("quipu.committer")
 
 
 #: Where posts are decided and appended: a committer process, or a thread of the receiving process
@@ -248,13 +248,10 @@ def serve(
     the worker's. It dies with its ``parent`` process: a group in hand then rolls back, and nothing is appended
     for a worker that can no longer answer or commit offsets.
     """
-    from eventsourcing.persistence import InterfaceError, OperationalError
     from opentelemetry import context, propagate
     from opentelemetry.trace import SpanContext, TraceFlags
-    from psycopg import InterfaceError as PgInterfaceError
-    from psycopg import OperationalError as PgOperationalError
 
-    from adapters.bootstrap import open_ledger
+    from adapters.bootstrap import DATABASE_LOST, open_ledger
     from adapters.observability.logs import configure_logging
     from adapters.observability.tracing import configure_tracing, grouped_with, instrument, shutdown_tracing
     from adapters.runtime import die_with_parent, tune_gc
@@ -288,7 +285,7 @@ def serve(
                 batch = Prepared.expand(events) if form == "prepared" else prepare(events)
                 with grouped_with(others):
                     answer = ("ok", _rows(ledger.service.post_prepared(batch)))
-            except (OperationalError, InterfaceError, PgOperationalError, PgInterfaceError) as exc:
+            except DATABASE_LOST as exc:
                 answer = ("lost", f"the ledger's database did not answer: {exc}")
             except WriteConflict as exc:
                 answer = ("lost", f"other writers kept taking the same streams: {exc}")

@@ -511,6 +511,15 @@ def test_a_failing_database_is_retried_without_committing_and_nothing_is_dead_le
     assert metrics.registry.get_sample_value("quipu_events_total", {"outcome": "appended"}) == len(lines)
 
 
+def test_an_unknown_committer_is_refused_by_name_before_the_worker_touches_a_broker(tmp_path: Path) -> None:
+    args = [sys.executable, "-m", "adapters.cli", "worker", "--database", f"sqlite:///{tmp_path}/ledger.db",
+            "--brokers", "127.0.0.1:9", "--committer", "fork"]  # fmt: skip
+    run = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode != 0
+    assert "committer (QUIPU_COMMITTER): 'fork' is not one of process, thread" in run.stdout + run.stderr
+    assert not (tmp_path / "ledger.db").exists()  # refused before anything was opened
+
+
 def test_a_worker_stuck_after_the_stop_signal_is_abandoned_after_the_grace_period() -> None:
     """What `quipu worker` does on SIGTERM, without a broker: the run ends in time, or is given up on."""
     from adapters.cli_worker import run_until_stopped

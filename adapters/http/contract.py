@@ -20,9 +20,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Final, Literal
 
-import psycopg
-from eventsourcing.persistence import InterfaceError as StoreInterfaceError
-from eventsourcing.persistence import OperationalError as StoreOperationalError
 from fastapi import FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
@@ -35,16 +32,15 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from adapters import bootstrap
 from adapters.committer import CommitterLost
 from adapters.http.auth import SCOPES
 from domain.envelope import AMOUNT_PATTERN
 from ledger.pan import masked
 
-#: What a database restart or a cut connection raises, through eventsourcing's recorders (which wrap SQLite's
-#: and psycopg's) or psycopg directly (the views): answered 503 with Retry-After.
-DATABASE_LOST: Final = (
-    StoreOperationalError, StoreInterfaceError, psycopg.OperationalError, psycopg.InterfaceError, CommitterLost,
-)  # fmt: skip
+#: The database lost (:data:`adapters.bootstrap.DATABASE_LOST`) or the committer process with it: answered 503 with
+#: Retry-After.
+DATABASE_LOST: Final = (*bootstrap.DATABASE_LOST, CommitterLost)
 
 Guard = Callable[[Request, str], Response | None]
 Problem = Callable[..., JSONResponse]

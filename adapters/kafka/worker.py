@@ -30,14 +30,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar, TypeVarTuple, Unpack
 
-import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped]
 from aiokafka.errors import CommitFailedError  # type: ignore[import-untyped]
-from eventsourcing.persistence import InterfaceError, OperationalError
 from opentelemetry import trace
 from opentelemetry.trace import Span
 
-from adapters.bootstrap import DatabaseUnavailable, Ledger, database_url, first_line, open_ledger
+from adapters.bootstrap import DATABASE_LOST, DatabaseUnavailable, Ledger, database_url, first_line, open_ledger
 from adapters.committer import DEPTH, CommitterLost, CommitterProcess
 from adapters.http.metrics import ApiMetrics
 from adapters.kafka.broker import DEFAULT_PARTITIONS, ensure_topics
@@ -50,16 +48,7 @@ from domain.service import PostResult
 
 #: Failures of the database, not of the message: retried, never dead-lettered. A WriteConflict here
 #: means the service's own retries ran out (writers fighting over one stream); later it will pass.
-TRANSIENT: Final = (
-    DatabaseUnavailable,
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-    OperationalError,
-    InterfaceError,
-    sqlite3.OperationalError,
-    WriteConflict,
-    OSError,
-)
+TRANSIENT: Final = (DatabaseUnavailable, *DATABASE_LOST, sqlite3.OperationalError, WriteConflict, OSError)
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 
@@ -151,8 +140,8 @@ class IngestWorker:
         """Consume until ``stop`` is set; the batch in hand is finished and committed first."""
         s = self.settings
         await ensure_topics(s.brokers, [s.topic, s.dlq_topic], s.partitions)
-        # Opened here in either mode: it creates the ledger and brings its views up to date before anything is
-        # consumed (a committer process opens it without migrating, as a thread after a failure does).
+        # Opened here in either mode, so a ledger that cannot be opened fails the start at once, and the ledger and
+        # its views exist before anything is consumed. A committer process then opens its own.
         self._ledger = await self._on_db(_open_traced, s.database, True)
         if s.committer == "process":
             await self._on_db(self._close_ledger)
@@ -191,11 +180,7 @@ class IngestWorker:
                 timeout_ms=POLL_TIMEOUT_MS, max_records=self.settings.batch
             )
             if polled:
-                messages = [
-                    Incoming(tp.topic, tp.partition, r.offset, r.key, r.value, tuple(r.headers or ()))
-                    for tp, records in polled.items()
-                    for r in records
-                ]
+                messages = _messages(polled)
                 # No fetching while the database thread works: every fetch response wakes the event loop,
                 # and each wake-up takes the GIL from the thread that is posting. Measured with the
                 # development broker, posting went ~1.5x faster paused (ADR 0022). Heartbeats go on.
@@ -273,11 +258,7 @@ class IngestWorker:
 
     def _send(self, committer: CommitterProcess, polled: dict[Any, list[Any]]) -> _InFlight:
         """Stage a fetched batch here and send it to the committer, behind any batch already in flight."""
-        messages = [
-            Incoming(tp.topic, tp.partition, r.offset, r.key, r.value, tuple(r.headers or ()))
-            for tp, records in polled.items()
-            for r in records
-        ]
+        messages = _messages(polled)
         # One span per batch, linked to each message's traceparent; the committer's append is its child.
         span = start_batch_span(self.settings.topic, self.settings.group,
                                 [(m.partition, m.offset, m.headers) for m in messages])  # fmt: skip
@@ -407,6 +388,15 @@ class _InFlight:
     trace: dict[str, str]
     """Its trace context, sent with it so the committer's append span is its child."""
     answer: asyncio.Future[list[PostResult]]
+
+
+def _messages(polled: dict[Any, list[Any]]) -> list[Incoming]:
+    """A ``getmany`` result as the ledger's messages, each partition's in offset order."""
+    return [
+        Incoming(tp.topic, tp.partition, r.offset, r.key, r.value, tuple(r.headers or ()))
+        for tp, records in polled.items()
+        for r in records
+    ]
 
 
 def _open_traced(url: str | None, migrate: bool) -> Ledger:
