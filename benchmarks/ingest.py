@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import queue
 import sys
 import tempfile
@@ -76,6 +77,11 @@ class WriterReport:
     """From the barrier to its last post returning (its own clock)."""
     written: int = 0
     """Bytes the writer sent to storage meanwhile (SQLite: its commits and checkpoints)."""
+    cpu_seconds: float = 0.0
+    """CPU the writer process used meanwhile (user + system)."""
+    append_seconds: float = 0.0
+    """Time spent in the store's append (the transaction that inserts, chains and commits a batch, waits for the
+    write lock included)."""
     error: str | None = None
 
 
@@ -97,6 +103,15 @@ class CaseResult:
     problems: list[str] = field(default_factory=list)
     slowest_writer_s: float = 0.0
     fastest_writer_s: float = 0.0
+    cpu_us_per_event: float = 0.0
+    """The writers' CPU (user + system) per appended event: all the cores together can do no better than
+    cores / this."""
+    cpu_busy: float = 0.0
+    """The writers' CPU seconds over (wall seconds × the machine's cores): below 1, cores sat idle (a writer
+    waiting for the write lock, or fewer writers than cores)."""
+    append_us_per_event: float = 0.0
+    """Time in the store's append per event, summed over the writers. With one writer it is the time the write
+    lock is held, which no number of cores runs in parallel: 1 / this is the serial ceiling."""
     kib_written_per_event: float = 0.0
     """SQLite: bytes the writers sent to storage; PostgreSQL: WAL the server wrote (whole server), per event."""
 
@@ -126,21 +141,49 @@ def _writer(
         raise
     try:
         tune_gc()  # as `quipu post` and every other quipu process does
+        in_append = _time_appends(ledger.service.store)
         ready.wait(READY_TIMEOUT)
         start = time.perf_counter()
+        cpu = time.process_time()
         written = written_bytes()
         counts: Counter[str] = Counter()
         for chunk in batches(lines, batch):
             for result in ledger.service.post(chunk):
                 counts[result.outcome.value] += 1
         elapsed = time.perf_counter() - start
-        reports.put(WriterReport(writer, len(lines), dict(counts), elapsed, written_bytes() - written))
+        reports.put(
+            WriterReport(
+                writer,
+                len(lines),
+                dict(counts),
+                elapsed,
+                written_bytes() - written,
+                time.process_time() - cpu,
+                in_append[0],
+            )
+        )
     except BaseException as exc:
         ready.abort()
         reports.put(WriterReport(writer, 0, {}, 0.0, error=f"post: {exc!r}"))
         raise
     finally:
         ledger.close()
+
+
+def _time_appends(store: object) -> list[float]:
+    """Wrap ``store.append`` to add up the seconds spent in it; the one-element list it returns holds the sum."""
+    spent = [0.0]
+    append = store.append  # type: ignore[attr-defined]
+
+    def timed(records: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return append(records)
+        finally:
+            spent[0] += time.perf_counter() - started
+
+    setattr(store, "append", timed)  # noqa: B010 - an instance attribute shadows the method (mypy refuses it)
+    return spent
 
 
 def run_case(url: str, backend: str, batch: int, writers: int, total: int, pg_url: str | None = None) -> CaseResult:
@@ -206,6 +249,9 @@ def run_case(url: str, backend: str, batch: int, writers: int, total: int, pg_ur
         problems=problems,
         slowest_writer_s=max(r.seconds for r in got),
         fastest_writer_s=min(r.seconds for r in got),
+        cpu_us_per_event=sum(r.cpu_seconds for r in got) * 1e6 / max(1, appended),
+        cpu_busy=sum(r.cpu_seconds for r in got) / (seconds * (os.cpu_count() or 1)) if seconds > 0 else 0.0,
+        append_us_per_event=sum(r.append_seconds for r in got) * 1e6 / max(1, appended),
         kib_written_per_event=(wal if pg_url else sum(r.written for r in got)) / 1024 / max(1, appended),
     )
 
@@ -276,7 +322,8 @@ def run(
                     print(
                         f"  {backend:10} batch={batch:<5} writers={writers}  {r.events:>7,} events "
                         f"in {r.seconds:7.2f}s  {r.events_per_s:>9,.0f} events/s  "
-                        f"{r.kib_written_per_event:5.1f} KiB/event written  [{status}]",
+                        f"{r.kib_written_per_event:5.1f} KiB/event written  CPU {r.cpu_us_per_event:5.1f} µs/event "
+                        f"(cores {r.cpu_busy:4.0%} busy)  append {r.append_us_per_event:5.1f} µs/event  [{status}]",
                         flush=True,
                     )
                     results.append(r)
@@ -310,11 +357,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = run(names, args.batch, args.writers, events, events_batch1, args.pg_url)
     print()
     print_table(
-        ("backend", "batch", "writers", "events", "seconds", "events/s", "KiB written/event", "verified"),
+        ("backend", "batch", "writers", "events", "seconds", "events/s", "KiB written/event", "CPU µs/event",
+         "cores busy", "append µs/event", "verified"),
         [
-            (r.backend, r.batch, r.writers, r.events, r.seconds, r.events_per_s, r.kib_written_per_event, r.verified)
+            (r.backend, r.batch, r.writers, r.events, r.seconds, r.events_per_s, r.kib_written_per_event,
+             r.cpu_us_per_event, f"{r.cpu_busy:.0%}", r.append_us_per_event, r.verified)
             for r in results
         ],
+    )  # fmt: skip
+    print(
+        "\nCPU µs/event: the writers' CPU per event; the cores can do no better than cores / it. Append µs/event: "
+        "time in the store's append per event; with one writer that is the write lock held, a serial ceiling of "
+        "1 / it however many cores."
     )
     out = args.results_dir / "ingest.json"
     doc: dict[str, Any] = {
