@@ -750,6 +750,16 @@ _RULES: Final[dict[type[Envelope], Callable[[Any, Any], State]]] = {
 }
 
 
+#: Types only an empty stream accepts: their rules refuse them on any state an earlier event of the stream left.
+#: A first attempt presumes the stream of such an event new instead of reading it (ADR 0046). A wrong presumption
+#: costs a refused append, never a wrong answer: the event is given version 1 of its stream, which the store's
+#: key then refuses.
+OPENS_STREAM: Final[frozenset[type[Envelope]]] = frozenset({
+    OrderPlaced, PaymentAuthorized, FeeCharged, AdjustmentPosted, AmlCaseOpened, FxRatePublished, ConfigPublished,
+    FxRevalued, FxPositionSettled, FileImported, LineImported, SettlementReceived, ExceptionRaised,
+})  # fmt: skip
+
+
 def evolve(state: State, event: Envelope) -> State:
     """The stream's state after ``event``, or :class:`RuleViolation` if the state refuses it."""
     return _RULES[type(event)](state, event)

@@ -25,7 +25,7 @@ from domain.catalog import VERSIONS, InvalidEvent, canonical_bytes, parse_event,
 from domain.envelope import Envelope
 from domain.ports import EventStore, NewRecord, WriteConflict
 from domain.posting_rules import RULES, entry_for_body
-from domain.rules import RuleViolation, State, evolve, initial_state, stream_id, stream_name
+from domain.rules import OPENS_STREAM, RuleViolation, State, evolve, initial_state, stream_id, stream_name
 from ledger.chain import body_hash
 from ledger.errors import QuipuError, UnbalancedEntryError
 
@@ -220,7 +220,7 @@ class LedgerService:
         results: dict[int, PostResult] = {}
         # States first, then known ids: an event another writer committed in between is then
         # seen as known (a duplicate), never as an effect already in the state (a refusal).
-        states, cached = self._load(parsed, trust_cache)
+        states, cached, presumed = self._load(parsed, trust_cache, presume_new)
         # A first attempt looks the ids up only when the answer can matter (ADR 0036): until an event is refused,
         # each is presumed new, and the store's unique event id refuses an append that holds one already recorded
         # (a write conflict: the batch is then decided again with the ids looked up first).
@@ -256,6 +256,11 @@ class LedgerService:
                     and self.store.stream_events([p.sid], [cached.pop(p.stream)]).get(p.sid)
                 ):
                     raise WriteConflict(f"stream {p.stream} was stale") from None
+                # Nor on a stream presumed new: a refusal is only ever reported on the stream as stored.
+                if p.stream in presumed:
+                    presumed.discard(p.stream)
+                    if self.store.stream_events([p.sid]).get(p.sid):
+                        raise WriteConflict(f"stream {p.stream} presumed new exists") from None
                 if known is None:
                     # The state may hold this very event's effect, recorded by an earlier post: look first.
                     known = self._known(parsed)
@@ -289,24 +294,34 @@ class LedgerService:
         """The batch's ids already recorded, as integers (hashed in C, not by ``UUID.__hash__``)."""
         return {k.int: v for k, v in self.store.known_events([p.event.event_id for p in parsed]).items()}
 
-    def _load(self, parsed: list[_Parsed], trust_cache: bool) -> tuple[dict[str, tuple[int, State]], dict[str, int]]:
-        """States by stream name (those absent are new streams), and the versions of those served from the
-        cache unchecked (``trust_cache``; otherwise a cached state catches up on newer events)."""
+    def _load(
+        self, parsed: list[_Parsed], trust_cache: bool, presume_new: bool
+    ) -> tuple[dict[str, tuple[int, State]], dict[str, int], set[str]]:
+        """States by stream name (those absent are new streams), the versions of those served from the cache
+        unchecked (``trust_cache``; otherwise a cached state catches up on newer events), and the streams presumed
+        new without a read (``presume_new``: uncached streams whose first event in the batch only an empty stream
+        accepts, ADR 0046)."""
         states: dict[str, tuple[int, State]] = {}
         cached: dict[str, int] = {}
+        presumed: set[str] = set()
         # Keyed by stream name, never by UUID: a str caches its hash, UUID.__hash__ runs in Python every time.
         to_read: dict[str, tuple[UUID, tuple[int, State] | None]] = {}
         cache = self._cache
         for p in parsed:
             name = p.stream
-            if name in states or name in to_read:
+            if name in states or name in to_read or name in presumed:
                 continue
             hit = cache.get(name)
-            if hit is not None and trust_cache:
-                states[name] = hit
-                cached[name] = hit[0]
+            if hit is not None:
+                if trust_cache:
+                    states[name] = hit
+                    cached[name] = hit[0]
+                else:
+                    to_read[name] = (p.sid, hit)
+            elif presume_new and type(p.event) in OPENS_STREAM:
+                presumed.add(name)
             else:
-                to_read[name] = (p.sid, hit)
+                to_read[name] = (p.sid, None)
         if to_read:
             pending = list(to_read.items())
             sids = [sid for _, (sid, _) in pending]
@@ -320,7 +335,7 @@ class LedgerService:
                     version = rows[-1][0]
                 if state is not None:
                     states[name] = (version, state)
-        return states, cached
+        return states, cached, presumed
 
     def _remember(self, states: dict[str, tuple[int, State]]) -> None:
         """Cache these streams' states as the most recently used, and evict the least recently used beyond the

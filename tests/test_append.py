@@ -6,7 +6,7 @@ import copy
 
 from adapters.bootstrap import Ledger
 from domain.service import LedgerService, Outcome
-from tests.factories import adjustment, authorized, captured, chargeback, ev, fee, payout, refunded, released
+from tests.factories import adjustment, authorized, captured, chargeback, ev, fee, payout, placed, refunded, released
 
 
 def outcomes(ledger: Ledger, events: list[dict[str, object]]) -> list[str]:
@@ -270,19 +270,19 @@ def test_a_shared_service_appending_alone_trusts_its_cache_until_someone_else_wr
     b = LedgerService(store, shared=True)  # type: ignore[arg-type]
     b.post([authorized("p1", "100.00")])
     b.post([authorized("p2", "100.00")])  # back to back with its first: b is alone
-    assert store.reads == [1, 1]  # each batch caught its one stream up (new streams: read whole)
+    assert store.reads == []  # an authorisation opens its stream: presumed new, not read (ADR 0046)
     b.post([captured("p1", "30.00"), captured("p2", "30.00")])
-    assert store.reads == [1, 1]  # alone: decided on the cache, no read
+    assert store.reads == []  # alone: decided on the cache, no read
     LedgerService(ledger.store).post([captured("p1", "70.00")])  # someone else moves p1 on
     assert b.post([refunded("p1", "r1", "100.00")])[0].outcome is Outcome.APPENDED  # against all 100 captured
     # On the cache the refund exceeded the 30 captured: that refusal was checked (one read: p1 had moved on), and
     # the batch decided again after catching p1 up (one more), with no write conflict.
-    assert store.conflicts == 0 and store.reads == [1, 1, 1, 1]
+    assert store.conflicts == 0 and store.reads == [1, 1]
     b.post([captured("p2", "10.00")])
-    assert len(store.reads) == 5  # not alone any more (another writer's event lay between its appends): caught up
+    assert len(store.reads) == 3  # not alone any more (another writer's event lay between its appends): caught up
     # Back to back again (positions 6 and 7): alone. A refusal on the cache is checked with one read and stands.
     assert b.post([captured("p2", "60.01")])[0].outcome is Outcome.REJECTED  # 100 authorized, 40 captured
-    assert store.reads == [1] * 6 and store.conflicts == 0
+    assert store.reads == [1] * 4 and store.conflicts == 0
     assert ledger.store.head() == 7
 
 
@@ -292,6 +292,64 @@ def test_a_refusal_on_a_current_cached_stream_stands_without_deciding_the_batch_
     results = service.post([refunded("p1", "r1", "100.00"), authorized("p2", "5.00")])  # more than captured
     assert [r.outcome.value for r in results] == ["rejected", "appended"]
     assert "refund" in (results[0].reason or "")
-    # Each batch read its new stream (p1, then p2); one more read of p1 alone proved its cached state current.
-    # The batch was decided once and appended once.
-    assert store.reads == [1, 1, 1] and (store.appends, store.conflicts) == (2, 0)
+    # The new streams were presumed new, opened by their authorisations (ADR 0046); one read of p1 alone proved
+    # its cached state current. The batch was decided once and appended once.
+    assert store.reads == [1] and (store.appends, store.conflicts) == (2, 0)
+
+
+def test_streams_opened_by_their_first_event_are_not_read(ledger: Ledger) -> None:
+    store, service = _counted(ledger)
+    results = service.post([placed("O1", "BR", "100.00"), authorized("p1", "100.00"), fee("f1", "1.00")])
+    assert [r.outcome.value for r in results] == ["appended"] * 3
+    assert (store.reads, store.lookups, store.appends, store.conflicts) == ([], 0, 1, 0)
+    # A capture needs its payment's state: a service that has not seen p1 reads it.
+    store, fresh = _counted(ledger)
+    assert fresh.post([captured("p1", "60.00")])[0].outcome is Outcome.APPENDED
+    assert store.reads == [1]
+
+
+def test_a_stream_presumed_new_that_exists_is_caught_by_its_version(ledger: Ledger) -> None:
+    a = authorized("p1", "100.00")
+    ledger.service.post([a, placed("O1", "BR", "100.00")])
+    # A fresh service's cache is empty: both streams are presumed new. Version 1 of each is taken, so the append
+    # is refused, and the batch decided again on the streams as stored: a repost is a duplicate, and a new event
+    # id for an order already placed is refused as it would have been with a read.
+    for event, outcome, position, reason in [
+        (a, "duplicate", 1, None),
+        (placed("O1", "BR", "100.00"), "rejected", None, "payload.order_id: order O1 was already placed"),
+    ]:
+        store, fresh = _counted(ledger)
+        result = fresh.post([event])[0]
+        assert (result.outcome.value, result.position, result.reason) == (outcome, position, reason)
+        assert (store.appends, store.conflicts) == (1, 1)
+    assert ledger.store.head() == 2
+
+
+def test_an_in_batch_refusal_on_a_stream_presumed_new_is_checked_against_the_store(ledger: Ledger) -> None:
+    ledger.service.post([authorized("p1", "100.00")])
+    store, fresh = _counted(ledger)
+    # The second authorisation is refused on the first one's in-batch state; before that refusal stands, the
+    # store is asked whether p1 really was new. It was not: the batch is decided again from the store, and the
+    # first is refused too, with no append tried.
+    results = fresh.post([authorized("p1", "80.00"), authorized("p1", "70.00")])
+    assert [r.outcome.value for r in results] == ["rejected", "rejected"]
+    assert all("already authorized" in (r.reason or "") for r in results)
+    assert (store.appends, store.conflicts) == (0, 0)
+    assert ledger.store.head() == 1
+
+
+def test_a_refusal_on_a_stream_presumed_new_is_checked_against_the_store(ledger: Ledger) -> None:
+    lines = [
+        ("seller:S1:available:BRL", "debit", "10.00", "BRL"),
+        ("platform:main:adjustments:BRL", "credit", "10.00", "BRL"),
+    ]
+    assert ledger.service.post([adjustment("a1", lines)])[0].outcome is Outcome.APPENDED
+    store, fresh = _counted(ledger)
+    unbalanced = adjustment("a1", [lines[0], ("platform:main:adjustments:MXN", "credit", "10.00", "MXN")])
+    result = fresh.post([unbalanced])[0]
+    # On the presumed empty stream only the balance could refuse it; the store shows a1 booked already, and that
+    # is the refusal reported, as it is without the presumption. Nothing was appended.
+    assert result.outcome is Outcome.REJECTED
+    assert "already booked" in (result.reason or ""), result.reason
+    assert store.reads == [1, 1] and (store.appends, store.conflicts) == (0, 0)
+    assert ledger.store.head() == 1
