@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from domain.catalog import EVENT_TYPES, MAX_EVENT_BYTES, InvalidEvent, canonical_bytes, json_schemas, parse_event
-from tests.factories import adjustment, authorized, captured
+from tests.factories import adjustment, authorized, captured, fee
 
 Mutation = Callable[[dict[str, Any]], None]
 
@@ -58,6 +58,22 @@ BAD: list[tuple[str, Mutation, str]] = [
     ("empty source", _set("source", ""), "source:"),
     ("bad id characters", _set("payload.payment_id", "p 1;DROP"), "payload.payment_id:"),
 ]
+#: Only an authorisation carries a payment method.
+BAD_AUTHORIZATION: list[tuple[str, Mutation, str]] = [
+    ("unknown method", _set("payload.method.kind", "cash"), "payload.method.kind: 'cash' is not one of 'card', 'pix'"),
+    ("huge method", _set("payload.method.kind", "1" + "0" * 5000), "payload.method.kind: '1000000000000000"),
+]
+
+
+@pytest.mark.parametrize(("name", "mutate", "message"), BAD_AUTHORIZATION, ids=[b[0] for b in BAD_AUTHORIZATION])
+def test_a_bad_payment_method_is_named_and_never_repeated_at_length(name: str, mutate: Mutation, message: str) -> None:
+    doc = authorized("p1", "10.00")
+    mutate(doc)
+    for raw in (doc, orjson.dumps(doc)):
+        with pytest.raises(InvalidEvent) as info:
+            parse_event(raw)
+        assert message in str(info.value), str(info.value)
+        assert len(str(info.value)) < 200
 
 
 @pytest.mark.parametrize(("name", "mutate", "message"), BAD, ids=[b[0] for b in BAD])
@@ -185,3 +201,34 @@ def test_every_event_of_the_default_demo_month_is_valid() -> None:
         except InvalidEvent as exc:
             problems.append(str(exc))
     assert problems == []
+
+
+def test_text_and_parsed_document_give_the_same_event_for_every_demo_event() -> None:
+    # Text usually takes the short way (the model the type and version in it name), a dict the full one.
+    from benchmarks.common import demo_lines
+
+    for line in demo_lines(7, 600):
+        text = line.encode() if isinstance(line, str) else line
+        assert parse_event(text) == parse_event(orjson.loads(text))
+
+
+def test_the_type_hint_in_the_text_never_decides_the_type() -> None:
+    doc = fee("f1", "1.00")
+    text = orjson.dumps(doc)
+    # Repeated keys: the last one counts, as in every JSON parser here. The hint finds the first.
+    repeated = text[:-1] + b',"type":"order.placed"}'
+    with pytest.raises(InvalidEvent) as exc:
+        parse_event(repeated)
+    assert any(p.startswith("payload.order_id: Field required") for p in exc.value.problems), exc.value.problems
+    # A hint inside the payload, before the top-level fields: ignored for the real ones.
+    doc_first = {"payload": {**doc["payload"], "type": "order.placed", "schema_version": 1}}
+    nested = orjson.dumps({**doc_first, **{k: v for k, v in doc.items() if k != "payload"}})
+    with pytest.raises(InvalidEvent) as exc:
+        parse_event(nested)
+    assert exc.value.problems == [
+        "payload.type: Extra inputs are not permitted",
+        "payload.schema_version: Extra inputs are not permitted",
+    ]
+    # Fields in another order (no hint) are the same event.
+    reordered = orjson.dumps(dict(reversed(list(doc.items()))))
+    assert parse_event(reordered) == parse_event(text)
