@@ -343,8 +343,9 @@ class LedgerService:
         cache = self._cache
         move_to_end = cache.move_to_end
         for name, vs in states.items():
+            if name in cache:  # a new key goes to the end by itself; a known one must be moved there
+                move_to_end(name)
             cache[name] = vs
-            move_to_end(name)
         while len(cache) > self._cache_max:
             cache.popitem(last=False)
 

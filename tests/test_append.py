@@ -353,3 +353,17 @@ def test_a_refusal_on_a_stream_presumed_new_is_checked_against_the_store(ledger:
     assert "already booked" in (result.reason or ""), result.reason
     assert store.reads == [1, 1] and (store.appends, store.conflicts) == (0, 0)
     assert ledger.store.head() == 1
+
+
+def test_the_stream_cache_evicts_the_least_recently_used(ledger: Ledger) -> None:
+    store = _Counting(ledger)
+    service = LedgerService(store, cache_streams=2)  # type: ignore[arg-type]
+    for event in [authorized("p1", "100.00"), authorized("p2", "100.00"), captured("p1", "10.00")]:
+        service.post([event])
+    # p1 was used after p2, so a third stream evicts p2.
+    service.post([authorized("p3", "100.00")])
+    assert store.reads == []
+    assert service.post([captured("p1", "10.00")])[0].outcome is Outcome.APPENDED
+    assert store.reads == []  # p1 still cached
+    assert service.post([captured("p2", "10.00")])[0].outcome is Outcome.APPENDED
+    assert store.reads == [1]  # p2 was evicted: read again

@@ -88,8 +88,11 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
             # One executemany instead of the library's row-by-row inserts: the chain links each
             # event by its stream and version (the table's key), not by rowid, which VACUUM may
             # renumber, so no per-row lastrowid is needed.
-            rows = [(r.stream_id.hex, r.version, r.topic, r.body) for r in records]
-            c.executemany(self.insert_events_statement, rows)
+            streams = [r.stream_id.hex for r in records]  # once for both tables (a UUID's hex is made each time)
+            c.executemany(
+                self.insert_events_statement,
+                [(stream, r.version, r.topic, r.body) for stream, r in zip(streams, records, strict=True)],
+            )
             # The inserts above took SQLite's write lock, so the head read here is the head
             # this batch extends: no other writer can commit in between.
             c.execute(f"SELECT position, chain_sha256, recorded_at_us FROM {CHAIN} ORDER BY position DESC LIMIT 1")
@@ -100,9 +103,9 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
             c.executemany(
                 f"INSERT INTO {CHAIN} VALUES (?,?,?,?,?,?,?)",
                 [
-                    (ln.position, r.stream_id.hex, r.version, ln.event_id.bytes, ln.recorded_at_us, ln.body_sha256,
+                    (ln.position, stream, r.version, ln.event_id.bytes, ln.recorded_at_us, ln.body_sha256,
                      ln.chain_sha256)
-                    for ln, r in zip(links, records, strict=True)
+                    for ln, stream, r in zip(links, streams, records, strict=True)
                 ],
             )  # fmt: skip
             return [ln.position for ln in links]
