@@ -19,10 +19,14 @@ from eventsourcing.sqlite import (
 )
 
 from adapters.store.append import NO_LIMIT, append_via
+from adapters.store.append_lock import AppendLock
 from adapters.store.mapper import PydanticMapper
 from domain.envelope import Envelope
 from domain.ports import NewRecord, Recorded
 from ledger.chain import GENESIS, extend
+
+#: How long a writer waits for its turn, SQLite's lock timeout included, before the append fails as "locked".
+LOCK_TIMEOUT = 60
 
 EVENTS = "quipu_events"
 CHAIN = "quipu_event_chain"
@@ -111,20 +115,30 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
             return [ln.position for ln in links]
 
 
+def append_lock_path(path: Path) -> Path:
+    """The lock file the writers of the ledger at ``path`` take turns on (beside SQLite's ``-wal`` and ``-shm``)."""
+    return path.with_name(path.name + "-append.lock")
+
+
 class SQLiteEventStore:
     """:class:`domain.ports.EventStore` on one SQLite file."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.datastore = SQLiteDatastore(str(path), lock_timeout=60, pool_size=4)
+        self.datastore = SQLiteDatastore(str(path), lock_timeout=LOCK_TIMEOUT, pool_size=4)
         self.datastore.pool.close()
-        self.datastore.pool = TunedSQLitePool(db_name=str(path), lock_timeout=60, pool_size=4)
+        self.datastore.pool = TunedSQLitePool(db_name=str(path), lock_timeout=LOCK_TIMEOUT, pool_size=4)
         self.recorder = ChainedSQLiteRecorder(self.datastore, events_table_name=EVENTS)
         self.mapper = PydanticMapper()
         self.recorder.create_table()
+        self._append_lock: AppendLock | None = None
+        """Made at the first append: a ledger only read needs no lock file."""
 
     def close(self) -> None:
+        if self._append_lock is not None:
+            self._append_lock.close()
+            self._append_lock = None
         self.datastore.close()
 
     def known_events(self, event_ids: Sequence[UUID]) -> dict[UUID, tuple[int, bytes]]:
@@ -168,7 +182,12 @@ class SQLiteEventStore:
         return out
 
     def append(self, records: Sequence[NewRecord]) -> list[int]:
-        return append_via(self.recorder, records)
+        # Writers take turns on a file lock before SQLite's own (ADR 0047): a writer waiting in SQLite's busy
+        # handler sleeps in steps of up to 100 ms and starts late; one waiting on the lock starts at once.
+        if self._append_lock is None:
+            self._append_lock = AppendLock(append_lock_path(self.path), LOCK_TIMEOUT)
+        with self._append_lock:
+            return append_via(self.recorder, records)
 
     def read(self, after: int, limit: int, to_position: int | None = None) -> list[Recorded]:
         upper = to_position if to_position is not None else NO_LIMIT
