@@ -282,20 +282,20 @@ class ReconExceptionState:
 State = OrderState | PaymentState | OnceState | WalletState | CaseState | ReconExceptionState
 
 
+#: The empty state of each kind of stream, made once and shared: states are frozen, and evolve makes new ones.
+_INITIAL: Final[dict[str, State]] = {
+    "order": OrderState(),
+    "payment": PaymentState(),
+    "wallet": WalletState(),
+    "amlcase": CaseState(),
+    "reconexc": ReconExceptionState(),
+}
+_ONCE: Final = OnceState()
+
+
 def initial_state(name: str) -> State:
-    """The empty state of a stream, chosen by the stream's kind."""
-    kind = name.split(":", 1)[0]
-    if kind == "order":
-        return OrderState()
-    if kind == "payment":
-        return PaymentState()
-    if kind == "wallet":
-        return WalletState()
-    if kind == "amlcase":
-        return CaseState()
-    if kind == "reconexc":
-        return ReconExceptionState()
-    return OnceState()
+    """The empty state of a stream, chosen by the stream's kind (one event only, for the kinds not named)."""
+    return _INITIAL.get(name.partition(":")[0], _ONCE)
 
 
 def _money(amount: Amount) -> str:

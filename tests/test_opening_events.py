@@ -4,6 +4,7 @@ answer, but it is checked here on every stream state the events page's example s
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from pathlib import Path
 from types import ModuleType
@@ -12,7 +13,20 @@ import pytest
 
 from domain.catalog import parse_event, to_current
 from domain.envelope import Envelope
-from domain.rules import OPENS_STREAM, RuleViolation, State, evolve, initial_state, stream_name
+from domain.rules import (
+    OPENS_STREAM,
+    CaseState,
+    OnceState,
+    OrderState,
+    PaymentState,
+    ReconExceptionState,
+    RuleViolation,
+    State,
+    WalletState,
+    evolve,
+    initial_state,
+    stream_name,
+)
 
 
 def _story_script() -> ModuleType:
@@ -55,3 +69,16 @@ def test_each_opening_type_opens_its_stream_in_the_story() -> None:
         if type(e) in OPENS_STREAM:
             assert name not in seen, f"{e.type} is not the first event of {name}"
         seen.add(name)
+
+
+@pytest.mark.parametrize(
+    ("name", "cls"),
+    [("order:O1", OrderState), ("payment:p1", PaymentState), ("wallet:S1", WalletState), ("amlcase:C1", CaseState),
+     ("reconexc:E1", ReconExceptionState), ("fee:f1", OnceState), ("adjustment:a1", OnceState)],
+)  # fmt: skip
+def test_a_new_stream_starts_from_its_kinds_empty_state_which_nothing_can_change(name: str, cls: type) -> None:
+    state = initial_state(name)
+    assert state == cls()
+    # One empty state is shared by every new stream of its kind: it must be frozen.
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        object.__getattribute__(state, "__setattr__")(dataclasses.fields(state)[0].name, None)
