@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import sqlite3
 import sys
 import tempfile
 import time
@@ -53,8 +54,9 @@ def _writer(path: Path, events: int, ready: Barrier, results: mp.Queue[tuple[flo
     results.put((time.perf_counter() - started, time.process_time() - cpu))
 
 
-def run(writers: int, events: int) -> tuple[float, float]:
-    """Events/s and CPU µs per event for ``writers`` processes saving ``events`` in all."""
+def run(writers: int, events: int) -> tuple[float, float, int]:
+    """Events/s, CPU µs per event, and the events the file holds afterwards, for ``writers`` processes saving
+    ``events`` in all."""
     with tempfile.TemporaryDirectory(prefix="quipu-library-floor-") as tmp:
         path = Path(tmp) / "library.db"
         _configure(path)
@@ -75,7 +77,9 @@ def run(writers: int, events: int) -> tuple[float, float]:
         for p in procs:
             p.join()
         total = per_writer * writers
-        return total / seconds, cpu * 1e6 / total
+        with sqlite3.connect(path) as conn:
+            stored = int(conn.execute("SELECT count(*) FROM stored_events").fetchone()[0])
+        return total / seconds, cpu * 1e6 / total, stored
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -84,9 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--events", type=int, default=40_000)
     args = ap.parse_args(argv)
     for writers in args.writers:
-        rate, cpu = run(writers, args.events)
+        rate, cpu, stored = run(writers, args.events)
         print(f"eventsourcing Application.save, SQLite, {writers} writer(s), {BATCH:,} per call: "
-              f"{rate:,.0f} events/s, {cpu:.1f} µs CPU per event", flush=True)  # fmt: skip
+              f"{rate:,.0f} events/s, {cpu:.1f} µs CPU per event ({stored:,} events stored)", flush=True)  # fmt: skip
     print(probe_note(machine(None)))
     return 0
 

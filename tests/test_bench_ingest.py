@@ -20,3 +20,12 @@ def test_a_short_case_appends_everything_and_reports_its_costs(ledger_url: str, 
     assert result.cpu_us_per_event > 0
     assert 0 < result.append_us_per_event * result.events / 1e6 <= result.slowest_writer_s * writers
     assert result.cpu_busy > 0
+
+
+def test_the_library_yardstick_saves_and_reports_its_costs() -> None:
+    from benchmarks.library_floor import run as library_run
+
+    rate, cpu_us, stored = library_run(writers=2, events=2000)
+    assert stored == 2000
+    assert rate > 0
+    assert cpu_us > 0
