@@ -289,6 +289,12 @@ RULES: Final[dict[tuple[str, int], Callable[[Doc], JournalEntry | None]]] = {
 BOOKING_TYPES: Final = frozenset(kind for kind, _ in RULES)
 
 
+def books(kind: str, schema_version: int) -> bool:
+    """Whether events of this type and version have a posting rule (it may still book nothing for a given event, as
+    a chargeback lost does)."""
+    return (kind, schema_version) in RULES
+
+
 def entry_for_doc(doc: Doc) -> JournalEntry | None:
     """The entry a stored event document books (UnbalancedEntryError if it would not balance)."""
     rule = RULES.get((doc["type"], doc["schema_version"]))
