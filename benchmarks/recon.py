@@ -29,6 +29,7 @@ from typing import Any
 
 from adapters import reconcile
 from adapters.bootstrap import open_ledger
+from adapters.views.sqlite_views import SQLiteViewStore
 from benchmarks.common import (
     DEFAULT_RESULTS_DIR,
     default_pg_url,
@@ -68,15 +69,15 @@ def populate(url: str, n: int) -> int:
             batch_net[batch] = batch_net.get(batch, 0) + gross - report_fee
         settlements = []
         for k, (batch, net) in enumerate(sorted(batch_net.items())):
-            paid = batch.split("-")[2]
-            value = f"{paid[:4]}-{paid[4:6]}-{paid[6:]}"
+            paid_on = batch.split("-")[2]
+            value = f"{paid_on[:4]}-{paid_on[4:6]}-{paid_on[6:]}"
             eid = f"00000000-0000-4000-9000-{k:012x}"
             settlements.append(("cielo", batch, "BRL", net, 0, value, 1, eid))
             lines.append((batch, "f" * 64, n + 10 + k, "cielo.csv", "cielo", "processor", "payout", None, "debit",
                           "BRL", None, None, net, value, value, None, eid))  # fmt: skip
             lines.append((batch, "b" * 64, k + 1, "bank.xml", "bank-main", "bank", "bank_credit", None, "credit",
                           "BRL", None, None, net, value, value, None, eid))  # fmt: skip
-        ins = ledger.views.conn.executemany if ledger.dialect == "sqlite" else None
+        ins = ledger.views.conn.executemany if isinstance(ledger.views, SQLiteViewStore) else None
         _insert(ledger, "recon_items", items, ins)
         _insert(ledger, "recon_lines", lines, ins)
         _insert(ledger, "recon_settlements", settlements, ins)

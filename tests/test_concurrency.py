@@ -34,7 +34,7 @@ def _writer(url: str, events: list[bytes], seed: int, out: Any, shared: bool) ->
 def test_concurrent_writers_lose_and_duplicate_nothing(ledger_url: str, shared: bool) -> None:
     with open_ledger(ledger_url):
         pass  # create the schema once, before the writers race
-    shared = [authorized(f"p{i}", "100.00") for i in range(60)] + [released(f"L{i}", "10.00") for i in range(30)]
+    shared_events = [authorized(f"p{i}", "100.00") for i in range(60)] + [released(f"L{i}", "10.00") for i in range(30)]
     per_writer: list[list[dict[str, Any]]] = []
     for w in range(WRITERS):
         own = [captured(f"p{i}", "60.00") for i in range(60)]  # each writer races for the same captures
@@ -47,7 +47,7 @@ def test_concurrent_writers_lose_and_duplicate_nothing(ledger_url: str, shared: 
         rng = random.Random(w)
         # Each writer posts every shared event (in its own order) before its racing ones, so
         # when it races, the authorizations and releases are in the store.
-        mine, racing = shared[:], per_writer[w][:]
+        mine, racing = shared_events[:], per_writer[w][:]
         rng.shuffle(mine)
         rng.shuffle(racing)
         raw = [orjson.dumps(e) for e in mine + racing]
@@ -68,8 +68,8 @@ def test_concurrent_writers_lose_and_duplicate_nothing(ledger_url: str, shared: 
         assert totals["appended"] == len(records) == ledger.store.head()
         assert totals["conflict"] == 0
         # Every shared event is stored exactly once; the other copies were duplicates.
-        assert {str(e["event_id"]) for e in shared} <= {str(i) for i in ids}
-        assert totals["duplicate"] == (WRITERS - 1) * len(shared)
+        assert {str(e["event_id"]) for e in shared_events} <= {str(i) for i in ids}
+        assert totals["duplicate"] == (WRITERS - 1) * len(shared_events)
         # No payment was captured beyond its authorization: exactly one 60.00 capture each.
         captures = [r for r in records if r.topic == "payment.captured"]
         assert len(captures) == 60

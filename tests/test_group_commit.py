@@ -51,7 +51,10 @@ def test_requests_arriving_during_a_commit_share_the_next_one(ledger: Ledger) ->
     assert calls == [1, 29]  # two transactions for thirty requests
     assert committer.groups == 2
     assert all(len(a) == 1 and a[0].index == 0 and a[0].outcome.value == "appended" for a in answers)
-    positions = [a[0].position for a in answers]
+    positions: list[int] = []
+    for a in answers:
+        assert a[0].position is not None
+        positions.append(a[0].position)
     assert positions == sorted(positions) and len(set(positions)) == 30  # arrival order is log order
     assert ledger.store.head() == 30
 
@@ -62,7 +65,7 @@ def test_each_request_gets_its_own_results_decided_in_arrival_order(ledger: Ledg
     committer = _committer(ledger, calls, gate)
     auth = authorized("p1", "50.00")
 
-    async def scenario() -> list[list[PostResult]]:
+    async def scenario() -> tuple[list[PostResult], list[PostResult], list[PostResult], list[PostResult]]:
         blocker = asyncio.ensure_future(committer.post([_raw(authorized("p0", "1.00"))]))
         await asyncio.sleep(0.05)
         batch = asyncio.ensure_future(committer.post([_raw(auth), _raw(captured("p1", "60.00"))]))
@@ -186,7 +189,7 @@ def test_with_a_committer_process_two_groups_are_in_flight_and_each_request_gets
     send = committer.send
 
     def counting_send(
-        batch: Prepared, trace: dict[str, str], links: Sequence[Link]
+        batch: Prepared | Sequence[bytes], trace: dict[str, str], links: Sequence[Link]
     ) -> asyncio.Future[list[PostResult]]:
         nonlocal in_flight, most
         answer = send(batch, trace, links)

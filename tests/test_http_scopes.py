@@ -104,7 +104,8 @@ def _token(scope: str, key: str = SECRET, **changes: Any) -> str:
 def _unsigned(scope: str) -> str:
     """An ``alg: none`` token: the JWT attack that needs no key."""
     now = dt.datetime.now(dt.UTC)
-    return jwt.encode({"iss": "quipu", "sub": "x", "scope": scope, "exp": now + dt.timedelta(minutes=5)}, None,
+    # "" is PyJWT's typed spelling of "no key" for alg none (NoneAlgorithm.prepare_key turns it into None).
+    return jwt.encode({"iss": "quipu", "sub": "x", "scope": scope, "exp": now + dt.timedelta(minutes=5)}, "",
                       algorithm="none")  # fmt: skip
 
 
@@ -132,7 +133,11 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 def _call(client: TestClient, method: str, path: str, **kwargs: Any) -> httpx.Response:
     content = JUNK_BODY if method in ("POST", "PUT", "PATCH") else None
     headers = {"Content-Type": "application/json", **kwargs.pop("headers", {})}
-    return client.request(method, _url(path), params=JUNK_QUERY, content=content, headers=headers, **kwargs)
+    # Starlette types TestClient against httpx2, which is not installed, so mypy sees its responses as Any.
+    response: httpx.Response = client.request(
+        method, _url(path), params=JUNK_QUERY, content=content, headers=headers, **kwargs
+    )
+    return response
 
 
 def _assert_401(response: httpx.Response, error: str, where: str) -> None:
@@ -230,7 +235,8 @@ def _console(client: TestClient, method: str, path: str, session: str | None) ->
         # A form with the session's own CSRF token, so a refusal is about the scope and not the form.
         data = {"csrf": csrf_token(SECRET.encode(), session or ""), "resolution": "nope", "action": "nope"}
     try:
-        return client.request(method, _url(path), data=data)
+        response: httpx.Response = client.request(method, _url(path), data=data)  # Any to mypy, as in _call
+        return response
     finally:
         client.cookies.clear()
 

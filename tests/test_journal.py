@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -68,13 +71,13 @@ amounts = st.integers(min_value=1, max_value=10**9).map(lambda n: f"{n // 100}.{
 
 
 @given(amounts, st.sampled_from([captured, refunded, chargeback, fee, released, payout]))
-def test_every_posting_rule_books_a_balanced_entry(value: str, make: object) -> None:
+def test_every_posting_rule_books_a_balanced_entry(value: str, make: Callable[..., dict[str, Any]]) -> None:
     if make is refunded or make is chargeback:
-        doc = make("p1", "x1", value)  # type: ignore[operator]
+        doc = make("p1", "x1", value)
     elif make is captured:
-        doc = make("p1", value)  # type: ignore[operator]
+        doc = make("p1", value)
     else:
-        doc = make("id1", value)  # type: ignore[operator]
+        doc = make("id1", value)
     entry = entry_for(parse_event(doc))
     assert entry is not None
     assert all(d == c for d, c in entry.totals().values())

@@ -9,9 +9,9 @@ import pytest
 
 from adapters import config_files, settlement
 from adapters.bootstrap import open_ledger
-from adapters.store.sqlite_store import WAL_AUTOCHECKPOINT_PAGES
+from adapters.store.sqlite_store import WAL_AUTOCHECKPOINT_PAGES, SQLiteEventStore
 from adapters.views import migrate
-from adapters.views.migrate import Migration, MigrationError, migrations, pending
+from adapters.views.migrate import Dialect, Migration, MigrationError, migrations, pending
 from domain.settlement.run import plan
 from tests.factories import authorized, captured, placed
 
@@ -67,7 +67,8 @@ def test_migration_sha_is_over_its_text() -> None:
 def test_the_embedded_store_commits_with_full_durability(tmp_path: Path) -> None:
     with open_ledger(f"sqlite:///{tmp_path}/l.db") as ledger:
         assert ledger.dialect == "sqlite"
-        with ledger.store.datastore.transaction(commit=False) as c:  # type: ignore[union-attr]
+        assert isinstance(ledger.store, SQLiteEventStore)
+        with ledger.store.datastore.transaction(commit=False) as c:
             c.execute("PRAGMA synchronous")
             assert c.fetchone()[0] == 2  # FULL: an acknowledged event survives a power cut
             c.execute("PRAGMA journal_mode")
@@ -94,15 +95,15 @@ def test_upgrading_past_0014_rebuilds_holds_two_sellers_shared_an_id(
 ) -> None:
     """A store made before 0014 kept one row for two sellers' reserves held the same day;
     upgrading re-keys the table and sets the settlement projection back so both come back."""
-    dialect = "sqlite" if ledger_url.startswith("sqlite") else "postgresql"
+    dialect: Dialect = "sqlite" if ledger_url.startswith("sqlite") else "postgresql"
     old = tmp_path / "old" / dialect
     old.mkdir(parents=True)
     for m in migrations(dialect):
         if m.version < 14:
             (old / f"{m.version:04d}_{m.name}.sql").write_text(m.sql)
     day = dt.date(2026, 10, 1)
-    with monkeypatch.context() as m:
-        m.setattr(migrate, "ROOT", old.parent)
+    with monkeypatch.context() as patch:
+        patch.setattr(migrate, "ROOT", old.parent)
         with open_ledger(ledger_url) as ledger:
             for s in ("MX-S7-003", "S-MX-RISK"):
                 sale = [placed(f"o-p-{s}", "MX", "100.00", "MXN", s), authorized(f"p-{s}", "100.00", "MXN", s),

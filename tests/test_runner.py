@@ -30,7 +30,7 @@ def test_two_runners_racing_apply_each_batch_once(ledger_url: str, read_ahead: b
         a.runner.batch_size = b.runner.batch_size = 100
         a.runner.read_ahead = b.runner.read_ahead = read_ahead
         _fill(a)
-        interleaved = []
+        interleaved: list[int] = []
 
         def b_runs_in_the_middle(position: int, head: int) -> None:
             if not interleaved:

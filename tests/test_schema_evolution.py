@@ -18,7 +18,7 @@ from tests.factories import authorized, captured
 def captured_v2(pid: str, value: str, reference: str | None) -> dict[str, object]:
     event = captured(pid, value)
     event["schema_version"] = 2
-    event["payload"]["acquirer_reference"] = reference  # type: ignore[index]
+    event["payload"]["acquirer_reference"] = reference
     return event
 
 

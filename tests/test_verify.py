@@ -29,8 +29,8 @@ def raw_sql(ledger: Ledger) -> Iterator[Any]:
             conn.close()
     else:
         target = parse_pg_url(ledger.url)
-        with psycopg.connect(target.conninfo, autocommit=True, options=f"-c search_path={target.schema}") as conn:
-            yield conn
+        with psycopg.connect(target.conninfo, autocommit=True, options=f"-c search_path={target.schema}") as pg_conn:
+            yield pg_conn
 
 
 def _fill(ledger: Ledger, n: int = 12) -> None:
