@@ -19,7 +19,7 @@ from eventsourcing.persistence import OperationalError
 from adapters.bootstrap import open_ledger
 from adapters.store import append_lock
 from adapters.store.append_lock import AppendLock
-from adapters.store.sqlite_store import append_lock_path
+from adapters.store.sqlite_store import SQLiteEventStore, append_lock_path
 from tests.factories import authorized
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,3 +183,21 @@ def test_the_store_takes_the_lock_only_to_append(tmp_path: Path) -> None:
         assert ledger.service.post([authorized("p1", "10.00")])[0].outcome.value == "appended"
         assert append_lock_path(db).exists()
         assert _probe(append_lock_path(db)) == "free"  # held only while appending
+
+
+def test_a_forked_child_opens_its_own_lock_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Quipu starts its processes with spawn, but a program that forks after an append must not share the open
+    # file (and so the lock) with its parent. A new process id is what the store checks.
+    import os
+
+    with open_ledger(f"sqlite:///{tmp_path / 'quipu.db'}") as ledger:
+        store = ledger.store
+        assert isinstance(store, SQLiteEventStore)
+        ledger.service.post([authorized("p1", "10.00")])
+        first = store._append_lock
+        assert first is not None and first.pid == os.getpid()
+        monkeypatch.setattr(os, "getpid", lambda: first.pid + 1)
+        ledger.service.post([authorized("p2", "10.00")])
+        assert store._append_lock is not first
+        assert store._append_lock is not None and store._append_lock.pid == first.pid + 1
+        assert ledger.store.head() == 2

@@ -29,6 +29,8 @@ class AppendLock:
         self.path = path
         self.timeout = timeout
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self.pid = os.getpid()
+        """The process that opened the file: a forked child shares the open file, and so its lock."""
         # flock belongs to the open file, which this process's threads share: they queue on this first.
         self._threads = threading.Lock()
         self._handover = threading.Lock()

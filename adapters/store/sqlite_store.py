@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -184,7 +185,8 @@ class SQLiteEventStore:
     def append(self, records: Sequence[NewRecord]) -> list[int]:
         # Writers take turns on a file lock before SQLite's own (ADR 0047): a writer waiting in SQLite's busy
         # handler sleeps in steps of up to 100 ms and starts late; one waiting on the lock starts at once.
-        if self._append_lock is None:
+        if self._append_lock is None or self._append_lock.pid != os.getpid():
+            # A forked child gets its own open file: sharing its parent's, both would hold the lock at once.
             self._append_lock = AppendLock(append_lock_path(self.path), LOCK_TIMEOUT)
         with self._append_lock:
             return append_via(self.recorder, records)
