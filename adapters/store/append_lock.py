@@ -9,17 +9,22 @@ writers, it guards nothing.
 
 A wait is bounded, as SQLite's own is: after ``timeout`` seconds the append fails with the same
 ``OperationalError`` a locked database gives, which every caller already treats as "try again later".
+
+POSIX only (``flock``); on Windows the store appends without it, waiting in SQLite's busy handler as before.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
+import sys
 import threading
 from pathlib import Path
 from types import TracebackType
 
 from eventsourcing.persistence import OperationalError
+
+if sys.platform != "win32":
+    import fcntl
 
 
 class AppendLock:

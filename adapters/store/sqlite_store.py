@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -185,6 +186,8 @@ class SQLiteEventStore:
     def append(self, records: Sequence[NewRecord]) -> list[int]:
         # Writers take turns on a file lock before SQLite's own (ADR 0047): a writer waiting in SQLite's busy
         # handler sleeps in steps of up to 100 ms and starts late; one waiting on the lock starts at once.
+        if sys.platform == "win32":  # no flock there
+            return append_via(self.recorder, records)
         if self._append_lock is None or self._append_lock.pid != os.getpid():
             # A forked child gets its own open file: sharing its parent's, both would hold the lock at once.
             self._append_lock = AppendLock(append_lock_path(self.path), LOCK_TIMEOUT)
