@@ -220,7 +220,7 @@ class LedgerService:
         results: dict[int, PostResult] = {}
         # States first, then known ids: an event another writer committed in between is then
         # seen as known (a duplicate), never as an effect already in the state (a refusal).
-        states, cached, presumed = self._load(parsed, trust_cache, presume_new)
+        states, unread = self._load(parsed, trust_cache, presume_new)
         # A first attempt looks the ids up only when the answer can matter (ADR 0036): until an event is refused,
         # each is presumed new, and the store's unique event id refuses an append that holds one already recorded
         # (a write conflict: the batch is then decided again with the ids looked up first).
@@ -246,21 +246,12 @@ class LedgerService:
                 if p.unbooked is not None:
                     raise UnbalancedEntryError(p.unbooked)
             except (RuleViolation, UnbalancedEntryError) as exc:
-                # Another process may have moved this stream on since we cached it: never refuse on a stale
-                # state. If the log holds newer events of it, decide the batch again from the store; if not,
-                # the state was current and the refusal stands (one small read, not a second decision of the
-                # whole batch: ADR 0043).
-                if (
-                    isinstance(exc, RuleViolation)
-                    and p.stream in cached
-                    and self.store.stream_events([p.sid], [cached.pop(p.stream)]).get(p.sid)
-                ):
-                    raise WriteConflict(f"stream {p.stream} was stale") from None
-                # Nor on a stream presumed new: a refusal is only ever reported on the stream as stored.
-                if p.stream in presumed:
-                    presumed.discard(p.stream)
-                    if self.store.stream_events([p.sid]).get(p.sid):
-                        raise WriteConflict(f"stream {p.stream} presumed new exists") from None
+                # A refusal is only ever reported on the stream as stored. A state taken from the cache (ADR
+                # 0043) or presumed new (ADR 0046) was not read: if the log holds newer events of the stream,
+                # decide the batch again from the store; if not, the state was current and the refusal stands
+                # (one small read, not a second decision of the whole batch).
+                if p.stream in unread and self.store.stream_events([p.sid], [unread.pop(p.stream)]).get(p.sid):
+                    raise WriteConflict(f"stream {p.stream} was not read and has moved on") from None
                 if known is None:
                     # The state may hold this very event's effect, recorded by an earlier post: look first.
                     known = self._known(parsed)
@@ -296,30 +287,29 @@ class LedgerService:
 
     def _load(
         self, parsed: list[_Parsed], trust_cache: bool, presume_new: bool
-    ) -> tuple[dict[str, tuple[int, State]], dict[str, int], set[str]]:
-        """States by stream name (those absent are new streams), the versions of those served from the cache
-        unchecked (``trust_cache``; otherwise a cached state catches up on newer events), and the streams presumed
-        new without a read (``presume_new``: uncached streams whose first event in the batch only an empty stream
-        accepts, ADR 0046)."""
+    ) -> tuple[dict[str, tuple[int, State]], dict[str, int]]:
+        """States by stream name (those absent are new streams), and the versions of the streams decided on
+        without a read: served from the cache unchecked (``trust_cache``; otherwise a cached state catches up on
+        newer events), or presumed new at version 0 (``presume_new``: uncached streams whose first event in the
+        batch only an empty stream accepts, ADR 0046)."""
         states: dict[str, tuple[int, State]] = {}
-        cached: dict[str, int] = {}
-        presumed: set[str] = set()
+        unread: dict[str, int] = {}
         # Keyed by stream name, never by UUID: a str caches its hash, UUID.__hash__ runs in Python every time.
         to_read: dict[str, tuple[UUID, tuple[int, State] | None]] = {}
         cache = self._cache
         for p in parsed:
             name = p.stream
-            if name in states or name in to_read or name in presumed:
+            if name in states or name in to_read or name in unread:
                 continue
             hit = cache.get(name)
             if hit is not None:
                 if trust_cache:
                     states[name] = hit
-                    cached[name] = hit[0]
+                    unread[name] = hit[0]
                 else:
                     to_read[name] = (p.sid, hit)
             elif presume_new and type(p.event) in OPENS_STREAM:
-                presumed.add(name)
+                unread[name] = 0
             else:
                 to_read[name] = (p.sid, None)
         if to_read:
@@ -335,7 +325,7 @@ class LedgerService:
                     version = rows[-1][0]
                 if state is not None:
                     states[name] = (version, state)
-        return states, cached, presumed
+        return states, unread
 
     def _remember(self, states: dict[str, tuple[int, State]]) -> None:
         """Cache these streams' states as the most recently used, and evict the least recently used beyond the
