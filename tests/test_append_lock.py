@@ -201,3 +201,18 @@ def test_a_forked_child_opens_its_own_lock_file(tmp_path: Path, monkeypatch: pyt
         assert store._append_lock is not first
         assert store._append_lock is not None and store._append_lock.pid == first.pid + 1
         assert ledger.store.head() == 2
+
+
+def test_a_lock_file_that_cannot_be_made_leaves_appending_to_sqlite(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The lock only orders the writers: when its file cannot be opened (here a directory stands in its place),
+    # the append goes on without it, as before the lock existed, and says so once.
+    db = tmp_path / "quipu.db"
+    append_lock_path(db).mkdir()
+    with open_ledger(f"sqlite:///{db}") as ledger, caplog.at_level("WARNING", logger="quipu.store"):
+        results = ledger.service.post([authorized("p1", "10.00")]) + ledger.service.post([authorized("p2", "10.00")])
+        assert [r.outcome.value for r in results] == ["appended", "appended"]
+        assert ledger.store.head() == 2
+    warnings = [r.getMessage() for r in caplog.records if r.name == "quipu.store"]
+    assert len(warnings) == 1 and "without the writers' lock file" in warnings[0], warnings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import sys
@@ -26,6 +27,8 @@ from adapters.store.mapper import PydanticMapper
 from domain.envelope import Envelope
 from domain.ports import NewRecord, Recorded
 from ledger.chain import GENESIS, extend
+
+log = logging.getLogger("quipu.store")
 
 #: How long a writer waits for its turn, SQLite's lock timeout included, before the append fails as "locked".
 LOCK_TIMEOUT = 60
@@ -136,6 +139,7 @@ class SQLiteEventStore:
         self.recorder.create_table()
         self._append_lock: AppendLock | None = None
         """Made at the first append: a ledger only read needs no lock file."""
+        self._lock_unavailable = False
 
     def close(self) -> None:
         if self._append_lock is not None:
@@ -186,13 +190,29 @@ class SQLiteEventStore:
     def append(self, records: Sequence[NewRecord]) -> list[int]:
         # Writers take turns on a file lock before SQLite's own (ADR 0047): a writer waiting in SQLite's busy
         # handler sleeps in steps of up to 100 ms and starts late; one waiting on the lock starts at once.
-        if sys.platform == "win32":  # no flock there
+        lock = self._lock()
+        if lock is None:
             return append_via(self.recorder, records)
+        with lock:
+            return append_via(self.recorder, records)
+
+    def _lock(self) -> AppendLock | None:
+        """This process's append lock, or None where there can be none: the lock only orders the writers, so
+        without it they wait in SQLite's busy handler as before (Windows has no flock; a lock file that cannot be
+        made is warned about once)."""
+        if sys.platform == "win32" or self._lock_unavailable:
+            return None
         if self._append_lock is None or self._append_lock.pid != os.getpid():
             # A forked child gets its own open file: sharing its parent's, both would hold the lock at once.
-            self._append_lock = AppendLock(append_lock_path(self.path), LOCK_TIMEOUT)
-        with self._append_lock:
-            return append_via(self.recorder, records)
+            path = append_lock_path(self.path)
+            try:
+                self._append_lock = AppendLock(path, LOCK_TIMEOUT)
+            except OSError as exc:
+                self._lock_unavailable = True
+                log.warning("appending without the writers' lock file %s (%s): writers wait in SQLite instead", path,
+                            exc)  # fmt: skip
+                return None
+        return self._append_lock
 
     def read(self, after: int, limit: int, to_position: int | None = None) -> list[Recorded]:
         upper = to_position if to_position is not None else NO_LIMIT
