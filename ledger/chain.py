@@ -68,12 +68,9 @@ def extend(
     recorded time" is a prefix of the log.
     """
     recorded = max(now_us, head_recorded_at_us)
-    recorded_bytes = _PACK(recorded)
-    sha256 = hashlib.sha256
     links = []
     previous = head_hash
-    # link_hash, inlined: the record time is packed once for the batch, and a call saved per event.
     for position, (event_id, digest) in enumerate(new, start=head_position + 1):
-        previous = sha256(previous + _PACK(position) + event_id.bytes + recorded_bytes + digest).digest()
+        previous = link_hash(previous, position, event_id, recorded, digest)
         links.append(Link(position, event_id, recorded, digest, previous))
     return links
